@@ -1,0 +1,1 @@
+"""Benchmarks: per-sample latency, time-vs-weights sweeps, latency budgets."""

@@ -1,0 +1,52 @@
+"""Float MLPs of the paper's shapes: ``Runtime.classify`` against the bare NumPy chain.
+
+    python -m bench.float_chain
+
+The bare chain is ``h = relu(h @ W + b)`` per layer, the least a Python
+program can do; ``classify`` adds input checks, softmax, entropy and the
+result object. Single-threaded BLAS, interleaved rounds, ratios.
+"""
+from .timing import interleaved, single_threaded
+
+single_threaded()
+
+import numpy as np  # noqa: E402  (after pinning BLAS threads)
+
+from runtime import Dense, Model, Runtime  # noqa: E402
+
+SHAPES = [(784, 1000, 500, 2), (784, 1000, 500, 10), (784, 2500, 2000, 1500, 1000, 500, 10),
+          (4, 8, 2)]
+
+
+def compare(sizes, seed=0):
+    rng = np.random.default_rng(seed)
+    weights = [(rng.standard_normal((n_out, n_in)) / np.sqrt(n_in)).astype(np.float32)
+               for n_in, n_out in zip(sizes, sizes[1:])]
+    biases = [np.zeros(n, np.float32) for n in sizes[1:]]
+    transposed = [np.ascontiguousarray(w.T) for w in weights]
+    layers = [Dense(w, b, "relu") for w, b in zip(weights[:-1], biases[:-1])]
+    rt = Runtime(Model(layers + [Dense(weights[-1], biases[-1])], (sizes[0],)))
+    x = rng.standard_normal(sizes[0]).astype(np.float32)
+
+    def bare_chain():
+        h = x
+        for w, b in zip(transposed[:-1], biases[:-1]):
+            h = np.maximum(h @ w + b, 0)
+        return h @ transposed[-1] + biases[-1]
+
+    weight_count = sum(w.size + b.size for w, b in zip(weights, biases))
+    calls = max(2, min(200, int(2e6 / weight_count)))
+    times = interleaved({"bare": bare_chain, "classify": lambda: rt.classify(x)}, calls=calls)
+    return weight_count, times
+
+
+def main():
+    print(f"{'net':<36} {'weights':>10} {'bare us':>9} {'classify us':>12} {'ratio':>6}")
+    for sizes in SHAPES:
+        count, times = compare(sizes)
+        print(f"{'-'.join(map(str, sizes)):<36} {count:>10,} {times['bare'] * 1e6:>9.1f} "
+              f"{times['classify'] * 1e6:>12.1f} {times['classify'] / times['bare']:>6.3f}")
+
+
+if __name__ == "__main__":
+    main()

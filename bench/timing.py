@@ -1,0 +1,30 @@
+"""Interleaved timing: candidates measured in turns, in one run, as ratios.
+
+Machines are noisy, so every candidate runs a short round in turn, many
+rounds over; the per-call time of a candidate is the median of its rounds,
+and only ratios between candidates measured this way are reported.
+"""
+import os
+import statistics
+import time
+
+
+def single_threaded():
+    """Pin BLAS and OpenMP pools to one thread (call before NumPy loads)."""
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(name, "1")
+
+
+def interleaved(candidates, calls=50, rounds=30, warmup=20):
+    """Median seconds per call of each ``name -> function()`` taking turns."""
+    for function in candidates.values():
+        for _ in range(warmup):
+            function()
+    samples = {name: [] for name in candidates}
+    for _ in range(rounds):
+        for name, function in candidates.items():
+            started = time.perf_counter()
+            for _ in range(calls):
+                function()
+            samples[name].append((time.perf_counter() - started) / calls)
+    return {name: statistics.median(times) for name, times in samples.items()}

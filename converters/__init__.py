@@ -1,0 +1,1 @@
+"""Converters from trained models (PyTorch, Keras/Larq, ONNX) to the packed format."""

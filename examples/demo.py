@@ -1,0 +1,49 @@
+"""Classify the bundled sample digits with the shipped demo models.
+
+    python examples/demo.py [MODEL.h5 ...]
+
+Prints, per model, each digit's true label, the answer, its confidence and
+the time of that one ``classify`` call, then the median latency.
+"""
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+
+from runtime import Runtime
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MODELS = os.path.join(HERE, "..", "models")
+DEFAULT_MODELS = ["mnist-mlp.h5"]
+
+
+def demo(path, images, labels):
+    started = time.perf_counter()
+    rt = Runtime(path)
+    load_ms = (time.perf_counter() - started) * 1e3
+    print(f"{os.path.basename(path)}: {os.path.getsize(path):,} bytes, "
+          f"loaded in {load_ms:.1f} ms, backend {rt.backend}")
+    rt.classify(images[0])                      # first call warms caches
+    times, correct = [], 0
+    for x, truth in zip(images, labels):
+        started = time.perf_counter()
+        result = rt.classify(x)
+        times.append((time.perf_counter() - started) * 1e6)
+        correct += result.label == truth
+        print(f"  digit {truth}: answer {result.name}  confidence {result.confidence:.3f}  "
+              f"entropy {result.entropy:.3f}  {times[-1]:7.1f} us")
+    print(f"  {correct}/{len(labels)} right, median {statistics.median(times):.1f} us per sample\n")
+
+
+def main(argv):
+    samples = np.load(os.path.join(HERE, "data", "mnist-samples.npz"))
+    paths = argv or [os.path.join(MODELS, name) for name in DEFAULT_MODELS]
+    for path in paths:
+        demo(path, samples["images"], samples["labels"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,15 @@
+"""Embedded inference runtime: packed binary and float networks for small boards.
+
+The main path: ``Runtime`` (runtime.py) -> ``Model`` (model.py) -> layers
+(layers/) -> kernels (kernels/, C with a NumPy twin).
+"""
+from .errors import (EdgeError, InputError, InputTypeError, ModelFileError,
+                     ModelFormatError, ModelVersionError)
+from .format import load_model, save_model
+from .layers import Dense
+from .model import Model
+from .runtime import Result, Runtime
+
+__all__ = ["Runtime", "Result", "Model", "Dense", "load_model", "save_model",
+           "EdgeError", "InputError", "InputTypeError", "ModelFileError",
+           "ModelFormatError", "ModelVersionError"]

@@ -1,0 +1,42 @@
+"""Kernel backends for the binary layers: the C library or its NumPy twin.
+
+Both expose the same functions with the same results, bit for bit. The C
+backend is used when it was built at install time; the environment variable
+``EDGEBNN_BACKEND=numpy`` (or ``Runtime(..., backend="numpy")``) forces the
+twin.
+"""
+import os
+
+from . import numpy_twin
+
+BACKENDS = ("c", "numpy")
+ENVIRONMENT_VARIABLE = "EDGEBNN_BACKEND"
+
+
+def get_kernels(name=None):
+    """The kernel module for ``name`` ("c", "numpy" or None for the default)."""
+    if name is None:
+        name = os.environ.get(ENVIRONMENT_VARIABLE) or ("c" if c_available() else "numpy")
+    if name not in BACKENDS:
+        raise ValueError(f"backend {name!r} unknown; choose one of {', '.join(BACKENDS)}")
+    if name == "numpy":
+        return numpy_twin
+    if not c_available():
+        raise ImportError(f"the C backend was not built ({_c_error}); "
+                          f"reinstall with a C compiler or use backend='numpy'")
+    return _c_backend
+
+
+_c_backend = None
+_c_error = "not looked for yet"
+
+
+def c_available():
+    global _c_backend, _c_error
+    if _c_backend is None and _c_error == "not looked for yet":
+        try:
+            from . import c_library
+            _c_backend = c_library
+        except ImportError as error:
+            _c_error = str(error)
+    return _c_backend is not None

@@ -1,0 +1,2 @@
+"""The NumPy twin of the C kernel: same functions, same results, no compiler."""
+name = "numpy"

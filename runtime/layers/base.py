@@ -1,0 +1,100 @@
+"""What every layer kind shares: its file schema and the checks on its arrays.
+
+A layer is built from named arrays and attributes (exactly the datasets and
+attributes of its group in the packed file), then bound to the signal that
+reaches it, which checks that the two fit and prepares anything the kernel
+needs. ``forward`` then runs one sample into per-thread work buffers.
+"""
+from typing import NamedTuple
+
+import numpy as np
+
+from ..errors import ModelFormatError
+
+
+class Signal(NamedTuple):
+    """What flows between two layers.
+
+    ``kind`` is ``"float"`` (float32 values), ``"bits"`` (signs packed along
+    the last axis, see docs/FORMAT.md) or ``"uint8"`` (raw input pixels).
+    """
+    kind: str
+    shape: tuple
+
+    @property
+    def size(self):
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    def describe(self):
+        return f"{self.kind} {'x'.join(map(str, self.shape))}"
+
+
+class Layer:
+    """Base class: subclasses set ``kind``, ``ARRAYS`` and ``ATTRS``.
+
+    ``ARRAYS`` maps each dataset name to its dtype, ``ATTRS`` each attribute
+    name to its Python type; the constructor takes exactly those names as
+    keyword arguments, which is how the reader builds a layer from a group.
+    """
+    kind = None
+    ARRAYS = {}
+    ATTRS = {}
+    TAKES_RAW_INPUT = False   # True: gets the raw input, not x * scale + offset
+
+    def bind(self, source, kernels):
+        """Check the incoming ``Signal``, return the outgoing one."""
+        raise NotImplementedError
+
+    def buffers(self):
+        """Work storage for one thread; ``forward`` receives it back."""
+        raise NotImplementedError
+
+    def forward(self, x, buffers):
+        raise NotImplementedError
+
+    def forward_batch(self, x):
+        """Many samples at once (first axis); by default one at a time."""
+        storage = self.buffers()
+        return np.stack([np.array(self.forward(sample, storage)) for sample in x])
+
+    def fields(self):
+        """The layer as the file stores it: ``(attributes, arrays)``."""
+        return ({name: getattr(self, name) for name in self.ATTRS},
+                {name: getattr(self, name) for name in self.ARRAYS})
+
+    def copy(self):
+        """A fresh, unbound layer with the same content."""
+        attrs, arrays = self.fields()
+        return type(self)(**attrs, **arrays)
+
+    def expect(self, source, kind, size=None):
+        """Raise a clear error unless ``source`` is of ``kind`` (and ``size``)."""
+        if source.kind != kind or (size is not None and source.size != size):
+            wanted = kind if size is None else f"{kind} of {size} values"
+            raise ModelFormatError(
+                f"{self.kind} layer expects {wanted} but gets {source.describe()}")
+
+
+def checked_array(value, dtype, name, ndim, finite=True):
+    """``value`` as a C-contiguous array of ``dtype``, or a ModelFormatError.
+
+    Floats of any width are cast (models built in memory come as float64);
+    integer arrays must have the exact dtype, since their bits are the data.
+    """
+    array = np.asarray(value)
+    dtype = np.dtype(dtype)
+    same = array.dtype.kind == dtype.kind and (
+        dtype.kind == "f" or array.dtype.itemsize == dtype.itemsize)
+    if not same:
+        raise ModelFormatError(f"{name}: dtype {array.dtype}, expected {dtype}")
+    if array.ndim != ndim:
+        raise ModelFormatError(
+            f"{name}: {array.ndim}-D array of shape {array.shape}, expected {ndim}-D")
+    if finite and dtype.kind == "f" and not np.isfinite(array).all():
+        raise ModelFormatError(f"{name}: contains NaN or infinite values")
+    return np.ascontiguousarray(array, dtype=dtype)
+
+
+def check_shape(array, shape, name):
+    if array.shape != tuple(shape):
+        raise ModelFormatError(f"{name}: shape {array.shape}, expected {tuple(shape)}")

@@ -1,0 +1,167 @@
+"""Model: a validated chain of layers with its input contract and classes.
+
+Building a ``Model`` checks that every layer fits the signal reaching it, so a
+model that exists can run. Work buffers are made once per thread, on that
+thread's first call, and reused: ``forward`` allocates nothing weight-sized.
+"""
+import math
+import threading
+
+import numpy as np
+
+from .errors import InputError, InputTypeError, ModelFormatError
+from .layers import Signal
+from .layers.base import Layer
+
+INPUT_DTYPES = ("uint8", "float32")
+MAX_INPUT_VALUES = 1 << 24
+
+
+class Preprocess(Layer):
+    """Raw input -> float32 ``x * scale + offset`` (a step, not stored)."""
+    kind = "preprocess"
+
+    def __init__(self, size, scale, offset):
+        self.size = size
+        self.scale = np.float32(scale)
+        self.offset = np.float32(offset)
+
+    def buffers(self):
+        return np.empty(self.size, np.float32)
+
+    def forward(self, x, out):
+        np.multiply(x, self.scale, out=out, casting="unsafe")
+        np.add(out, self.offset, out=out)
+        return out
+
+    def forward_batch(self, x):
+        return x.astype(np.float32) * self.scale + self.offset
+
+
+class Model:
+    """A chain of layers with the input it accepts and the classes it names.
+
+    >>> model = Model([Dense(w1, b1, "relu"), Dense(w2, b2)],
+    ...               input_shape=(28, 28), input_dtype="uint8",
+    ...               input_scale=1 / 255, classes=[str(d) for d in range(10)])
+    """
+
+    def __init__(self, layers, input_shape, input_dtype="float32",
+                 input_scale=1.0, input_offset=0.0, classes=None, kernels=None):
+        self.layers = list(layers)
+        self.input_shape = tuple(int(n) for n in input_shape)
+        self.input_dtype = np.dtype(input_dtype)
+        self.input_scale = float(input_scale)
+        self.input_offset = float(input_offset)
+        self._check_header()
+        if kernels is None:
+            from .kernels import get_kernels
+            kernels = get_kernels()
+        self.kernels = kernels
+        self._steps = self._bind(kernels)
+        n_out = self.output.size
+        self.classes = [str(c) for c in classes] if classes is not None else \
+            [str(i) for i in range(n_out)]
+        if len(self.classes) != n_out:
+            raise ModelFormatError(
+                f"{len(self.classes)} class names for {n_out} outputs of the last layer")
+        if n_out < 2:
+            raise ModelFormatError("the last layer must give at least 2 class scores")
+        self._local = threading.local()
+        self._local.buffers = [step.buffers() for step in self._steps]
+
+    def _check_header(self):
+        if not self.layers:
+            raise ModelFormatError("a model needs at least one layer")
+        if not 1 <= len(self.input_shape) <= 3 or min(self.input_shape) < 1:
+            raise ModelFormatError(f"input_shape {self.input_shape} must have 1 to 3 positive sizes")
+        if math.prod(self.input_shape) > MAX_INPUT_VALUES:
+            raise ModelFormatError(
+                f"input_shape {self.input_shape} exceeds {MAX_INPUT_VALUES} values")
+        if self.input_dtype.name not in INPUT_DTYPES:
+            raise ModelFormatError(
+                f"input_dtype {self.input_dtype} unsupported; supported: {', '.join(INPUT_DTYPES)}")
+        for name in ("input_scale", "input_offset"):
+            if not math.isfinite(getattr(self, name)):
+                raise ModelFormatError(f"{name} must be finite")
+        if self.input_scale == 0.0:
+            raise ModelFormatError("input_scale must not be 0")
+
+    def _bind(self, kernels):
+        signal = Signal(self.input_dtype.name, self.input_shape)
+        steps = []
+        if not self.layers[0].TAKES_RAW_INPUT:
+            identity = self.input_scale == 1.0 and self.input_offset == 0.0
+            if self.input_dtype != np.float32 or not identity:
+                steps.append(Preprocess(signal.size, self.input_scale, self.input_offset))
+            signal = Signal("float", self.input_shape)
+        for i, layer in enumerate(self.layers):
+            try:
+                signal = layer.bind(signal, kernels)
+            except ModelFormatError as error:
+                raise ModelFormatError(f"layers/{i} ({layer.kind}): {error}") from None
+            if getattr(layer, "activation", "none") == "softmax" and i != len(self.layers) - 1:
+                raise ModelFormatError(f"layers/{i} ({layer.kind}): softmax only on the last layer")
+            steps.append(layer)
+        if signal.kind != "float":
+            raise ModelFormatError(f"the last layer gives {signal.describe()}, expected float scores")
+        self.output = signal
+        return steps
+
+    @property
+    def backend(self):
+        return self.kernels.name
+
+    def with_kernels(self, kernels):
+        """The same model bound to another kernel backend (fresh layers)."""
+        return Model([layer.copy() for layer in self.layers], self.input_shape,
+                     self.input_dtype.name, self.input_scale, self.input_offset,
+                     self.classes, kernels)
+
+    def check_input(self, x):
+        """``x`` as the flat vector ``forward`` takes, or InputError / InputTypeError."""
+        if not isinstance(x, np.ndarray):
+            raise InputTypeError(
+                f"input must be a numpy.ndarray, got {type(x).__name__}; use numpy.asarray")
+        if x.shape != self.input_shape:
+            raise InputError(f"input shape {x.shape}, expected {self.input_shape}")
+        return self._checked_values(x).reshape(-1)
+
+    def check_batch(self, x):
+        """``x`` as the ``(n, values)`` array ``forward_batch`` takes."""
+        if not isinstance(x, np.ndarray):
+            raise InputTypeError(
+                f"batch must be a numpy.ndarray, got {type(x).__name__}; use numpy.asarray")
+        if x.shape[1:] != self.input_shape or x.ndim != len(self.input_shape) + 1:
+            raise InputError(
+                f"batch shape {x.shape}, expected (n,) + {self.input_shape}")
+        return self._checked_values(x).reshape(len(x), -1)
+
+    def _checked_values(self, x):
+        if self.input_dtype.kind != "f":
+            if x.dtype != self.input_dtype:
+                raise InputError(f"input dtype {x.dtype}, expected {self.input_dtype}")
+            return x
+        if x.dtype.kind != "f":
+            raise InputError(f"input dtype {x.dtype}, expected a float array")
+        # x.x is finite exactly when every value is, unless a huge value
+        # overflows the square: only then look value by value.
+        if not (math.isfinite(np.vdot(x, x)) or np.isfinite(x).all()):
+            raise InputError("input contains NaN or infinite values")
+        return x if x.dtype == np.float32 else x.astype(np.float32)
+
+    def forward(self, x):
+        """Logits of one sample from ``check_input`` (float32, a reused buffer)."""
+        try:
+            buffers = self._local.buffers
+        except AttributeError:
+            buffers = self._local.buffers = [step.buffers() for step in self._steps]
+        for step, buffer in zip(self._steps, buffers):
+            x = step.forward(x, buffer)
+        return x
+
+    def forward_batch(self, x):
+        """Logits ``(n, classes)`` of samples from ``check_batch``."""
+        for step in self._steps:
+            x = step.forward_batch(x)
+        return x

@@ -1,0 +1,22 @@
+"""edgebnn: embedded inference of float and binarized networks for IoT boards.
+
+The C kernel is optional: when it cannot be built (no compiler), the package
+still installs and runs on the kernel's NumPy twin.
+"""
+from setuptools import find_packages, setup
+
+setup(
+    name="edgebnn",
+    version="0.1.0",
+    description="Embedded float and binarized neural-network runtime for small boards "
+                "(Big-Little cascades, DDNN early exits)",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.9",
+    packages=find_packages(include=["runtime", "runtime.*", "converters", "converters.*",
+                                    "bench", "bench.*"]),
+    install_requires=["numpy>=1.21", "cffi>=1.15", "h5py>=3.1"],
+    extras_require={
+        "dev": ["pytest>=7", "pytest-benchmark>=4", "hypothesis>=6"],
+    },
+)
