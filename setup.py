@@ -4,6 +4,29 @@ The C kernel is optional: when it cannot be built (no compiler), the package
 still installs and runs on the kernel's NumPy twin.
 """
 from setuptools import find_packages, setup
+from setuptools.command.build_ext import build_ext
+
+
+class OptionalBuildExt(build_ext):
+    """Build the C kernel if possible; without it the NumPy twin serves."""
+
+    def run(self):
+        try:
+            super().run()
+        except Exception as error:      # no compiler, missing headers, ...
+            self._warn(error)
+
+    def build_extension(self, ext):
+        try:
+            super().build_extension(ext)
+        except Exception as error:
+            self._warn(error)
+
+    @staticmethod
+    def _warn(error):
+        print(f"WARNING: the C kernel was not built ({error}); "
+              "edgebnn will use its NumPy backend")
+
 
 setup(
     name="edgebnn",
@@ -16,6 +39,9 @@ setup(
     packages=find_packages(include=["runtime", "runtime.*", "converters", "converters.*",
                                     "bench", "bench.*"]),
     install_requires=["numpy>=1.21", "cffi>=1.15", "h5py>=3.1"],
+    setup_requires=["cffi>=1.15"],
+    cffi_modules=["csrc/build.py:ffi"],
+    cmdclass={"build_ext": OptionalBuildExt},
     extras_require={
         "dev": ["pytest>=7", "pytest-benchmark>=4", "hypothesis>=6"],
     },

@@ -6,10 +6,11 @@ The main path: ``Runtime`` (runtime.py) -> ``Model`` (model.py) -> layers
 from .errors import (EdgeError, InputError, InputTypeError, ModelFileError,
                      ModelFormatError, ModelVersionError)
 from .format import load_model, save_model
-from .layers import Dense
+from .layers import BatchNorm, BinaryConv2d, BinaryDense, Dense, Sign
 from .model import Model
 from .runtime import Result, Runtime
 
-__all__ = ["Runtime", "Result", "Model", "Dense", "load_model", "save_model",
+__all__ = ["Runtime", "Result", "Model", "Dense", "BatchNorm", "Sign", "BinaryDense",
+           "BinaryConv2d", "load_model", "save_model",
            "EdgeError", "InputError", "InputTypeError", "ModelFileError",
            "ModelFormatError", "ModelVersionError"]

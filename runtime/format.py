@@ -138,15 +138,16 @@ class _Reader:
         extra = set(group.attrs) - set(cls.ATTRS) - {"kind"}
         if extra:
             self.fail(where, f"unexpected attributes {sorted(extra)}")
-        if set(group) != set(cls.ARRAYS):
-            missing = sorted(set(cls.ARRAYS) - set(group))
-            unexpected = sorted(set(group) - set(cls.ARRAYS))
+        missing = sorted(set(cls.ARRAYS) - set(cls.OPTIONAL) - set(group))
+        unexpected = sorted(set(group) - set(cls.ARRAYS))
+        if missing or unexpected:
             self.fail(where, f"datasets missing {missing}, unexpected {unexpected}")
         kwargs = {}
         for name, kind_type in cls.ATTRS.items():
             kwargs[name] = self.typed_attr(group, name, kind_type, where)
         for name, dtype in cls.ARRAYS.items():
-            kwargs[name] = self.dataset(group[name], np.dtype(dtype), f"{where}/{name}")
+            if name in group:
+                kwargs[name] = self.dataset(group[name], np.dtype(dtype), f"{where}/{name}")
         try:
             return cls(**kwargs)
         except ModelFormatError as error:

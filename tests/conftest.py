@@ -5,10 +5,20 @@ import numpy as np
 import pytest
 
 from runtime import Dense, Model
+from runtime.kernels import ENVIRONMENT_VARIABLE, c_available
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_DATA = os.path.join(ROOT, "..", "shared", "data")
 sys.path.insert(0, os.path.join(ROOT, "examples"))
+
+
+@pytest.fixture(autouse=True, params=["c", "numpy"])
+def backend(request, monkeypatch):
+    """Every test runs once per kernel backend, chosen as a user would: by environment."""
+    if request.param == "c" and not c_available():
+        pytest.skip("the C kernel is not built")
+    monkeypatch.setenv(ENVIRONMENT_VARIABLE, request.param)
+    return request.param
 
 
 @pytest.fixture(scope="session")

@@ -39,6 +39,7 @@ class Layer:
     kind = None
     ARRAYS = {}
     ATTRS = {}
+    OPTIONAL = ()             # datasets that may be absent (None in the constructor)
     TAKES_RAW_INPUT = False   # True: gets the raw input, not x * scale + offset
 
     def bind(self, source, kernels):
@@ -59,8 +60,9 @@ class Layer:
 
     def fields(self):
         """The layer as the file stores it: ``(attributes, arrays)``."""
+        arrays = {name: getattr(self, name) for name in self.ARRAYS}
         return ({name: getattr(self, name) for name in self.ATTRS},
-                {name: getattr(self, name) for name in self.ARRAYS})
+                {name: value for name, value in arrays.items() if value is not None})
 
     def copy(self):
         """A fresh, unbound layer with the same content."""

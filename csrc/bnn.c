@@ -1,0 +1,183 @@
+/* edgebnn binary kernel (see bnn.h). Portable C99; a faster popcount is used
+ * where the CPU has one: NEON's vcnt when compiled for it, the x86 POPCNT
+ * instruction when the running CPU reports it (checked at run time, so one
+ * build serves Atoms with and without POPCNT). */
+#include <string.h>
+
+#include "bnn.h"
+
+#if defined(__ARM_NEON) || defined(__ARM_NEON__)
+#include <arm_neon.h>
+#define BNN_HAS_NEON 1
+#endif
+
+#if !defined(BNN_HAS_NEON) && (defined(__x86_64__) || defined(__i386__)) && \
+    (defined(__GNUC__) || defined(__clang__))
+#define BNN_X86_DISPATCH 1
+#endif
+
+static inline uint64_t load64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);   /* one unaligned-safe load */
+    return v;
+}
+
+static inline uint64_t load_partial(const uint8_t *p, int32_t n)
+{
+    uint64_t v = 0;
+    memcpy(&v, p, (size_t)n);
+    return v;
+}
+
+/* Bit-parallel popcount: no table, no instruction the CPU may lack. */
+static inline uint32_t popcount_portable(uint64_t v)
+{
+    v = v - ((v >> 1) & 0x5555555555555555ULL);
+    v = (v & 0x3333333333333333ULL) + ((v >> 2) & 0x3333333333333333ULL);
+    v = (v + (v >> 4)) & 0x0F0F0F0F0F0F0F0FULL;
+    return (uint32_t)((v * 0x0101010101010101ULL) >> 56);
+}
+
+static inline int32_t conv_out_size(int32_t in, int32_t pad, int32_t kernel, int32_t stride)
+{
+    return (in + 2 * pad - kernel) / stride + 1;
+}
+
+/* Writes a layer's outputs: threshold bits packed MSB first, or raw dots. */
+struct emitter {
+    const int32_t *threshold;
+    const uint8_t *flip;
+    uint8_t *bits;
+    int32_t *dots;
+    unsigned pending;
+};
+
+static inline struct emitter emitter_start(const int32_t *threshold, const uint8_t *flip,
+                                           uint8_t *bits, int32_t *dots)
+{
+    struct emitter e = {threshold, flip, bits, dots, 0};
+    return e;
+}
+
+static inline void emit(struct emitter *e, int32_t j, int32_t dot)
+{
+    if (!e->threshold) {
+        e->dots[j] = dot;
+        return;
+    }
+    unsigned bit = (unsigned)(dot >= e->threshold[j]) ^ (e->flip[j] & 1u);
+    e->pending = (e->pending << 1) | bit;
+    if ((j & 7) == 7) {
+        e->bits[j >> 3] = (uint8_t)e->pending;
+        e->pending = 0;
+    }
+}
+
+static inline void emitter_finish(struct emitter *e, int32_t n)
+{
+    if (e->threshold && (n & 7))
+        e->bits[n >> 3] = (uint8_t)(e->pending << (8 - (n & 7)));
+}
+
+/* The portable instance (NEON-counted on ARM builds that have NEON). */
+#define BNN_FN(name) name##_portable
+#define BNN_TARGET
+#if defined(__POPCNT__) && (defined(__GNUC__) || defined(__clang__))
+#define BNN_POPCOUNT(v) ((uint32_t)__builtin_popcountll(v))
+#else
+#define BNN_POPCOUNT(v) popcount_portable(v)
+#endif
+#ifdef BNN_HAS_NEON
+#define BNN_NEON 1
+#endif
+#include "bnn_kernels.inc"
+#undef BNN_FN
+#undef BNN_TARGET
+#undef BNN_POPCOUNT
+
+#ifdef BNN_X86_DISPATCH
+/* The same kernels with the POPCNT instruction, chosen only at run time. */
+#define BNN_FN(name) name##_popcnt
+#define BNN_TARGET __attribute__((target("popcnt")))
+#define BNN_POPCOUNT(v) ((uint32_t)__builtin_popcountll(v))
+#include "bnn_kernels.inc"
+
+static int cpu_has_popcnt(void)
+{
+    static int known = -1;
+    if (known < 0) {
+        __builtin_cpu_init();
+        known = __builtin_cpu_supports("popcnt") ? 1 : 0;
+    }
+    return known;
+}
+#define BNN_PICK(name) (cpu_has_popcnt() ? name##_popcnt : name##_portable)
+#define BNN_PATH (cpu_has_popcnt() ? "popcnt" : "portable")
+#else
+#define BNN_PICK(name) name##_portable
+#ifdef BNN_HAS_NEON
+#define BNN_PATH "neon"
+#elif defined(__POPCNT__)
+#define BNN_PATH "popcnt"
+#else
+#define BNN_PATH "portable"
+#endif
+#endif
+
+void bnn_dense_bits(const uint8_t *x, const uint8_t *weight, int32_t n_out,
+                    int32_t row_bytes, int32_t n_bits, const int32_t *threshold,
+                    const uint8_t *flip, uint8_t *out_bits, int32_t *out_dots)
+{
+    BNN_PICK(dense_bits)(x, weight, n_out, row_bytes, n_bits, threshold, flip, out_bits, out_dots);
+}
+
+void bnn_dense_planes(const uint8_t *planes, const uint8_t *weight, int32_t n_out,
+                      int32_t row_bytes, const int32_t *threshold, const uint8_t *flip,
+                      uint8_t *out_bits, int32_t *out_dots)
+{
+    BNN_PICK(dense_planes)(planes, weight, n_out, row_bytes, threshold, flip, out_bits, out_dots);
+}
+
+void bnn_conv_pool(const uint8_t *x, const bnn_conv_shape *shape, const uint8_t *weight,
+                   const int32_t *threshold, const uint8_t *flip, uint8_t *out)
+{
+    BNN_PICK(conv_pool)(x, shape, weight, threshold, flip, out);
+}
+
+void bnn_bitplanes(const uint8_t *x, int32_t rows, int32_t channels,
+                   int32_t plane_bytes, uint8_t *planes)
+{
+    const int32_t cb = (channels + 7) / 8;
+    memset(planes, 0, (size_t)8 * plane_bytes);
+    for (int32_t r = 0; r < rows; r++) {
+        for (int32_t c = 0; c < channels; c++) {
+            const unsigned v = x[(size_t)r * channels + c];
+            const size_t at = (size_t)r * cb + (size_t)(c >> 3);
+            const unsigned mask = 0x80u >> (c & 7);
+            for (int b = 0; b < 8; b++)
+                if ((v >> b) & 1u)
+                    planes[(size_t)b * plane_bytes + at] |= (uint8_t)mask;
+        }
+    }
+}
+
+void bnn_pack_signs(const float *x, int32_t n, uint8_t *out)
+{
+    unsigned pending = 0;
+    int32_t i;
+    for (i = 0; i < n; i++) {
+        pending = (pending << 1) | (unsigned)(x[i] >= 0.0f);
+        if ((i & 7) == 7) {
+            out[i >> 3] = (uint8_t)pending;
+            pending = 0;
+        }
+    }
+    if (n & 7)
+        out[n >> 3] = (uint8_t)(pending << (8 - (n & 7)));
+}
+
+const char *bnn_popcount_path(void)
+{
+    return BNN_PATH;
+}

@@ -1,0 +1,68 @@
+/* edgebnn binary kernel: XOR-popcount layers on packed signs.
+ *
+ * Read by humans, by the C compiler and (without the preprocessor lines) by
+ * cffi's cdef. Bit layout, as in docs/FORMAT.md: signs packed 8 per byte,
+ * most significant bit first, 1 = +1, padding bits 0. Over n real bits,
+ * dot(a, w) = n - 2 * popcount(a XOR w).
+ *
+ * Every layer ends either in packed output signs, bit = (dot >= threshold[j])
+ * XOR flip[j] (a batch norm + sign folded at conversion), or, when threshold
+ * is NULL, in the integer dot products themselves (for the float layers that
+ * give the final scores). Callers check every size in Python first.
+ */
+#include <stdint.h>
+
+/* Binary dense layer on packed input signs.
+ *   x          [row_bytes]             input signs
+ *   weight     [n_out][row_bytes]      one packed row per output
+ *   n_bits     real (unpadded) input bits
+ *   threshold, flip [n_out]            or NULL for dot output
+ *   out_bits   [ceil(n_out / 8)]       when threshold != NULL
+ *   out_dots   [n_out]                 when threshold == NULL            */
+void bnn_dense_bits(const uint8_t *x, const uint8_t *weight, int32_t n_out,
+                    int32_t row_bytes, int32_t n_bits, const int32_t *threshold,
+                    const uint8_t *flip, uint8_t *out_bits, int32_t *out_dots);
+
+/* Bit planes of uint8 values: plane b holds bit b (b = 0 least significant)
+ * of every value, packed like signs, `rows` runs of `channels` values each
+ * padded to whole bytes.
+ *   x       [rows * channels]
+ *   planes  [8][plane_bytes], plane_bytes >= rows * ceil(channels / 8)    */
+void bnn_bitplanes(const uint8_t *x, int32_t rows, int32_t channels,
+                   int32_t plane_bytes, uint8_t *planes);
+
+/* Dense layer with binary weights on uint8 input, exactly:
+ * dot = sum_i x_i * w_i = sum_b 2^b * (2 * popcount(P_b AND w) - popcount(P_b)).
+ *   planes  [8][row_bytes]  from bnn_bitplanes(x, 1, n, row_bytes, planes)
+ *   other arguments as bnn_dense_bits                                      */
+void bnn_dense_planes(const uint8_t *planes, const uint8_t *weight, int32_t n_out,
+                      int32_t row_bytes, const int32_t *threshold, const uint8_t *flip,
+                      uint8_t *out_bits, int32_t *out_dots);
+
+/* Geometry of a fused binary convolution + max pool + threshold. */
+typedef struct {
+    int32_t height, width, channels;      /* input, channels packed per pixel */
+    int32_t n_planes;                     /* 0: packed signs; 8: uint8 bit planes */
+    int32_t plane_bytes;                  /* bytes of one plane (n_planes == 8) */
+    int32_t out_channels;
+    int32_t kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, pool_h, pool_w;
+} bnn_conv_shape;
+
+/* Fused eBNN-style layer: for every pooled output and output channel, the
+ * max over the pool window of the convolution's integer dot products (zero
+ * padding contributes 0), then the threshold. One integer temporary per
+ * output: no feature map is stored.
+ *   x          packed signs [height][width][ceil(channels / 8)], or 8 planes
+ *              of that layout for uint8 input
+ *   weight     [out_channels][kernel_h][kernel_w][ceil(channels / 8)]
+ *   threshold, flip [out_channels]
+ *   out        [out_h][out_w][ceil(out_channels / 8)], with
+ *              out_h = ((height + 2 pad_h - kernel_h) / stride_h + 1) / pool_h  */
+void bnn_conv_pool(const uint8_t *x, const bnn_conv_shape *shape, const uint8_t *weight,
+                   const int32_t *threshold, const uint8_t *flip, uint8_t *out);
+
+/* Signs of float values, packed: bit = (x >= 0). */
+void bnn_pack_signs(const float *x, int32_t n, uint8_t *out);
+
+/* Which popcount the kernels use on this CPU: "neon", "popcnt" or "portable". */
+const char *bnn_popcount_path(void);

@@ -1,0 +1,75 @@
+"""Binary 2-D convolution fused with max pooling, batch norm and sign (eBNN style).
+
+For each pooled output the kernel takes the max of the convolution's integer
+dot products over the pool window, then the folded threshold, so one integer
+temporary exists per output and only packed signs are stored. Input: packed
+signs ``(H, W, C)``, or, as the first layer, the raw uint8 input ``(H, W)``
+or ``(H, W, C)`` through its bit planes. Zero padding contributes 0.
+"""
+import numpy as np
+
+from ..bitpack import word_padded
+from ..errors import ModelFormatError
+from ..kernels.geometry import ConvShape
+from .base import Layer, Signal, check_shape, checked_array
+from .binary_dense import check_padding_bits, check_threshold
+
+
+class BinaryConv2d(Layer):
+    kind = "binary_conv2d"
+    ARRAYS = {"weight": "uint8", "threshold": "int32", "flip": "uint8"}
+    ATTRS = {"stride": tuple, "padding": tuple, "pool": tuple}
+    TAKES_RAW_INPUT = True
+
+    def __init__(self, weight, threshold, flip, stride=(1, 1), padding=(0, 0), pool=(1, 1)):
+        self.weight = checked_array(weight, np.uint8, "weight", ndim=4)
+        self.threshold, self.flip = check_threshold(threshold, flip, self.weight.shape[0])
+        if self.threshold is None:
+            raise ModelFormatError("binary_conv2d needs threshold and flip")
+        self.stride, self.padding, self.pool = (
+            _pair(value, name, minimum)
+            for value, name, minimum in ((stride, "stride", 1), (padding, "padding", 0),
+                                         (pool, "pool", 1)))
+
+    def bind(self, source, kernels):
+        if source.kind not in ("bits", "uint8") or len(source.shape) not in (2, 3):
+            raise ModelFormatError(
+                f"binary_conv2d takes packed signs (H, W, C) or the raw uint8 image, "
+                f"not {source.describe()}")
+        height, width = source.shape[:2]
+        channels = source.shape[2] if len(source.shape) == 3 else 1
+        n_out, kernel_h, kernel_w, _ = self.weight.shape
+        check_shape(self.weight, (n_out, kernel_h, kernel_w, -(-channels // 8)), "weight")
+        check_padding_bits(self.weight, (n_out * kernel_h * kernel_w, channels))
+        planes = source.kind == "uint8"
+        plane_bytes = word_padded(height * width * -(-channels // 8))
+        shape = ConvShape(height, width, channels, 8 if planes else 0, plane_bytes if planes else 0,
+                          n_out, kernel_h, kernel_w, *self.stride, *self.padding, *self.pool)
+        if kernel_h > height + 2 * shape.pad_h or kernel_w > width + 2 * shape.pad_w:
+            raise ModelFormatError(
+                f"kernel {kernel_h}x{kernel_w} larger than the padded input "
+                f"{height + 2 * shape.pad_h}x{width + 2 * shape.pad_w}")
+        if shape.out_h < 1 or shape.out_w < 1:
+            raise ModelFormatError(
+                f"pool {shape.pool_h}x{shape.pool_w} larger than the convolution's "
+                f"output {shape.conv_h}x{shape.conv_w}")
+        self._shape = shape
+        self._plan = kernels.ConvPool(shape, self.weight, self.threshold, self.flip)
+        return Signal("bits", (shape.out_h, shape.out_w, n_out))
+
+    def buffers(self):
+        s = self._shape
+        return (np.zeros(8 * s.plane_bytes, np.uint8),
+                np.zeros(word_padded(s.out_bytes), np.uint8))
+
+    def forward(self, x, buffers):
+        work, out = buffers
+        self._plan(x, work, out)
+        return out
+
+
+def _pair(value, name, minimum):
+    pair = tuple(int(v) for v in value)
+    if len(pair) != 2 or min(pair) < minimum or max(pair) > 1 << 16:
+        raise ModelFormatError(f"{name} {value!r} must be two integers >= {minimum}")
+    return pair

@@ -1,0 +1,185 @@
+"""The binary kernels (each backend) against plain references and hand-made vectors."""
+import numpy as np
+import pytest
+
+from runtime.bitpack import pack_signs, padding_mask, unpack_signs
+from runtime.fold import fold_sign
+from runtime.kernels import get_kernels
+from runtime.kernels.geometry import ConvShape
+
+AWKWARD_BITS = [1, 3, 7, 8, 9, 31, 32, 33, 63, 64, 65, 127, 128, 129, 1000]
+
+
+@pytest.fixture
+def kernels(backend):
+    return get_kernels(backend)
+
+
+def random_signs(rng, shape):
+    """Packed signs of ``shape`` (last axis packed), padding bits 0."""
+    return pack_signs(rng.standard_normal(shape))
+
+
+def output_bits(dots, threshold, flip):
+    return np.packbits((dots >= threshold) ^ flip.astype(bool), axis=-1)
+
+
+@pytest.mark.parametrize("n_bits", AWKWARD_BITS)
+@pytest.mark.parametrize("n_out", [1, 9, 64])
+@pytest.mark.parametrize("word_padded", [False, True])
+def test_dense_bits_equals_plain_dot_products(kernels, n_bits, n_out, word_padded):
+    rng = np.random.default_rng(n_bits * 100 + n_out)
+    x = random_signs(rng, n_bits)
+    weight = random_signs(rng, (n_out, n_bits))
+    expected = unpack_signs(weight, n_bits) @ unpack_signs(x, n_bits)
+    if word_padded:      # the layout layers use: rows padded to whole 64-bit words
+        pad = -len(x) % 8
+        x = np.concatenate([x, np.zeros(pad, np.uint8)])
+        weight = np.pad(weight, ((0, 0), (0, pad)))
+    dots = np.full(n_out, -7, np.int32)
+    kernels.DenseBits(weight, n_bits)(x, None, dots)
+    np.testing.assert_array_equal(dots, expected)
+
+    threshold = rng.integers(-n_bits, n_bits + 1, n_out).astype(np.int32)
+    flip = rng.integers(0, 2, n_out).astype(np.uint8)
+    bits = np.full(-(-n_out // 8), 0xAA, np.uint8)
+    kernels.DenseBits(weight, n_bits, threshold, flip)(x, None, bits)
+    np.testing.assert_array_equal(bits, output_bits(expected, threshold, flip))
+
+
+@pytest.mark.parametrize("n_values", [1, 7, 9, 64, 65, 784])
+def test_dense_planes_is_the_exact_integer_dot_product(kernels, n_values):
+    rng = np.random.default_rng(n_values)
+    x = rng.integers(0, 256, n_values).astype(np.uint8)
+    x[:1] = 255
+    weight = random_signs(rng, (13, n_values))
+    expected = unpack_signs(weight, n_values) @ x.astype(np.int64)
+    row_bytes = -(-n_values // 8)
+    dots = np.zeros(13, np.int32)
+    kernels.DensePlanes(weight, n_values)(x, np.zeros(8 * row_bytes, np.uint8), dots)
+    np.testing.assert_array_equal(dots, expected)
+
+
+def reference_conv_pool_sign(values, signs, shape, scale, shift):
+    """Unfused, in float64: convolution -> max pool -> affine (batch norm) -> sign."""
+    s = shape
+    h, w = s.height + 2 * s.pad_h, s.width + 2 * s.pad_w
+    padded = np.zeros((h, w, s.channels))
+    padded[s.pad_h:s.pad_h + s.height, s.pad_w:s.pad_w + s.width] = values
+    conv = np.zeros((s.conv_h, s.conv_w, s.out_channels))
+    for oy in range(s.conv_h):
+        for ox in range(s.conv_w):
+            window = padded[oy * s.stride_h:oy * s.stride_h + s.kernel_h,
+                            ox * s.stride_w:ox * s.stride_w + s.kernel_w]
+            conv[oy, ox] = np.tensordot(signs, window, axes=([1, 2, 3], [0, 1, 2]))
+    pooled = np.full((s.out_h, s.out_w, s.out_channels), -np.inf)
+    for py in range(s.out_h):
+        for px in range(s.out_w):
+            pooled[py, px] = conv[py * s.pool_h:(py + 1) * s.pool_h,
+                                  px * s.pool_w:(px + 1) * s.pool_w].max(axis=(0, 1))
+    return np.packbits(pooled * scale + shift >= 0, axis=-1).reshape(-1)
+
+
+CONV_CASES = [
+    # height, width, channels, out, kernel, stride, padding, pool
+    (5, 5, 1, 1, (3, 3), (1, 1), (0, 0), (1, 1)),
+    (7, 9, 3, 5, (3, 3), (1, 1), (1, 1), (2, 2)),
+    (8, 6, 8, 9, (2, 3), (2, 1), (0, 1), (1, 2)),
+    (11, 7, 9, 16, (3, 2), (1, 2), (2, 1), (3, 2)),
+    (6, 13, 17, 3, (1, 5), (1, 1), (0, 2), (2, 3)),
+    (4, 4, 64, 8, (3, 3), (1, 1), (1, 1), (4, 4)),
+    (3, 3, 1, 1, (3, 3), (2, 2), (1, 1), (2, 2)),
+]
+
+
+@pytest.mark.parametrize("uint8_input", [False, True])
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_fused_conv_pool_sign_equals_unfused_float_reference(kernels, case, uint8_input):
+    height, width, channels, n_out, kernel, stride, padding, pool = case
+    rng = np.random.default_rng(hash(case) % 2**32)
+    weight = random_signs(rng, (n_out, *kernel, channels))
+    signs = unpack_signs(weight, channels).astype(np.float64)
+    plane_bytes = height * width * -(-channels // 8) if uint8_input else 0
+    shape = ConvShape(height, width, channels, 8 if uint8_input else 0, plane_bytes, n_out,
+                      *kernel, *stride, *padding, *pool)
+    if uint8_input:
+        x = rng.integers(0, 256, (height, width, channels)).astype(np.uint8)
+        values, span = x.astype(np.float64), 255 * kernel[0] * kernel[1] * channels
+    else:
+        x = random_signs(rng, (height, width, channels))
+        values, span = unpack_signs(x, channels).astype(np.float64), kernel[0] * kernel[1] * channels
+    scale = rng.standard_normal(n_out)
+    scale[0] = -abs(scale[0])                          # a negative gamma: flipped
+    shift = rng.uniform(-0.5, 0.5, n_out) * span * np.abs(scale)
+    if n_out > 2:
+        scale[2] = 0.0                                 # a constant output
+    threshold, flip = fold_sign(scale, shift)
+    out = np.full(shape.out_bytes, 0x55, np.uint8)
+    kernels.ConvPool(shape, weight, threshold, flip)(
+        x.reshape(-1), np.zeros(8 * plane_bytes, np.uint8), out)
+    np.testing.assert_array_equal(out, reference_conv_pool_sign(values, signs, shape, scale, shift))
+
+
+@pytest.mark.parametrize("n", AWKWARD_BITS)
+def test_pack_signs_follows_numpy_packbits_with_sign_zero_positive(kernels, n):
+    x = np.random.default_rng(n).standard_normal(n).astype(np.float32)
+    x[::5] = 0.0
+    x[1::7] = -0.0
+    out = np.zeros(-(-n // 8), np.uint8)
+    kernels.pack_signs(x, out)
+    np.testing.assert_array_equal(out, np.packbits(x >= 0))
+
+
+def test_dense_known_answer(kernels):
+    # x = (+1, -1, +1); rows (+1, +1, +1) and (-1, +1, -1): dots 1 and -3
+    x = np.array([0b10100000], np.uint8)
+    weight = np.array([[0b11100000], [0b01000000]], np.uint8)
+    dots = np.zeros(2, np.int32)
+    kernels.DenseBits(weight, 3)(x, None, dots)
+    assert dots.tolist() == [1, -3]
+    bits = np.zeros(1, np.uint8)
+    # (1 >= 1) xor 0 = 1; (-3 >= -3) xor 1 = 0
+    kernels.DenseBits(weight, 3, np.array([1, -3], np.int32), np.array([0, 1], np.uint8))(
+        x, None, bits)
+    assert bits.tolist() == [0b10000000]
+
+
+def test_dense_planes_known_answer(kernels):
+    x = np.array([3, 0, 255], np.uint8)
+    weight = np.array([[0b10000000]], np.uint8)          # (+1, -1, -1)
+    dots = np.zeros(1, np.int32)
+    kernels.DensePlanes(weight, 3)(x, np.zeros(8, np.uint8), dots)
+    assert dots.tolist() == [3 - 0 - 255]
+
+
+def test_conv_pool_known_answer(kernels):
+    # input signs        kernel 2x2 all +1: conv = [[0, 0], [2, 2]], pooled max = 2
+    #   +1 -1 +1
+    #   -1 +1 -1
+    #   +1 +1 +1
+    image = np.array([[1, -1, 1], [-1, 1, -1], [1, 1, 1]])
+    x = pack_signs(image[..., None]).reshape(-1)
+    weight = np.full((2, 2, 2, 1), 0b10000000, np.uint8)
+    shape = ConvShape(3, 3, 1, 0, 0, 2, 2, 2, 1, 1, 0, 0, 2, 2)
+    out = np.zeros(1, np.uint8)
+    kernels.ConvPool(shape, weight, np.array([2, 3], np.int32), np.zeros(2, np.uint8))(
+        x, None, out)
+    assert out.tolist() == [0b10000000]      # 2 >= 2 -> +1, 2 >= 3 -> -1
+
+
+def test_fold_sign_equals_the_affine_sign_on_every_integer():
+    rng = np.random.default_rng(3)
+    scale = rng.standard_normal(500)
+    scale[:10] = 0.0
+    scale[10:20] = 1e-300
+    shift = rng.standard_normal(500) * 40
+    shift[:5] = -shift[:5] ** 2 - 1e-9
+    threshold, flip = fold_sign(scale, shift)
+    dots = np.arange(-300, 301)[:, None]
+    np.testing.assert_array_equal((dots >= threshold) ^ flip.astype(bool),
+                                  dots * scale + shift >= 0)
+
+
+def test_padding_mask_marks_real_bits_per_pixel():
+    assert padding_mask((2, 3)).tolist() == [0b11100000, 0b11100000]
+    assert padding_mask((9,)).tolist() == [0xFF, 0x80]
