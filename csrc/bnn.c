@@ -11,8 +11,9 @@
 #define BNN_HAS_NEON 1
 #endif
 
-#if !defined(BNN_HAS_NEON) && (defined(__x86_64__) || defined(__i386__)) && \
-    (defined(__GNUC__) || defined(__clang__))
+/* -DBNN_PORTABLE_ONLY builds the portable path alone (to test it anywhere). */
+#if !defined(BNN_HAS_NEON) && !defined(BNN_PORTABLE_ONLY) && \
+    (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
 #define BNN_X86_DISPATCH 1
 #endif
 
@@ -23,10 +24,14 @@ static inline uint64_t load64(const uint8_t *p)
     return v;
 }
 
+/* The first n < 8 bytes as a word. Where each byte lands does not matter
+ * (only XOR/AND and popcount follow), so a short inline loop serves: a
+ * memcpy of variable length would be a library call in the hot path. */
 static inline uint64_t load_partial(const uint8_t *p, int32_t n)
 {
     uint64_t v = 0;
-    memcpy(&v, p, (size_t)n);
+    for (int32_t i = 0; i < n; i++)
+        v |= (uint64_t)p[i] << (8 * i);
     return v;
 }
 
@@ -145,20 +150,14 @@ void bnn_conv_pool(const uint8_t *x, const bnn_conv_shape *shape, const uint8_t 
     BNN_PICK(conv_pool)(x, shape, weight, threshold, flip, out);
 }
 
-void bnn_bitplanes(const uint8_t *x, int32_t rows, int32_t channels,
-                   int32_t plane_bytes, uint8_t *planes)
+void bnn_bitplanes(const uint8_t *x, int32_t n, int32_t plane_bytes, uint8_t *planes)
 {
-    const int32_t cb = (channels + 7) / 8;
     memset(planes, 0, (size_t)8 * plane_bytes);
-    for (int32_t r = 0; r < rows; r++) {
-        for (int32_t c = 0; c < channels; c++) {
-            const unsigned v = x[(size_t)r * channels + c];
-            const size_t at = (size_t)r * cb + (size_t)(c >> 3);
-            const unsigned mask = 0x80u >> (c & 7);
-            for (int b = 0; b < 8; b++)
-                if ((v >> b) & 1u)
-                    planes[(size_t)b * plane_bytes + at] |= (uint8_t)mask;
-        }
+    for (int32_t i = 0; i < n; i++) {
+        const unsigned v = x[i], mask = 0x80u >> (i & 7);
+        for (int b = 0; b < 8; b++)
+            if ((v >> b) & 1u)
+                planes[(size_t)b * plane_bytes + (i >> 3)] |= (uint8_t)mask;
     }
 }
 

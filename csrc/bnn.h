@@ -24,16 +24,14 @@ void bnn_dense_bits(const uint8_t *x, const uint8_t *weight, int32_t n_out,
                     const uint8_t *flip, uint8_t *out_bits, int32_t *out_dots);
 
 /* Bit planes of uint8 values: plane b holds bit b (b = 0 least significant)
- * of every value, packed like signs, `rows` runs of `channels` values each
- * padded to whole bytes.
- *   x       [rows * channels]
- *   planes  [8][plane_bytes], plane_bytes >= rows * ceil(channels / 8)    */
-void bnn_bitplanes(const uint8_t *x, int32_t rows, int32_t channels,
-                   int32_t plane_bytes, uint8_t *planes);
+ * of every value, packed like signs.
+ *   x       [n]
+ *   planes  [8][plane_bytes], plane_bytes >= ceil(n / 8)                   */
+void bnn_bitplanes(const uint8_t *x, int32_t n, int32_t plane_bytes, uint8_t *planes);
 
 /* Dense layer with binary weights on uint8 input, exactly:
  * dot = sum_i x_i * w_i = sum_b 2^b * (2 * popcount(P_b AND w) - popcount(P_b)).
- *   planes  [8][row_bytes]  from bnn_bitplanes(x, 1, n, row_bytes, planes)
+ *   planes  [8][row_bytes]  from bnn_bitplanes(x, n, row_bytes, planes)
  *   other arguments as bnn_dense_bits                                      */
 void bnn_dense_planes(const uint8_t *planes, const uint8_t *weight, int32_t n_out,
                       int32_t row_bytes, const int32_t *threshold, const uint8_t *flip,
@@ -41,9 +39,8 @@ void bnn_dense_planes(const uint8_t *planes, const uint8_t *weight, int32_t n_ou
 
 /* Geometry of a fused binary convolution + max pool + threshold. */
 typedef struct {
-    int32_t height, width, channels;      /* input, channels packed per pixel */
-    int32_t n_planes;                     /* 0: packed signs; 8: uint8 bit planes */
-    int32_t plane_bytes;                  /* bytes of one plane (n_planes == 8) */
+    int32_t height, width, channels;      /* input size */
+    int32_t uint8_input;                  /* 0: packed signs; 1: uint8 values */
     int32_t out_channels;
     int32_t kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, pool_h, pool_w;
 } bnn_conv_shape;
@@ -52,8 +49,8 @@ typedef struct {
  * max over the pool window of the convolution's integer dot products (zero
  * padding contributes 0), then the threshold. One integer temporary per
  * output: no feature map is stored.
- *   x          packed signs [height][width][ceil(channels / 8)], or 8 planes
- *              of that layout for uint8 input
+ *   x          packed signs [height][width][ceil(channels / 8)], or uint8
+ *              values [height][width][channels] (exact integer dot products)
  *   weight     [out_channels][kernel_h][kernel_w][ceil(channels / 8)]
  *   threshold, flip [out_channels]
  *   out        [out_h][out_w][ceil(out_channels / 8)], with

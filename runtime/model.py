@@ -1,8 +1,9 @@
 """Model: a validated chain of layers with its input contract and classes.
 
 Building a ``Model`` checks that every layer fits the signal reaching it, so a
-model that exists can run. Work buffers are made once per thread, on that
-thread's first call, and reused: ``forward`` allocates nothing weight-sized.
+model that exists can run. Each thread gets its own chain of per-sample
+functions (each owning its work buffers) on its first call and reuses it:
+``forward`` allocates nothing.
 """
 import math
 import threading
@@ -26,13 +27,14 @@ class Preprocess(Layer):
         self.scale = np.float32(scale)
         self.offset = np.float32(offset)
 
-    def buffers(self):
-        return np.empty(self.size, np.float32)
+    def runner(self):
+        out = np.empty(self.size, np.float32)
+        scale, offset, multiply, add = self.scale, self.offset, np.multiply, np.add
 
-    def forward(self, x, out):
-        np.multiply(x, self.scale, out=out, casting="unsafe")
-        np.add(out, self.offset, out=out)
-        return out
+        def run(x):
+            multiply(x, scale, out=out, casting="unsafe")
+            return add(out, offset, out=out)
+        return run
 
     def forward_batch(self, x):
         return x.astype(np.float32) * self.scale + self.offset
@@ -68,7 +70,7 @@ class Model:
         if n_out < 2:
             raise ModelFormatError("the last layer must give at least 2 class scores")
         self._local = threading.local()
-        self._local.buffers = [step.buffers() for step in self._steps]
+        self._local.runs = [step.runner() for step in self._steps]
 
     def _check_header(self):
         if not self.layers:
@@ -153,11 +155,11 @@ class Model:
     def forward(self, x):
         """Logits of one sample from ``check_input`` (float32, a reused buffer)."""
         try:
-            buffers = self._local.buffers
-        except AttributeError:
-            buffers = self._local.buffers = [step.buffers() for step in self._steps]
-        for step, buffer in zip(self._steps, buffers):
-            x = step.forward(x, buffer)
+            runs = self._local.runs
+        except AttributeError:          # this thread's first call: its own buffers
+            runs = self._local.runs = [step.runner() for step in self._steps]
+        for run in runs:
+            x = run(x)
         return x
 
     def forward_batch(self, x):

@@ -37,13 +37,13 @@ def test_dense_bits_equals_plain_dot_products(kernels, n_bits, n_out, word_padde
         x = np.concatenate([x, np.zeros(pad, np.uint8)])
         weight = np.pad(weight, ((0, 0), (0, pad)))
     dots = np.full(n_out, -7, np.int32)
-    kernels.DenseBits(weight, n_bits)(x, None, dots)
+    kernels.DenseBits(weight, n_bits).runner(None, dots)(x)
     np.testing.assert_array_equal(dots, expected)
 
     threshold = rng.integers(-n_bits, n_bits + 1, n_out).astype(np.int32)
     flip = rng.integers(0, 2, n_out).astype(np.uint8)
     bits = np.full(-(-n_out // 8), 0xAA, np.uint8)
-    kernels.DenseBits(weight, n_bits, threshold, flip)(x, None, bits)
+    kernels.DenseBits(weight, n_bits, threshold, flip).runner(None, bits)(x)
     np.testing.assert_array_equal(bits, output_bits(expected, threshold, flip))
 
 
@@ -56,7 +56,7 @@ def test_dense_planes_is_the_exact_integer_dot_product(kernels, n_values):
     expected = unpack_signs(weight, n_values) @ x.astype(np.int64)
     row_bytes = -(-n_values // 8)
     dots = np.zeros(13, np.int32)
-    kernels.DensePlanes(weight, n_values)(x, np.zeros(8 * row_bytes, np.uint8), dots)
+    kernels.DensePlanes(weight, n_values).runner(np.zeros(8 * row_bytes, np.uint8), dots)(x)
     np.testing.assert_array_equal(dots, expected)
 
 
@@ -99,8 +99,7 @@ def test_fused_conv_pool_sign_equals_unfused_float_reference(kernels, case, uint
     rng = np.random.default_rng(hash(case) % 2**32)
     weight = random_signs(rng, (n_out, *kernel, channels))
     signs = unpack_signs(weight, channels).astype(np.float64)
-    plane_bytes = height * width * -(-channels // 8) if uint8_input else 0
-    shape = ConvShape(height, width, channels, 8 if uint8_input else 0, plane_bytes, n_out,
+    shape = ConvShape(height, width, channels, int(uint8_input), n_out,
                       *kernel, *stride, *padding, *pool)
     if uint8_input:
         x = rng.integers(0, 256, (height, width, channels)).astype(np.uint8)
@@ -115,8 +114,7 @@ def test_fused_conv_pool_sign_equals_unfused_float_reference(kernels, case, uint
         scale[2] = 0.0                                 # a constant output
     threshold, flip = fold_sign(scale, shift)
     out = np.full(shape.out_bytes, 0x55, np.uint8)
-    kernels.ConvPool(shape, weight, threshold, flip)(
-        x.reshape(-1), np.zeros(8 * plane_bytes, np.uint8), out)
+    kernels.ConvPool(shape, weight, threshold, flip).runner(None, out)(x.reshape(-1))
     np.testing.assert_array_equal(out, reference_conv_pool_sign(values, signs, shape, scale, shift))
 
 
@@ -126,7 +124,7 @@ def test_pack_signs_follows_numpy_packbits_with_sign_zero_positive(kernels, n):
     x[::5] = 0.0
     x[1::7] = -0.0
     out = np.zeros(-(-n // 8), np.uint8)
-    kernels.pack_signs(x, out)
+    kernels.PackSigns(n).runner(None, out)(x)
     np.testing.assert_array_equal(out, np.packbits(x >= 0))
 
 
@@ -135,12 +133,12 @@ def test_dense_known_answer(kernels):
     x = np.array([0b10100000], np.uint8)
     weight = np.array([[0b11100000], [0b01000000]], np.uint8)
     dots = np.zeros(2, np.int32)
-    kernels.DenseBits(weight, 3)(x, None, dots)
+    kernels.DenseBits(weight, 3).runner(None, dots)(x)
     assert dots.tolist() == [1, -3]
     bits = np.zeros(1, np.uint8)
     # (1 >= 1) xor 0 = 1; (-3 >= -3) xor 1 = 0
-    kernels.DenseBits(weight, 3, np.array([1, -3], np.int32), np.array([0, 1], np.uint8))(
-        x, None, bits)
+    kernels.DenseBits(weight, 3, np.array([1, -3], np.int32),
+                      np.array([0, 1], np.uint8)).runner(None, bits)(x)
     assert bits.tolist() == [0b10000000]
 
 
@@ -148,7 +146,7 @@ def test_dense_planes_known_answer(kernels):
     x = np.array([3, 0, 255], np.uint8)
     weight = np.array([[0b10000000]], np.uint8)          # (+1, -1, -1)
     dots = np.zeros(1, np.int32)
-    kernels.DensePlanes(weight, 3)(x, np.zeros(8, np.uint8), dots)
+    kernels.DensePlanes(weight, 3).runner(np.zeros(8, np.uint8), dots)(x)
     assert dots.tolist() == [3 - 0 - 255]
 
 
@@ -160,10 +158,10 @@ def test_conv_pool_known_answer(kernels):
     image = np.array([[1, -1, 1], [-1, 1, -1], [1, 1, 1]])
     x = pack_signs(image[..., None]).reshape(-1)
     weight = np.full((2, 2, 2, 1), 0b10000000, np.uint8)
-    shape = ConvShape(3, 3, 1, 0, 0, 2, 2, 2, 1, 1, 0, 0, 2, 2)
+    shape = ConvShape(3, 3, 1, 0, 2, 2, 2, 1, 1, 0, 0, 2, 2)
     out = np.zeros(1, np.uint8)
-    kernels.ConvPool(shape, weight, np.array([2, 3], np.int32), np.zeros(2, np.uint8))(
-        x, None, out)
+    kernels.ConvPool(shape, weight, np.array([2, 3], np.int32),
+                     np.zeros(2, np.uint8)).runner(None, out)(x)
     assert out.tolist() == [0b10000000]      # 2 >= 2 -> +1, 2 >= 3 -> -1
 
 

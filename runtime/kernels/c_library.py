@@ -1,7 +1,10 @@
 """The C kernel (csrc/, built by cffi at install time) behind the same plans as the twin.
 
-A plan turns its constant arrays into C pointers once; per call it checks
-the arrays it is given (dtype, contiguity, size) and passes their pointers.
+A plan turns a layer's constant arrays into C pointers once. ``runner(work,
+out)`` then binds one thread's buffers and returns the per-sample call
+``run(x) -> out``, which only has to convert its input: an input it saw last time (a previous
+layer's buffer) keeps its pointer. Every array is checked (dtype, contiguity,
+size) before its pointer is made.
 """
 import numpy as np
 
@@ -9,7 +12,6 @@ from ._bnn import ffi, lib
 
 name = "c"
 popcount_path = ffi.string(lib.bnn_popcount_path()).decode()
-
 
 _C_TYPES = {np.dtype(np.uint8): "uint8_t[]", np.dtype(np.int32): "int32_t[]",
             np.dtype(np.float32): "float[]"}
@@ -25,23 +27,38 @@ def _pointer(array, dtype, size, what):
     return ffi.from_buffer(_C_TYPES[array.dtype], array)
 
 
+class _Input:
+    """The pointer of the last input array; a new array is checked and converted."""
+
+    def __init__(self, dtype, size):
+        self.dtype, self.size = dtype, size
+        self.array = self.pointer = None
+
+    def __call__(self, x):
+        if x is not self.array:
+            self.pointer = _pointer(x, self.dtype, self.size, "input")
+            self.array = x
+        return self.pointer
+
+
 class _Plan:
+    """Constant pointers of a layer: weights and, for sign outputs, thresholds."""
+
     def __init__(self, weight, threshold, flip, n_out):
         self._keep = (weight, threshold, flip)          # the pointers' owners
         self.n_out = n_out
         self.weight = _pointer(weight, np.uint8, weight.size, "weight")
         if threshold is None:
             self.threshold = self.flip = ffi.NULL
-            self.out_size, self.out_dtype = n_out, np.int32
         else:
             self.threshold = _pointer(threshold, np.int32, n_out, "threshold")
             self.flip = _pointer(flip, np.uint8, n_out, "flip")
-            self.out_size, self.out_dtype = -(-n_out // 8), np.uint8
 
     def outputs(self, out):
         """(bits pointer, dots pointer) for ``out``: one of them NULL."""
-        pointer = _pointer(out, self.out_dtype, self.out_size, "out")
-        return (ffi.NULL, pointer) if self.threshold == ffi.NULL else (pointer, ffi.NULL)
+        if self.threshold == ffi.NULL:
+            return ffi.NULL, _pointer(out, np.int32, self.n_out, "out")
+        return _pointer(out, np.uint8, -(-self.n_out // 8), "out"), ffi.NULL
 
 
 class DenseBits(_Plan):
@@ -50,10 +67,16 @@ class DenseBits(_Plan):
         self.row_bytes = weight.shape[1]
         self.n_bits = n_bits
 
-    def __call__(self, x, work, out):
-        bits, dots = self.outputs(out)
-        lib.bnn_dense_bits(_pointer(x, np.uint8, self.row_bytes, "x"), self.weight, self.n_out,
-                           self.row_bytes, self.n_bits, self.threshold, self.flip, bits, dots)
+    def runner(self, work, out):
+        source = _Input(np.uint8, self.row_bytes)
+        args = (self.weight, self.n_out, self.row_bytes, self.n_bits, self.threshold, self.flip,
+                *self.outputs(out))
+        call = lib.bnn_dense_bits
+
+        def run(x):
+            call(source(x), *args)
+            return out
+        return run
 
 
 class DensePlanes(_Plan):
@@ -62,13 +85,17 @@ class DensePlanes(_Plan):
         self.row_bytes = weight.shape[1]
         self.n_values = n_values
 
-    def __call__(self, x, work, out):
+    def runner(self, work, out):
+        source = _Input(np.uint8, self.n_values)
         planes = _pointer(work, np.uint8, 8 * self.row_bytes, "planes")
-        lib.bnn_bitplanes(_pointer(x, np.uint8, self.n_values, "x"), 1, self.n_values,
-                          self.row_bytes, planes)
-        bits, dots = self.outputs(out)
-        lib.bnn_dense_planes(planes, self.weight, self.n_out, self.row_bytes,
-                             self.threshold, self.flip, bits, dots)
+        args = (planes, self.weight, self.n_out, self.row_bytes, self.threshold, self.flip,
+                *self.outputs(out))
+
+        def run(x):
+            lib.bnn_bitplanes(source(x), self.n_values, self.row_bytes, planes)
+            lib.bnn_dense_planes(*args)
+            return out
+        return run
 
 
 class ConvPool(_Plan):
@@ -77,19 +104,25 @@ class ConvPool(_Plan):
         self.shape = shape
         self.c_shape = ffi.new("bnn_conv_shape *", shape._asdict())
 
-    def __call__(self, x, work, out):
+    def runner(self, work, out):
         s = self.shape
-        if s.n_planes:
-            source = _pointer(work, np.uint8, 8 * s.plane_bytes, "planes")
-            lib.bnn_bitplanes(_pointer(x, np.uint8, s.height * s.width * s.channels, "x"),
-                              s.height * s.width, s.channels, s.plane_bytes, source)
-        else:
-            source = _pointer(x, np.uint8, s.in_bytes, "x")
-        lib.bnn_conv_pool(source, self.c_shape, self.weight, self.threshold, self.flip,
-                          _pointer(out, np.uint8, s.out_bytes, "out"))
+        source = _Input(np.uint8, s.in_bytes)
+        args = (self.c_shape, self.weight, self.threshold, self.flip,
+                _pointer(out, np.uint8, s.out_bytes, "out"))
+        def run(x):
+            lib.bnn_conv_pool(source(x), *args)
+            return out
+        return run
 
 
-def pack_signs(x, out):
-    n = x.size
-    lib.bnn_pack_signs(_pointer(x, np.float32, n, "x"), n,
-                       _pointer(out, np.uint8, -(-n // 8), "out"))
+class PackSigns:
+    def __init__(self, n):
+        self.n = n
+
+    def runner(self, work, out):
+        source = _Input(np.float32, self.n)
+        args = (self.n, _pointer(out, np.uint8, -(-self.n // 8), "out"))
+        def run(x):
+            lib.bnn_pack_signs(source(x), *args)
+            return out
+        return run

@@ -9,8 +9,7 @@ class ConvShape(NamedTuple):
     height: int
     width: int
     channels: int
-    n_planes: int          # 0: packed signs in; 8: uint8 values in, as bit planes
-    plane_bytes: int       # bytes of one bit plane (n_planes == 8)
+    uint8_input: int       # 0: packed signs in; 1: uint8 values in
     out_channels: int
     kernel_h: int
     kernel_w: int
@@ -39,8 +38,9 @@ class ConvShape(NamedTuple):
 
     @property
     def in_bytes(self):
-        """Bytes of the packed-sign input (or of one bit plane)."""
-        return self.height * self.width * -(-self.channels // 8)
+        """Bytes of the input: packed signs, or one uint8 per value."""
+        values = self.height * self.width * self.channels
+        return values if self.uint8_input else values // self.channels * -(-self.channels // 8)
 
     @property
     def out_bytes(self):

@@ -1,7 +1,8 @@
 """The NumPy twin of the C kernel: the same plans, the same results, no compiler.
 
-Each plan is built once per layer from the layer's constant arrays and then
-called per sample with the input, a per-thread work buffer and the output.
+Each plan is built once per layer from the layer's constant arrays;
+``runner(work, out)`` binds one thread's buffers and returns the per-sample
+call ``run(x) -> out``.
 The twin computes the same integers by a plain route (unpacked +-1 values
 and integer matrix products), so comparing it with the C kernel tests both.
 """
@@ -18,6 +19,12 @@ class _Plan:
     def __init__(self, threshold, flip):
         self.threshold = threshold
         self.flip = None if flip is None else flip.astype(bool)
+
+    def runner(self, work, out):
+        def run(x):
+            self(x, work, out)
+            return out
+        return run
 
     def emit(self, dots, out):
         """Write ``dots`` (..., n_out) to ``out`` as packed bits or int32."""
@@ -65,7 +72,7 @@ class ConvPool(_Plan):
 
     def __call__(self, x, work, out):
         s = self.shape
-        if s.n_planes:
+        if s.uint8_input:
             values = x.reshape(s.height, s.width, s.channels).astype(np.int32)
         else:
             packed = x[:s.height * s.width * -(-s.channels // 8)]
@@ -85,6 +92,13 @@ class ConvPool(_Plan):
         self.emit(pooled, out)
 
 
-def pack_signs(x, out):
-    bits = np.packbits(x >= 0)
-    out[:bits.size] = bits
+class PackSigns:
+    def __init__(self, n):
+        self.n = n
+
+    def runner(self, work, out):
+        def run(x):
+            bits = np.packbits(x >= 0)
+            out[:bits.size] = bits
+            return out
+        return run

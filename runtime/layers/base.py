@@ -3,7 +3,8 @@
 A layer is built from named arrays and attributes (exactly the datasets and
 attributes of its group in the packed file), then bound to the signal that
 reaches it, which checks that the two fit and prepares anything the kernel
-needs. ``forward`` then runs one sample into per-thread work buffers.
+needs. ``runner()`` then gives one thread its own per-sample function, which
+owns that thread's work buffers, so the hot path allocates nothing.
 """
 from typing import NamedTuple
 
@@ -46,17 +47,14 @@ class Layer:
         """Check the incoming ``Signal``, return the outgoing one."""
         raise NotImplementedError
 
-    def buffers(self):
-        """Work storage for one thread; ``forward`` receives it back."""
-        raise NotImplementedError
-
-    def forward(self, x, buffers):
+    def runner(self):
+        """For one thread: ``run(x) -> output``, writing into buffers it owns."""
         raise NotImplementedError
 
     def forward_batch(self, x):
         """Many samples at once (first axis); by default one at a time."""
-        storage = self.buffers()
-        return np.stack([np.array(self.forward(sample, storage)) for sample in x])
+        run = self.runner()
+        return np.stack([run(sample).copy() for sample in x])
 
     def fields(self):
         """The layer as the file stores it: ``(attributes, arrays)``."""

@@ -22,13 +22,14 @@ class BatchNorm(Layer):
         self.expect(source, "float", self.scale.size)
         return Signal("float", self.scale.shape)
 
-    def buffers(self):
-        return np.empty(self.scale.shape, np.float32)
+    def runner(self):
+        out = np.empty(self.scale.shape, np.float32)
+        scale, shift, multiply, add = self.scale, self.shift, np.multiply, np.add
 
-    def forward(self, x, out):
-        np.multiply(x, self.scale, out=out)
-        np.add(out, self.shift, out=out)
-        return out
+        def run(x):
+            multiply(x, scale, out=out)
+            return add(out, shift, out=out)
+        return run
 
     def forward_batch(self, x):
         return x * self.scale + self.shift

@@ -4,7 +4,8 @@ For each pooled output the kernel takes the max of the convolution's integer
 dot products over the pool window, then the folded threshold, so one integer
 temporary exists per output and only packed signs are stored. Input: packed
 signs ``(H, W, C)``, or, as the first layer, the raw uint8 input ``(H, W)``
-or ``(H, W, C)`` through its bit planes. Zero padding contributes 0.
+or ``(H, W, C)``, whose dot products with the signs are exact integer sums.
+Zero padding contributes 0.
 """
 import numpy as np
 
@@ -40,11 +41,9 @@ class BinaryConv2d(Layer):
         channels = source.shape[2] if len(source.shape) == 3 else 1
         n_out, kernel_h, kernel_w, _ = self.weight.shape
         check_shape(self.weight, (n_out, kernel_h, kernel_w, -(-channels // 8)), "weight")
-        check_padding_bits(self.weight, (n_out * kernel_h * kernel_w, channels))
-        planes = source.kind == "uint8"
-        plane_bytes = word_padded(height * width * -(-channels // 8))
-        shape = ConvShape(height, width, channels, 8 if planes else 0, plane_bytes if planes else 0,
-                          n_out, kernel_h, kernel_w, *self.stride, *self.padding, *self.pool)
+        check_padding_bits(self.weight, (kernel_h * kernel_w, channels))
+        shape = ConvShape(height, width, channels, int(source.kind == "uint8"), n_out,
+                          kernel_h, kernel_w, *self.stride, *self.padding, *self.pool)
         if kernel_h > height + 2 * shape.pad_h or kernel_w > width + 2 * shape.pad_w:
             raise ModelFormatError(
                 f"kernel {kernel_h}x{kernel_w} larger than the padded input "
@@ -57,15 +56,8 @@ class BinaryConv2d(Layer):
         self._plan = kernels.ConvPool(shape, self.weight, self.threshold, self.flip)
         return Signal("bits", (shape.out_h, shape.out_w, n_out))
 
-    def buffers(self):
-        s = self._shape
-        return (np.zeros(8 * s.plane_bytes, np.uint8),
-                np.zeros(word_padded(s.out_bytes), np.uint8))
-
-    def forward(self, x, buffers):
-        work, out = buffers
-        self._plan(x, work, out)
-        return out
+    def runner(self):
+        return self._plan.runner(None, np.zeros(word_padded(self._shape.out_bytes), np.uint8))
 
 
 def _pair(value, name, minimum):

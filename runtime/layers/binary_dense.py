@@ -49,20 +49,18 @@ class BinaryDense(Layer):
             return Signal("float", (n_out,))
         return Signal("bits", (n_out,))
 
-    def buffers(self):
+    def runner(self):
         n_out = self.weight.shape[0]
         work = np.zeros(8 * self._stride if self._planes else 0, np.uint8)
-        if self.threshold is None:
-            return work, np.zeros(n_out, np.int32), np.zeros(n_out, np.float32)
-        return work, np.zeros(word_padded(-(-n_out // 8)), np.uint8), None
+        if self.threshold is not None:
+            return self._plan.runner(work, np.zeros(word_padded(-(-n_out // 8)), np.uint8))
+        dots = self._plan.runner(work, np.zeros(n_out, np.int32))
+        scores, copyto = np.zeros(n_out, np.float32), np.copyto
 
-    def forward(self, x, buffers):
-        work, out, scores = buffers
-        self._plan(x, work, out)
-        if scores is None:
-            return out
-        np.copyto(scores, out, casting="unsafe")
-        return scores
+        def run(x):
+            copyto(scores, dots(x), casting="unsafe")
+            return scores
+        return run
 
 
 def check_threshold(threshold, flip, n_out):
@@ -81,7 +79,10 @@ def check_threshold(threshold, flip, n_out):
 
 
 def check_padding_bits(weight, layout):
-    """Padding bits must be 0: the kernel counts every bit it reads."""
+    """Padding bits must be 0: the kernel counts every bit it reads.
+
+    ``layout`` is the logical shape of one output's weights (last axis packed).
+    """
     mask = padding_mask(layout)
     stray = weight.reshape(len(weight), -1) & ~mask
     if stray.any():

@@ -36,15 +36,20 @@ class Dense(Layer):
         self.expect(source, "float", self.weight_t.shape[0])
         return Signal("float", self.bias.shape)
 
-    def buffers(self):
-        return np.empty(self.bias.shape, np.float32)
+    def runner(self):
+        out = np.empty(self.bias.shape, np.float32)
+        weight_t, bias, dot, add, maximum = self.weight_t, self.bias, np.dot, np.add, np.maximum
 
-    def forward(self, x, out):
-        np.dot(x, self.weight_t, out=out)
-        np.add(out, self.bias, out=out)
-        if self._relu:
-            np.maximum(out, 0.0, out=out)
-        return out
+        def run(x):
+            dot(x, weight_t, out=out)
+            add(out, bias, out=out)
+            return out
+
+        def run_relu(x):
+            dot(x, weight_t, out=out)
+            add(out, bias, out=out)
+            return maximum(out, 0.0, out=out)
+        return run_relu if self._relu else run
 
     def forward_batch(self, x):
         y = x @ self.weight_t

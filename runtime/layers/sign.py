@@ -11,12 +11,8 @@ class Sign(Layer):
     def bind(self, source, kernels):
         self.expect(source, "float")
         self._n = source.size
-        self._pack = kernels.pack_signs
+        self._plan = kernels.PackSigns(self._n)
         return Signal("bits", (self._n,))
 
-    def buffers(self):
-        return np.zeros(word_padded(-(-self._n // 8)), np.uint8)
-
-    def forward(self, x, out):
-        self._pack(x, out)
-        return out
+    def runner(self):
+        return self._plan.runner(None, np.zeros(word_padded(-(-self._n // 8)), np.uint8))

@@ -1,0 +1,125 @@
+"""Binary 784-1000-500-10 per sample: the C backend against a standalone C floor.
+
+    python -m bench.binary
+
+In one run, interleaved: the floor (bench/binary_floor.c, sizes fixed at
+compile time, built with -O3 -march=native, over the same packed weights),
+``classify`` on the C backend, on the NumPy twin, and the float
+784-1000-500-10 ``classify``; then a binary conv net's time and the peak
+memory one ``classify`` allocates.
+"""
+from .timing import interleaved, single_threaded
+
+single_threaded()
+
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import tracemalloc  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from runtime import (BatchNorm, BinaryConv2d, BinaryDense, Dense, Model, Runtime,  # noqa: E402
+                     Sign)
+from runtime.bitpack import pack_signs  # noqa: E402
+from runtime.fold import fold_sign  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SAMPLES = 64
+
+
+def binary_mlp(rng, sizes=(784, 1000, 500, 10)):
+    """Float input -> sign -> binary dense with thresholds -> binary dense dots -> batch norm."""
+    layers = [Sign()]
+    for n_in, n_out in zip(sizes[:-2], sizes[1:-1]):
+        t, f = fold_sign(rng.standard_normal(n_out), rng.uniform(-0.1, 0.1, n_out) * n_in)
+        layers.append(BinaryDense(pack_signs(rng.standard_normal((n_out, n_in))), t, f))
+    layers.append(BinaryDense(pack_signs(rng.standard_normal((sizes[-1], sizes[-2])))))
+    layers.append(BatchNorm(rng.uniform(0.01, 0.1, sizes[-1]), rng.standard_normal(sizes[-1])))
+    return Model(layers, (sizes[0],))
+
+
+def float_mlp(rng, sizes=(784, 1000, 500, 10)):
+    layers = [Dense(rng.standard_normal((n_out, n_in)) / np.sqrt(n_in), np.zeros(n_out),
+                    "relu" if i < len(sizes) - 2 else "none")
+              for i, (n_in, n_out) in enumerate(zip(sizes, sizes[1:]))]
+    return Model(layers, (sizes[0],))
+
+
+def conv_net(rng):
+    """uint8 28x28 -> binary conv 3x3x16 + max pool 2 (fused) -> binary dense -> 10 scores."""
+    t, f = fold_sign(rng.standard_normal(16), rng.uniform(-0.3, 0.3, 16) * 9 * 255)
+    conv = BinaryConv2d(pack_signs(rng.standard_normal((16, 3, 3, 1))), t, f, pool=(2, 2))
+    dense = BinaryDense(pack_signs(rng.standard_normal((10, 13 * 13 * 16))))
+    return Model([conv, dense, BatchNorm(np.full(10, 0.05), np.zeros(10))], (28, 28), "uint8")
+
+
+def build_floor(model, inputs, folder):
+    """Write the model's packed arrays as raw files and compile the floor beside them."""
+    _, first, second, third, norm = model.layers
+    arrays = {"w1": first.weight, "w2": second.weight, "w3": third.weight,
+              "t1": first.threshold, "t2": second.threshold, "f1": first.flip,
+              "f2": second.flip, "scale": norm.scale, "shift": norm.shift, "inputs": inputs}
+    for name, array in arrays.items():
+        np.ascontiguousarray(array).tofile(os.path.join(folder, name))
+    program = os.path.join(folder, "floor")
+    subprocess.run([os.environ.get("CC", "cc"), "-O3", "-march=native", "-std=c99",
+                    "-o", program, os.path.join(HERE, "binary_floor.c")], check=True)
+    return program
+
+
+def run_floor(program, folder, rounds):
+    out = subprocess.run([program, folder, str(SAMPLES), str(rounds)], check=True,
+                         capture_output=True, text=True).stdout.split()
+    return float(out[0]) * 1e-9, float(out[1])
+
+
+def main():
+    rng = np.random.default_rng(0)
+    model = binary_mlp(rng)
+    inputs = rng.standard_normal((SAMPLES, 784)).astype(np.float32)
+    runtimes = {"c": Runtime(model, backend="c"), "numpy": Runtime(model, backend="numpy")}
+    float_rt = Runtime(float_mlp(rng))
+    with tempfile.TemporaryDirectory() as folder:
+        program = build_floor(model, inputs, folder)
+        _, checksum = run_floor(program, folder, 1)
+        ours = sum(float(s) * (j + 1) for x in inputs
+                   for j, s in enumerate(runtimes["c"].classify(x).logits))
+        if not np.isclose(ours, checksum, rtol=1e-6):
+            sys.exit(f"the floor computes something else: checksum {checksum} vs {ours}")
+        floor_times = []
+
+        def floor():
+            floor_times.append(run_floor(program, folder, 20)[0])
+
+        def loop(rt):
+            return lambda: [rt.classify(x) for x in inputs]
+
+        times = interleaved({"floor": floor, "binary C": loop(runtimes["c"]),
+                             "binary NumPy": loop(runtimes["numpy"]), "float": loop(float_rt)},
+                            calls=1, rounds=15, warmup=2)
+    per_sample = {name: t / SAMPLES for name, t in times.items()}
+    per_sample["floor"] = float(np.median(floor_times))
+    base = per_sample["binary C"]
+    print("binary 784-1000-500-10, float input, per sample "
+          f"(C popcount path: {runtimes['c'].model.kernels.popcount_path})")
+    for name, seconds in per_sample.items():
+        print(f"  {name:<14} {seconds * 1e6:9.2f} us   {seconds / base:6.2f}x binary C")
+
+    net = conv_net(rng)
+    image = rng.integers(0, 256, (28, 28), dtype=np.uint8)
+    for backend in ("c", "numpy"):
+        rt = Runtime(net, backend=backend)
+        seconds = interleaved({"conv": lambda: rt.classify(image)}, calls=20, rounds=10)["conv"]
+        tracemalloc.start()
+        rt.classify(image)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        print(f"binary conv 3x3x16 + pool 2 + dense 10 on uint8 28x28, {backend}: "
+              f"{seconds * 1e6:.1f} us per sample, peak {peak} bytes allocated per classify "
+              f"(a float32 26x26x16 feature map would be {26 * 26 * 16 * 4})")
+
+
+if __name__ == "__main__":
+    main()
