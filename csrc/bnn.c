@@ -49,41 +49,38 @@ static inline int32_t conv_out_size(int32_t in, int32_t pad, int32_t kernel, int
     return (in + 2 * pad - kernel) / stride + 1;
 }
 
-/* Writes a layer's outputs: threshold bits packed MSB first, or raw dots. */
+/* Writes a layer's n outputs: threshold bits packed MSB first, or dots. */
 struct emitter {
     const int32_t *threshold;
     const uint8_t *flip;
     uint8_t *bits;
-    int32_t *dots;
-    unsigned pending;
+    float *dots;
 };
 
 static inline struct emitter emitter_start(const int32_t *threshold, const uint8_t *flip,
-                                           uint8_t *bits, int32_t *dots)
+                                           uint8_t *bits, float *dots, int32_t n)
 {
-    struct emitter e = {threshold, flip, bits, dots, 0};
+    struct emitter e = {threshold, flip, bits, dots};
+    if (threshold)
+        memset(bits, 0, (size_t)(n + 7) / 8);
     return e;
 }
 
-static inline void emit(struct emitter *e, int32_t j, int32_t dot)
+/* `to_bits` is a constant at every call (see BNN_BOTH_OUTPUTS), so each
+ * loop is compiled without the test. */
+static inline void emit(const struct emitter *e, int to_bits, int32_t j, int32_t dot)
 {
-    if (!e->threshold) {
-        e->dots[j] = dot;
-        return;
-    }
-    unsigned bit = (unsigned)(dot >= e->threshold[j]) ^ (e->flip[j] & 1u);
-    e->pending = (e->pending << 1) | bit;
-    if ((j & 7) == 7) {
-        e->bits[j >> 3] = (uint8_t)e->pending;
-        e->pending = 0;
-    }
+    if (!to_bits)
+        e->dots[j] = (float)dot;   /* exact: callers keep |dot| < 2^24 */
+    else if ((dot >= e->threshold[j]) ^ (e->flip[j] & 1))
+        e->bits[j >> 3] |= (uint8_t)(0x80u >> (j & 7));
 }
 
-static inline void emitter_finish(struct emitter *e, int32_t n)
-{
-    if (e->threshold && (n & 7))
-        e->bits[n >> 3] = (uint8_t)(e->pending << (8 - (n & 7)));
-}
+#if defined(__GNUC__) || defined(__clang__)
+#define BNN_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define BNN_ALWAYS_INLINE inline
+#endif
 
 /* The portable instance (NEON-counted on ARM builds that have NEON). */
 #define BNN_FN(name) name##_portable
@@ -132,14 +129,14 @@ static int cpu_has_popcnt(void)
 
 void bnn_dense_bits(const uint8_t *x, const uint8_t *weight, int32_t n_out,
                     int32_t row_bytes, int32_t n_bits, const int32_t *threshold,
-                    const uint8_t *flip, uint8_t *out_bits, int32_t *out_dots)
+                    const uint8_t *flip, uint8_t *out_bits, float *out_dots)
 {
     BNN_PICK(dense_bits)(x, weight, n_out, row_bytes, n_bits, threshold, flip, out_bits, out_dots);
 }
 
 void bnn_dense_planes(const uint8_t *planes, const uint8_t *weight, int32_t n_out,
                       int32_t row_bytes, const int32_t *threshold, const uint8_t *flip,
-                      uint8_t *out_bits, int32_t *out_dots)
+                      uint8_t *out_bits, float *out_dots)
 {
     BNN_PICK(dense_planes)(planes, weight, n_out, row_bytes, threshold, flip, out_bits, out_dots);
 }

@@ -7,8 +7,9 @@
  *
  * Every layer ends either in packed output signs, bit = (dot >= threshold[j])
  * XOR flip[j] (a batch norm + sign folded at conversion), or, when threshold
- * is NULL, in the integer dot products themselves (for the float layers that
- * give the final scores). Callers check every size in Python first.
+ * is NULL, in the integer dot products themselves as floats (exact below
+ * 2^24; for the float layers that give the final scores). Callers check
+ * every size in Python first.
  */
 #include <stdint.h>
 
@@ -21,7 +22,7 @@
  *   out_dots   [n_out]                 when threshold == NULL            */
 void bnn_dense_bits(const uint8_t *x, const uint8_t *weight, int32_t n_out,
                     int32_t row_bytes, int32_t n_bits, const int32_t *threshold,
-                    const uint8_t *flip, uint8_t *out_bits, int32_t *out_dots);
+                    const uint8_t *flip, uint8_t *out_bits, float *out_dots);
 
 /* Bit planes of uint8 values: plane b holds bit b (b = 0 least significant)
  * of every value, packed like signs.
@@ -35,7 +36,7 @@ void bnn_bitplanes(const uint8_t *x, int32_t n, int32_t plane_bytes, uint8_t *pl
  *   other arguments as bnn_dense_bits                                      */
 void bnn_dense_planes(const uint8_t *planes, const uint8_t *weight, int32_t n_out,
                       int32_t row_bytes, const int32_t *threshold, const uint8_t *flip,
-                      uint8_t *out_bits, int32_t *out_dots);
+                      uint8_t *out_bits, float *out_dots);
 
 /* Geometry of a fused binary convolution + max pool + threshold. */
 typedef struct {

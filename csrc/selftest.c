@@ -58,7 +58,8 @@ static void test_dense(int n_bits, int n_out)
     int row = (n_bits + 7) / 8;
     uint8_t *x = malloc(row), *w = malloc((size_t)row * n_out), *bits = calloc((n_out + 7) / 8, 1);
     uint8_t *planes = malloc(8 * (size_t)row), *values = malloc(n_bits), *flip = malloc(n_out);
-    int32_t *dots = malloc(sizeof(int32_t) * n_out), *threshold = malloc(sizeof(int32_t) * n_out);
+    float *dots = malloc(sizeof(float) * n_out);
+    int32_t *threshold = malloc(sizeof(int32_t) * n_out);
     random_signs(x, 1, n_bits);
     random_signs(w, n_out, n_bits);
     for (int j = 0; j < n_out; j++) {
@@ -71,11 +72,11 @@ static void test_dense(int n_bits, int n_out)
         int dot = 0;
         for (int i = 0; i < n_bits; i++)
             dot += sign_at(x, i) * sign_at(w + (size_t)j * row, i);
-        expect(dots[j] == dot, "dense dot", dots[j], dot);
+        expect(dots[j] == (float)dot, "dense dot", (int)dots[j], dot);
         int bit = (dot >= threshold[j]) ^ flip[j];
         expect(((bits[j >> 3] >> (7 - (j & 7))) & 1) == bit, "dense bit", j, bit);
     }
-    mix(dots, sizeof(int32_t) * n_out);
+    mix(dots, sizeof(float) * n_out);
     mix(bits, (n_out + 7) / 8);
 
     for (int i = 0; i < n_bits; i++)
@@ -86,9 +87,9 @@ static void test_dense(int n_bits, int n_out)
         int dot = 0;
         for (int i = 0; i < n_bits; i++)
             dot += values[i] * sign_at(w + (size_t)j * row, i);
-        expect(dots[j] == dot, "planes dot", dots[j], dot);
+        expect(dots[j] == (float)dot, "planes dot", (int)dots[j], dot);
     }
-    mix(dots, sizeof(int32_t) * n_out);
+    mix(dots, sizeof(float) * n_out);
     free(x); free(w); free(bits); free(planes); free(values); free(flip); free(dots); free(threshold);
 }
 

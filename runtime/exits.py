@@ -5,7 +5,8 @@ The normalized entropy of a probability vector p over C classes is
 mass, 1 for the uniform vector. An exit fires when ``eta < threshold``.
 """
 import math
-import operator
+from math import exp
+from operator import mul
 
 import numpy as np
 
@@ -29,10 +30,9 @@ def summarize(logits):
         z = logits.tolist()
         top = max(z)
         label = z.index(top)
-        z = [v - top for v in z]
-        e = [math.exp(v) for v in z]
+        e = [exp(v - top) for v in z]
         total = sum(e)
-        weighted = sum(map(operator.mul, e, z)) / total
+        weighted = sum(map(mul, e, z)) / total - top    # sum p * (z - top)
         p = np.array(e)
         p /= total
     else:

@@ -36,7 +36,7 @@ def test_dense_bits_equals_plain_dot_products(kernels, n_bits, n_out, word_padde
         pad = -len(x) % 8
         x = np.concatenate([x, np.zeros(pad, np.uint8)])
         weight = np.pad(weight, ((0, 0), (0, pad)))
-    dots = np.full(n_out, -7, np.int32)
+    dots = np.full(n_out, -7, np.float32)
     kernels.DenseBits(weight, n_bits).runner(None, dots)(x)
     np.testing.assert_array_equal(dots, expected)
 
@@ -55,7 +55,7 @@ def test_dense_planes_is_the_exact_integer_dot_product(kernels, n_values):
     weight = random_signs(rng, (13, n_values))
     expected = unpack_signs(weight, n_values) @ x.astype(np.int64)
     row_bytes = -(-n_values // 8)
-    dots = np.zeros(13, np.int32)
+    dots = np.zeros(13, np.float32)
     kernels.DensePlanes(weight, n_values).runner(np.zeros(8 * row_bytes, np.uint8), dots)(x)
     np.testing.assert_array_equal(dots, expected)
 
@@ -132,7 +132,7 @@ def test_dense_known_answer(kernels):
     # x = (+1, -1, +1); rows (+1, +1, +1) and (-1, +1, -1): dots 1 and -3
     x = np.array([0b10100000], np.uint8)
     weight = np.array([[0b11100000], [0b01000000]], np.uint8)
-    dots = np.zeros(2, np.int32)
+    dots = np.zeros(2, np.float32)
     kernels.DenseBits(weight, 3).runner(None, dots)(x)
     assert dots.tolist() == [1, -3]
     bits = np.zeros(1, np.uint8)
@@ -145,7 +145,7 @@ def test_dense_known_answer(kernels):
 def test_dense_planes_known_answer(kernels):
     x = np.array([3, 0, 255], np.uint8)
     weight = np.array([[0b10000000]], np.uint8)          # (+1, -1, -1)
-    dots = np.zeros(1, np.int32)
+    dots = np.zeros(1, np.float32)
     kernels.DensePlanes(weight, 3).runner(np.zeros(8, np.uint8), dots)(x)
     assert dots.tolist() == [3 - 0 - 255]
 

@@ -27,18 +27,16 @@ def _pointer(array, dtype, size, what):
     return ffi.from_buffer(_C_TYPES[array.dtype], array)
 
 
-class _Input:
-    """The pointer of the last input array; a new array is checked and converted."""
+def _input(dtype, size):
+    """``pointer_of(x)``: the pointer of the last array seen, else check and convert."""
+    last = [None, None]
 
-    def __init__(self, dtype, size):
-        self.dtype, self.size = dtype, size
-        self.array = self.pointer = None
-
-    def __call__(self, x):
-        if x is not self.array:
-            self.pointer = _pointer(x, self.dtype, self.size, "input")
-            self.array = x
-        return self.pointer
+    def pointer_of(x):
+        if x is not last[0]:
+            last[1] = _pointer(x, dtype, size, "input")
+            last[0] = x
+        return last[1]
+    return pointer_of
 
 
 class _Plan:
@@ -57,7 +55,7 @@ class _Plan:
     def outputs(self, out):
         """(bits pointer, dots pointer) for ``out``: one of them NULL."""
         if self.threshold == ffi.NULL:
-            return ffi.NULL, _pointer(out, np.int32, self.n_out, "out")
+            return ffi.NULL, _pointer(out, np.float32, self.n_out, "out")
         return _pointer(out, np.uint8, -(-self.n_out // 8), "out"), ffi.NULL
 
 
@@ -68,7 +66,7 @@ class DenseBits(_Plan):
         self.n_bits = n_bits
 
     def runner(self, work, out):
-        source = _Input(np.uint8, self.row_bytes)
+        source = _input(np.uint8, self.row_bytes)
         args = (self.weight, self.n_out, self.row_bytes, self.n_bits, self.threshold, self.flip,
                 *self.outputs(out))
         call = lib.bnn_dense_bits
@@ -86,7 +84,7 @@ class DensePlanes(_Plan):
         self.n_values = n_values
 
     def runner(self, work, out):
-        source = _Input(np.uint8, self.n_values)
+        source = _input(np.uint8, self.n_values)
         planes = _pointer(work, np.uint8, 8 * self.row_bytes, "planes")
         args = (planes, self.weight, self.n_out, self.row_bytes, self.threshold, self.flip,
                 *self.outputs(out))
@@ -106,7 +104,7 @@ class ConvPool(_Plan):
 
     def runner(self, work, out):
         s = self.shape
-        source = _Input(np.uint8, s.in_bytes)
+        source = _input(np.uint8, s.in_bytes)
         args = (self.c_shape, self.weight, self.threshold, self.flip,
                 _pointer(out, np.uint8, s.out_bytes, "out"))
         def run(x):
@@ -120,7 +118,7 @@ class PackSigns:
         self.n = n
 
     def runner(self, work, out):
-        source = _Input(np.float32, self.n)
+        source = _input(np.float32, self.n)
         args = (self.n, _pointer(out, np.uint8, -(-self.n // 8), "out"))
         def run(x):
             lib.bnn_pack_signs(source(x), *args)

@@ -27,7 +27,7 @@ class _Plan:
         return run
 
     def emit(self, dots, out):
-        """Write ``dots`` (..., n_out) to ``out`` as packed bits or int32."""
+        """Write ``dots`` (..., n_out) to ``out`` as packed bits or float32 values."""
         if self.threshold is None:
             out[:dots.size] = dots.reshape(-1)
             return

@@ -4,7 +4,7 @@ Input: packed signs (after a ``sign`` or another binary layer), or, as the
 first layer, the raw uint8 input, whose exact integer dot product with the
 signs is taken through its 8 bit planes. Output: packed signs through the
 folded threshold (``threshold`` and ``flip`` present), or the integer dot
-products as float32 for the float layers that give the final scores.
+products (exact in float32) for the float layers that give the final scores.
 """
 import numpy as np
 
@@ -35,6 +35,9 @@ class BinaryDense(Layer):
                 f"binary_dense takes packed signs or the raw uint8 input, not "
                 f"{source.describe()}; put a sign layer before it")
         check_shape(self.weight, (n_out, packed_bytes(layout)), "weight")
+        if n_in * (255 if source.kind == "uint8" else 1) >= 1 << 24:
+            raise ModelFormatError(f"{n_in} inputs: dot products could exceed 2^24, "
+                                   f"beyond exact float32 scores")
         check_padding_bits(self.weight, layout)
         # rows padded to whole words so the kernel never reads a partial word
         self._stride = word_padded(row_bytes)
@@ -54,13 +57,7 @@ class BinaryDense(Layer):
         work = np.zeros(8 * self._stride if self._planes else 0, np.uint8)
         if self.threshold is not None:
             return self._plan.runner(work, np.zeros(word_padded(-(-n_out // 8)), np.uint8))
-        dots = self._plan.runner(work, np.zeros(n_out, np.int32))
-        scores, copyto = np.zeros(n_out, np.float32), np.copyto
-
-        def run(x):
-            copyto(scores, dots(x), casting="unsafe")
-            return scores
-        return run
+        return self._plan.runner(work, np.zeros(n_out, np.float32))
 
 
 def check_threshold(threshold, flip, n_out):
