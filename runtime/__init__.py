@@ -7,10 +7,13 @@ from .errors import (EdgeError, InputError, InputTypeError, ModelFileError,
                      ModelFormatError, ModelVersionError)
 from .format import load_model, save_model
 from .layers import BatchNorm, BinaryConv2d, BinaryDense, Dense, Sign
+from .cascade import Policy
 from .model import Model
-from .runtime import Result, Runtime
+from .remote import RemoteError, RemoteModel
+from .result import Result
+from .runtime import Runtime
 
-__all__ = ["Runtime", "Result", "Model", "Dense", "BatchNorm", "Sign", "BinaryDense",
+__all__ = ["Runtime", "Result", "Policy", "RemoteModel", "RemoteError", "Model", "Dense", "BatchNorm", "Sign", "BinaryDense",
            "BinaryConv2d", "load_model", "save_model",
            "EdgeError", "InputError", "InputTypeError", "ModelFileError",
            "ModelFormatError", "ModelVersionError"]

@@ -1,34 +1,11 @@
 """Runtime: what a sensor script holds. Load once, then ``classify`` per sample."""
 import os
 
+from .cascade import Cascade, Policy
 from .errors import InputError
 from .exits import summarize
 from .model import Model
-
-
-class Result:
-    """One answer: the class, how sure, and where it came from.
-
-    ``label`` is the class index and ``name`` its name; ``scores`` are the
-    softmax probabilities of ``logits`` (the last layer's raw outputs);
-    ``entropy`` is their normalized entropy in [0, 1]; ``exit`` names the
-    tier that answered ("local" for a model on this device).
-    """
-    __slots__ = ("label", "name", "confidence", "scores", "logits", "entropy", "exit")
-
-    def __init__(self, label, name, confidence, scores, logits, entropy, exit):
-        self.label = label
-        self.name = name
-        self.confidence = confidence
-        self.scores = scores
-        self.logits = logits
-        self.entropy = entropy
-        self.exit = exit
-
-    def __repr__(self):
-        return (f"Result(label={self.label}, name={self.name!r}, "
-                f"confidence={self.confidence:.4f}, entropy={self.entropy:.4f}, "
-                f"exit={self.exit!r})")
+from .result import Result
 
 
 class Runtime:
@@ -41,9 +18,15 @@ class Runtime:
     ``model`` is a path to a packed file or a :class:`Model`. ``backend``
     chooses the binary kernel ("c" or "numpy"; default: C when built, unless
     the environment variable EDGEBNN_BACKEND says otherwise).
+
+    With ``remote`` (a :class:`runtime.remote.RemoteModel`) the model is the
+    little net of a Big-Little cascade and ``policy`` (a
+    :class:`runtime.cascade.Policy` or one of its kinds: "local",
+    "sequential", "parallel", "remote") says when the remote model is asked;
+    ``counters`` then counts answers per tier, remote calls and errors.
     """
 
-    def __init__(self, model, backend=None):
+    def __init__(self, model, backend=None, remote=None, policy="sequential"):
         from .format import load_model
         from .kernels import get_kernels
         kernels = get_kernels(backend)
@@ -52,6 +35,15 @@ class Runtime:
         else:
             self.model = load_model(os.fspath(model), kernels=kernels)
         self._names = self.model.classes
+        self.cascade = None
+        if remote is not None:
+            policy = policy if isinstance(policy, Policy) else Policy(policy)
+            self.cascade = Cascade(self, remote, policy)
+
+    @property
+    def counters(self):
+        """Answers per tier, remote calls and remote errors (cascades only)."""
+        return dict(self.cascade.counters) if self.cascade else None
 
     @property
     def backend(self):
@@ -64,6 +56,12 @@ class Runtime:
 
     def classify(self, x):
         """Classify one sample; raises InputError on a sample that does not fit."""
+        if self.cascade is not None:
+            return self.cascade.classify(x)
+        return self.classify_local(x)
+
+    def classify_local(self, x):
+        """Classify one sample with the model on this device only."""
         model = self.model
         return self._result(model.forward(model.check_input(x)).copy())
 
@@ -71,6 +69,11 @@ class Runtime:
         """Classify many samples (first axis); the same answers as a loop."""
         logits = self.model.forward_batch(self.model.check_batch(x))
         return [self._result(row) for row in logits]
+
+    def close(self):
+        """Release the remote tier's connections and threads (cascades)."""
+        if self.cascade is not None:
+            self.cascade.close()
 
     def _result(self, logits):
         label, confidence, scores, entropy = summarize(logits)

@@ -1,0 +1,145 @@
+"""Big-Little cascades: a little model on the device, a big one remote.
+
+The little net knows a few priority classes (one-vs-all, or a few plus
+"other"); the big net knows all. A ``Policy`` says when the remote model is
+asked: never (``local``), only when the little net does not claim a
+priority class confidently (``sequential``), at the same moment as the
+little net starts (``parallel``), or always (``remote``). When the remote
+tier fails (down, slow past its timeout, garbage), the little net's answer
+is returned marked ``local-fallback`` and the error is counted; only a
+``strict`` policy raises.
+"""
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+
+from .exits import summarize
+from .remote import RemoteError
+from .result import Result
+
+KINDS = ("local", "sequential", "parallel", "remote")
+
+
+class Policy:
+    """When to ask the remote model, and when the little net's answer stands.
+
+    The little net *claims* a sample when its label is a priority class (by
+    default every class but ``other``), its confidence is at least
+    ``min_confidence`` and its normalized entropy is below ``max_entropy``.
+    ``parallel_late`` says what happens to a remote call the little net made
+    unnecessary: ``"cancel"`` (not waited for) or ``"keep"`` (let it finish
+    and count it, e.g. so the server sees every sample).
+    """
+
+    def __init__(self, kind="sequential", priority=None, other="other", min_confidence=0.9,
+                 max_entropy=1.0, parallel_late="cancel", strict=False):
+        if kind not in KINDS:
+            raise ValueError(f"policy {kind!r} unknown; choose one of {', '.join(KINDS)}")
+        if not 0.0 <= min_confidence <= 1.0 or not 0.0 <= max_entropy <= 1.0:
+            raise ValueError("min_confidence and max_entropy must be within [0, 1]")
+        if parallel_late not in ("cancel", "keep"):
+            raise ValueError("parallel_late must be 'cancel' or 'keep'")
+        self.kind, self.priority, self.other = kind, priority, other
+        self.min_confidence, self.max_entropy = min_confidence, max_entropy
+        self.parallel_late, self.strict = parallel_late, strict
+
+    def claims(self, result, priority):
+        return (result.name in priority and result.confidence >= self.min_confidence
+                and result.entropy < self.max_entropy)
+
+
+class Cascade:
+    """Runs one sample through the little model and, per the policy, the remote one."""
+
+    def __init__(self, runtime, remote, policy):
+        self.runtime, self.remote, self.policy = runtime, remote, policy
+        classes = runtime.classes
+        self.priority = set(policy.priority if policy.priority is not None
+                            else [c for c in classes if c != policy.other])
+        unknown = self.priority - set(classes)
+        if unknown:
+            raise ValueError(f"priority classes {sorted(unknown)} are not classes of the "
+                             f"little model ({', '.join(classes)})")
+        self.counters = {"local": 0, "remote": 0, "local-fallback": 0, "remote_calls": 0,
+                         "remote_errors": 0, "remote_late": 0}
+        self._lock = threading.Lock()
+        self._pool = None
+        self._wait = remote.connect_timeout + remote.read_timeout + 2 * remote.link_delay + 0.05
+
+    def classify(self, x):
+        started = time.perf_counter()
+        kind = self.policy.kind
+        pending = self._submit(x) if kind == "parallel" else None
+        if kind == "remote":
+            local = None
+        else:
+            local = self._local(x)
+            if kind == "local" or self.policy.claims(local, self.priority):
+                if pending is not None:
+                    self._leave(pending)
+                return self._answer(local, "local", started)
+        try:
+            if pending is not None:
+                remote = pending.result(timeout=self._wait)
+            else:
+                remote = self._ask(x)
+        except (RemoteError, FutureTimeout) as error:
+            self._count("remote_errors")
+            if self.policy.strict:
+                raise RemoteError(f"remote tier failed: {error}") from None
+            return self._answer(local or self._local(x), "local-fallback", started)
+        remote.timings["local"] = local.timings["local"] if local else None
+        return self._answer(remote, "remote", started)
+
+    def _local(self, x):
+        started = time.perf_counter()
+        result = self.runtime.classify_local(x)
+        result.timings = {"local": time.perf_counter() - started}
+        return result
+
+    def _ask(self, x):
+        """The remote model's answer as a Result (raises RemoteError)."""
+        self._count("remote_calls")
+        started = time.perf_counter()
+        logits = self.remote.infer(x)
+        seconds = time.perf_counter() - started
+        if logits.ndim != 1 or len(logits) < 2:
+            raise RemoteError(f"remote scores of shape {logits.shape}, expected one vector")
+        label, confidence, scores, entropy = summarize(logits)
+        if entropy != entropy:
+            raise RemoteError("remote scores are not finite")
+        names = self.remote.classes
+        name = names[label] if label < len(names) else str(label)
+        return Result(label, name, confidence, scores, logits, entropy, "remote",
+                      {"remote": seconds})
+
+    def _submit(self, x):
+        if self._pool is None:
+            with self._lock:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="remote")
+        return self._pool.submit(self._ask, x)
+
+    def _leave(self, pending):
+        """The little net answered first: drop or keep the remote call."""
+        if self.policy.parallel_late == "cancel":
+            pending.cancel()
+        else:
+            pending.add_done_callback(lambda f: f.exception() is None and self._count("remote_late"))
+
+    def _answer(self, result, tier, started):
+        result.exit = tier
+        result.timings.setdefault("remote", None)
+        result.timings["total"] = time.perf_counter() - started
+        self._count(tier)
+        return result
+
+    def _count(self, key):
+        with self._lock:
+            self.counters[key] += 1
+
+    def close(self):
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        self.remote.close()
