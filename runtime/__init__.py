@@ -13,7 +13,7 @@ from .remote import RemoteError, RemoteModel
 from .result import Result
 from .runtime import Runtime
 
-__all__ = ["Runtime", "Result", "Policy", "RemoteModel", "RemoteError", "Model", "Dense", "BatchNorm", "Sign", "BinaryDense",
-           "BinaryConv2d", "load_model", "save_model",
-           "EdgeError", "InputError", "InputTypeError", "ModelFileError",
-           "ModelFormatError", "ModelVersionError"]
+__all__ = ["Runtime", "Result", "Policy", "RemoteModel", "RemoteError", "Model", "Dense",
+           "BatchNorm", "Sign", "BinaryDense", "BinaryConv2d", "load_model", "save_model",
+           "EdgeError", "InputError", "InputTypeError", "ModelFileError", "ModelFormatError",
+           "ModelVersionError"]
