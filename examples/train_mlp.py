@@ -5,6 +5,8 @@
 A 784-256-128-10 ReLU network, minibatch SGD with momentum on 50,000 training
 images; the epoch with the best accuracy on the 10,000 validation images is
 kept and evaluated once on the test set through the runtime itself.
+``--priority K`` trains a Big-Little "little" net instead: one-vs-all, with
+the classes "K" and "other".
 """
 import argparse
 import os
@@ -74,12 +76,18 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--limit", type=int, default=None, help="train on the first N images only")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--priority", type=int, help="train one-vs-all for this digit")
     args = parser.parse_args(argv)
 
     (x, y), (x_val, y_val) = mnist.train_validation(args.data)
     x, y = x[:args.limit], y[:args.limit]
+    x_test, y_test = mnist.load(args.data, "test")
+    classes = [str(d) for d in range(10)]
+    if args.priority is not None:       # label 0: the priority digit, 1: any other
+        y, y_val, y_test = ((labels != args.priority).astype(np.int64) for labels in (y, y_val, y_test))
+        classes = [str(args.priority), "other"]
     scale = np.float32(1 / 255)
-    sizes = [784] + [int(n) for n in args.hidden.split(",")] + [10]
+    sizes = [784] + [int(n) for n in args.hidden.split(",")] + [len(classes)]
     started = time.perf_counter()
     accuracy, (weights, biases) = train(
         x.reshape(len(x), -1) * scale, y, x_val.reshape(len(x_val), -1) * scale, y_val,
@@ -89,10 +97,9 @@ def main(argv=None):
     layers = [Dense(w, b, "relu") for w, b in zip(weights[:-1], biases[:-1])]
     layers.append(Dense(weights[-1], biases[-1], "softmax"))
     model = Model(layers, input_shape=(28, 28), input_dtype="uint8", input_scale=scale,
-                  classes=[str(d) for d in range(10)])
+                  classes=classes)
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     save_model(model, args.out)
-    x_test, y_test = mnist.load(args.data, "test")
     results = Runtime(args.out).classify_batch(x_test)
     test_accuracy = np.mean([r.label for r in results] == y_test)
     print(f"wrote {args.out} ({os.path.getsize(args.out)} bytes); "
