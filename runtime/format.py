@@ -17,48 +17,72 @@ from .model import Model
 MAGIC = "edgebnn-packed"
 VERSION = 1
 MAX_MODEL_BYTES = 512 << 20
-HEADER_ATTRS = ("format", "format_version", "input_shape", "input_dtype",
-                "input_scale", "input_offset", "classes")
+STAMP_ATTRS = ("format", "format_version")
+MODEL_ATTRS = STAMP_ATTRS + ("input_shape", "input_dtype", "input_scale", "input_offset", "classes")
 
 
 def save_model(model, path):
     """Write ``model`` to ``path`` in the packed format (overwrites)."""
     with h5py.File(path, "w") as f:
-        f.attrs["format"] = MAGIC
-        f.attrs["format_version"] = VERSION
-        f.attrs["input_shape"] = np.array(model.input_shape, np.int64)
-        f.attrs["input_dtype"] = model.input_dtype.name
-        f.attrs["input_scale"] = model.input_scale
-        f.attrs["input_offset"] = model.input_offset
-        f.attrs["classes"] = np.array(model.classes, dtype=h5py.string_dtype())
-        layers = f.create_group("layers")
-        for i, layer in enumerate(model.layers):
-            group = layers.create_group(str(i))
-            group.attrs["kind"] = layer.kind
-            attrs, arrays = layer.fields()
-            for name, value in attrs.items():
-                group.attrs[name] = value
-            for name, value in arrays.items():
-                group.create_dataset(name, data=value)
+        write_stamp(f)
+        write_model(f, model)
+
+
+def write_stamp(f):
+    """The magic and version every packed file starts with."""
+    f.attrs["format"] = MAGIC
+    f.attrs["format_version"] = VERSION
+
+
+def write_model(group, model):
+    """A model's header attributes and its ``layers`` into ``group``."""
+    group.attrs["input_shape"] = np.array(model.input_shape, np.int64)
+    group.attrs["input_dtype"] = model.input_dtype.name
+    group.attrs["input_scale"] = model.input_scale
+    group.attrs["input_offset"] = model.input_offset
+    group.attrs["classes"] = np.array(model.classes, dtype=h5py.string_dtype())
+    layers = group.create_group("layers")
+    for i, layer in enumerate(model.layers):
+        member = layers.create_group(str(i))
+        member.attrs["kind"] = layer.kind
+        attrs, arrays = layer.fields()
+        for name, value in attrs.items():
+            member.attrs[name] = value
+        for name, value in arrays.items():
+            member.create_dataset(name, data=value)
 
 
 def load_model(path, kernels=None, max_bytes=MAX_MODEL_BYTES):
     """Read and validate a packed model file; return a ready ``Model``."""
-    path = os.fspath(path)
-    try:
-        handle = h5py.File(path, "r")
-    except FileNotFoundError:
-        raise ModelFileError(f"{path}: no such file") from None
-    except OSError as error:
-        raise ModelFileError(f"{path}: not a readable HDF5 file ({error})") from None
-    with handle as f:
-        reader = _Reader(path, f, max_bytes)
-        header = reader.header()
-        layers = reader.layers()
-    try:
-        return Model(layers, kernels=kernels, **header)
-    except ModelFormatError as error:
-        raise ModelFormatError(f"{path}: {error}") from None
+    with open_packed(path, max_bytes) as reader:
+        reader.only(reader.f, MODEL_ATTRS, {"layers"}, "/")
+        return reader.model(reader.f, "/", kernels)
+
+
+class open_packed:
+    """``with open_packed(path) as reader``: an HDF5 file checked for the magic and version."""
+
+    def __init__(self, path, max_bytes=MAX_MODEL_BYTES):
+        self.path = os.fspath(path)
+        self.max_bytes = max_bytes
+
+    def __enter__(self):
+        try:
+            self.handle = h5py.File(self.path, "r")
+        except FileNotFoundError:
+            raise ModelFileError(f"{self.path}: no such file") from None
+        except OSError as error:
+            raise ModelFileError(f"{self.path}: not a readable HDF5 file ({error})") from None
+        reader = _Reader(self.path, self.handle, self.max_bytes)
+        try:
+            reader.stamp()
+        except BaseException:
+            self.handle.close()
+            raise
+        return reader
+
+    def __exit__(self, *exc):
+        self.handle.close()
 
 
 class _Reader:
@@ -81,7 +105,8 @@ class _Reader:
         except (OSError, TypeError, ValueError) as error:
             self.fail(where, f"attribute {name!r} unreadable ({error})")
 
-    def header(self):
+    def stamp(self):
+        """The root's magic and version."""
         f = self.f
         magic = self.attr(f, "format", "/")
         if _text(magic) != MAGIC:
@@ -95,37 +120,51 @@ class _Reader:
                 f"reader (knows up to {VERSION}); upgrade the runtime")
         if int(version) < 1:
             self.fail("/", f"format_version {int(version)} is not valid")
-        extra = set(f.attrs) - set(HEADER_ATTRS)
+
+    def only(self, group, attrs, members, where):
+        """Refuse attributes and members of ``group`` beyond the ones named."""
+        extra = set(group.attrs) - set(attrs)
         if extra:
-            self.fail("/", f"unexpected attributes {sorted(extra)}")
-        if set(f) != {"layers"}:
-            self.fail("/", f"expected exactly one group 'layers', found {sorted(f)}")
-        shape = np.asarray(self.attr(f, "input_shape", "/"))
+            self.fail(where, f"unexpected attributes {sorted(extra)}")
+        if set(group) != set(members):
+            self.fail(where, f"expected the groups {sorted(members)}, found {sorted(group)}")
+
+    def model(self, group, where, kernels):
+        """A ``Model`` from a group holding a model header and ``layers``."""
+        header = self.header(group, where)
+        layers = self.layers(group["layers"], f"{where.rstrip('/')}/layers")
+        try:
+            return Model(layers, kernels=kernels, **header)
+        except ModelFormatError as error:
+            prefix = "" if where == "/" else f"{where}: "
+            raise ModelFormatError(f"{self.path}: {prefix}{error}") from None
+
+    def header(self, group, where):
+        shape = np.asarray(self.attr(group, "input_shape", where))
         if shape.ndim != 1 or shape.dtype.kind not in "iu":
-            self.fail("/", f"input_shape {shape!r} is not a list of integers")
-        classes = np.asarray(self.attr(f, "classes", "/"))
+            self.fail(where, f"input_shape {shape!r} is not a list of integers")
+        classes = np.asarray(self.attr(group, "classes", where))
         if classes.ndim != 1:
-            self.fail("/", "classes must be a list of names")
+            self.fail(where, "classes must be a list of names")
         header = {
             "input_shape": tuple(int(n) for n in shape),
-            "input_dtype": _text(self.attr(f, "input_dtype", "/")),
+            "input_dtype": _text(self.attr(group, "input_dtype", where)),
             "classes": [_text(c) for c in classes],
         }
         for name in ("input_scale", "input_offset"):
-            value = self.attr(f, name, "/")
+            value = self.attr(group, name, where)
             if not _is_number(value):
-                self.fail("/", f"{name} {value!r} is not a number")
+                self.fail(where, f"{name} {value!r} is not a number")
             header[name] = float(value)
         return header
 
-    def layers(self):
-        group = self.f["layers"]
+    def layers(self, group, where):
         if not isinstance(group, h5py.Group):
-            self.fail("layers", "is not a group")
+            self.fail(where, "is not a group")
         names = sorted(group)
         if names != sorted(str(i) for i in range(len(names))):
-            self.fail("layers", f"members must be named 0..n-1, found {names}")
-        return [self.layer(group[str(i)], f"layers/{i}") for i in range(len(names))]
+            self.fail(where, f"members must be named 0..n-1, found {names}")
+        return [self.layer(group[str(i)], f"{where}/{i}") for i in range(len(names))]
 
     def layer(self, group, where):
         if not isinstance(group, h5py.Group):
