@@ -44,5 +44,6 @@ setup(
     cmdclass={"build_ext": OptionalBuildExt},
     extras_require={
         "dev": ["pytest>=7", "pytest-benchmark>=4", "hypothesis>=6"],
+        "torch": ["torch>=2.0"],
     },
 )
