@@ -16,7 +16,7 @@ from runtime import Runtime
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODELS = os.path.join(HERE, "..", "models")
-DEFAULT_MODELS = ["mnist-mlp.h5"]
+DEFAULT_MODELS = ["mnist-mlp.h5", "mnist-bnn.h5"]
 
 
 def demo(path, images, labels):
