@@ -45,5 +45,6 @@ setup(
     extras_require={
         "dev": ["pytest>=7", "pytest-benchmark>=4", "hypothesis>=6"],
         "torch": ["torch>=2.0"],
+        "onnx": ["onnx>=1.15", "onnxruntime>=1.17"],
     },
 )

@@ -1,0 +1,342 @@
+"""Convert a Keras / Larq model saved as HDF5 (``model.save("net.h5")``) into a runtime ``Model``.
+
+    from converters.keras import convert
+    model = convert("net.h5")                  # a runtime.Model
+    runtime.save_model(model, "models/net.h5")
+
+Only h5py is needed: the architecture comes from the JSON in the file's
+root attribute ``model_config`` and the weights from ``model_weights/<layer>``,
+so converting on a board or in CI needs neither TensorFlow nor Larq. Both
+the tf.keras / tf-keras (Keras 2) and the Keras 3 legacy-HDF5 layouts are
+read: they differ in how the input shape is spelled (``batch_input_shape``
+vs ``batch_shape``) and in the weight paths, which both list in each layer
+group's ``weight_names``.
+
+Larq's QuantDense / QuantConv2D keep real "latent" weights; their kernel
+quantizer (ste_sign, or approx_sign / swish_sign, which binarize the same
+way forward) takes the sign, sign(0) = +1. An input quantizer ste_sign
+binarizes whatever the layer before gave: that sign is folded into the
+previous binary layer's thresholds, or becomes a runtime ``sign`` layer after
+float layers. Keras is channels-last, the runtime's own layout: the model
+takes samples of the shape the Keras model takes (without the batch axis).
+"""
+import json
+import os
+
+import h5py
+import numpy as np
+
+from runtime.fold import batchnorm_affine
+
+from .common import Step, build_model, is_plus_minus_one
+
+SUPPORTED = """supported Keras layers (a Sequential model, channels_last):
+  float:  InputLayer; Flatten; Dropout; Dense (activation linear, relu, or softmax on the last layer);
+          Activation (relu right after a Dense, linear, softmax as the last layer);
+          BatchNormalization on a flat vector
+  binary: larq QuantDense and QuantConv2D with kernel_quantizer ste_sign (approx_sign and swish_sign
+          binarize the same way) and input_quantizer ste_sign (binarizes the previous output) or none
+          (only as the first layer, on the raw uint8 input); a Conv2D whose kernel is all +-1;
+          a convolution [+ MaxPooling2D] [+ BatchNormalization] then a layer with an ste_sign input
+          quantizer (conv padding valid, or same with stride 1 and odd kernel; pool strides = pool_size);
+          QuantDense [+ BatchNormalization] as the last layers (float scores)"""
+
+SIGN_QUANTIZERS = ("ste_sign", "approx_sign", "swish_sign", "SteSign", "ApproxSign", "SwishSign")
+
+
+def convert(path, input_dtype="uint8", input_scale=1 / 255, input_offset=0.0, classes=None):
+    """The runtime ``Model`` computing the Keras model saved at ``path``.
+
+    The Keras model sees ``input_scale * x + input_offset`` where ``x`` is the
+    runtime's input of ``input_dtype``; a first binary layer on uint8 input
+    folds that into its thresholds.
+    """
+    path = os.fspath(path)
+    config, weights = read_model(path)
+    layers = _sequential_layers(config, path)
+    steps = []
+    for layer in layers:
+        steps += _layer_steps(layer, weights)
+    return build_model(steps, input_shape(config, layers, path), False, input_dtype,
+                       input_scale, input_offset, classes, SUPPORTED)
+
+
+# reading the file --------------------------------------------------------------
+
+def read_model(path):
+    """``(config, weights)``: the parsed ``model_config`` and a reader of layer weights."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as error:
+        raise ValueError(f"{path}: not a readable HDF5 file ({error}); expected a Keras model "
+                         "saved with model.save('net.h5')") from None
+    with f:
+        if "model_config" not in f.attrs:
+            raise ValueError(f"{path}: no 'model_config' attribute: not a whole Keras model "
+                             "(weights only, from save_weights?); save it with model.save('net.h5')")
+        config = _parse_config(f.attrs["model_config"], path)
+        if "model_weights" not in f:
+            raise ValueError(f"{path}: no 'model_weights' group: the file holds no weights")
+        weights = _read_weights(f["model_weights"], path)
+    return config, weights
+
+
+def _parse_config(raw, path):
+    text = raw.decode() if isinstance(raw, bytes) else str(raw)
+    try:
+        config = json.loads(text)
+    except ValueError as error:
+        raise ValueError(f"{path}: model_config is not valid JSON ({error})") from None
+    if not isinstance(config, dict) or "class_name" not in config:
+        raise ValueError(f"{path}: model_config has no class_name: not a Keras model config")
+    return config
+
+
+def _read_weights(group, path):
+    """``{layer name: {weight name: array}}``; weight names lose their scope and ``:0``.
+
+    Each layer group lists its datasets in ``weight_names``, relative to the
+    group: Keras 2 writes ``dense/kernel:0``, Keras 3 ``sequential/dense/kernel``.
+    """
+    weights = {}
+    for layer, member in group.items():
+        if not isinstance(member, h5py.Group):
+            continue
+        arrays = {}
+        for name in member.attrs.get("weight_names", []):
+            name = name.decode() if isinstance(name, bytes) else str(name)
+            key = name.rsplit("/", 1)[-1].split(":")[0]
+            where = f"model_weights/{layer}/{name}"
+            if name not in member or not isinstance(member[name], h5py.Dataset):
+                raise ValueError(f"{path}: weight {where} is listed but missing")
+            try:
+                arrays[key] = np.asarray(member[name][()])
+            except (OSError, ValueError) as error:
+                raise ValueError(f"{path}: weight {where} is unreadable ({error})") from None
+        weights[layer] = arrays
+    return _Weights(weights, path)
+
+
+class _Weights:
+    """Layer weights by name, with a clear error for a missing one."""
+
+    def __init__(self, arrays, path):
+        self.arrays, self.path = arrays, path
+
+    def get(self, layer, name, where, shape=None):
+        array = self.arrays.get(layer, {}).get(name)
+        if array is None:
+            raise ValueError(f"{self.path}: {where}: weight '{name}' missing from "
+                             f"model_weights/{layer}")
+        if shape is not None and array.shape != tuple(shape):
+            raise ValueError(f"{self.path}: {where}: weight '{name}' has shape {array.shape}, "
+                             f"the config implies {tuple(shape)}")
+        if array.dtype.kind != "f" or not np.isfinite(array).all():
+            raise ValueError(f"{self.path}: {where}: weight '{name}' is not finite floats")
+        return array
+
+
+def _sequential_layers(config, path):
+    if config["class_name"] != "Sequential":
+        raise ValueError(f"{path}: a {config['class_name']} model; only Sequential models are "
+                         f"supported\n{SUPPORTED}")
+    body = config.get("config")
+    layers = body if isinstance(body, list) else (body or {}).get("layers")   # Keras < 2.2: a list
+    if not layers:
+        raise ValueError(f"{path}: the Sequential model config lists no layers")
+    return layers
+
+
+def input_shape(config, layers, path):
+    """One sample's shape: from the InputLayer, the first layer or the model's build shape."""
+    candidates = [layers[0].get("config", {})]
+    body = config.get("config")
+    if isinstance(body, dict):
+        candidates.append({"batch_input_shape": body.get("build_input_shape")})
+    for entry in candidates:
+        shape = entry.get("batch_input_shape") or entry.get("batch_shape")
+        if shape:
+            dims = shape[1:]
+            if not dims or not all(isinstance(n, int) and n > 0 for n in dims):
+                raise ValueError(f"{path}: input shape {shape} must give every size but the batch")
+            return tuple(dims)
+    raise ValueError(f"{path}: the model config states no input shape (build the model with "
+                     "an Input layer before saving)")
+
+
+# layers -> steps ----------------------------------------------------------------
+
+def _layer_steps(layer, weights):
+    kind = layer.get("class_name")
+    config = layer.get("config", {})
+    where = f"layer {config.get('name')!r} ({kind})"
+    handler = HANDLERS.get(kind)
+    if handler is None:
+        raise ValueError(f"{where} is not supported\n{SUPPORTED}")
+    return handler(config, where, weights)
+
+
+def _fail(where, problem):
+    raise ValueError(f"{where} {problem}\n{SUPPORTED}")
+
+
+def _no_steps(config, where, weights):
+    return []
+
+
+def _flatten(config, where, weights):
+    _channels_last(config, where)
+    return [Step("flatten", where)]
+
+
+def _activation_steps(activation, where):
+    if not isinstance(activation, str) or activation not in ("linear", "relu", "softmax"):
+        _fail(where, f"has activation {activation!r}; supported: linear, relu, softmax")
+    return [] if activation == "linear" else [Step(activation, where)]
+
+
+def _activation(config, where, weights):
+    return _activation_steps(config.get("activation"), where)
+
+
+def _dense(config, where, weights):
+    name, units = config["name"], config["units"]
+    kernel = weights.get(name, "kernel", where)
+    if kernel.ndim != 2 or kernel.shape[1] != units:
+        _fail(where, f"has a kernel of shape {kernel.shape} for {units} units")
+    bias = weights.get(name, "bias", where, (units,)) if config.get("use_bias", True) else None
+    return [Step("linear", where, weight=kernel.T, bias=bias, binary=False),
+            *_activation_steps(config.get("activation", "linear"), where)]
+
+
+def _batch_norm(config, where, weights):
+    name = config["name"]
+    mean = weights.get(name, "moving_mean", where)
+    var = weights.get(name, "moving_variance", where, mean.shape)
+    gamma = weights.get(name, "gamma", where, mean.shape) if config.get("scale", True) else 1.0
+    beta = weights.get(name, "beta", where, mean.shape) if config.get("center", True) else 0.0
+    axis = config.get("axis", -1)
+    if isinstance(axis, list):
+        if len(axis) != 1:
+            _fail(where, f"normalizes over axes {axis}; only the channel axis is supported")
+        axis = axis[0]
+    scale, shift = batchnorm_affine(gamma, beta, mean, var, float(config.get("epsilon", 1e-3)))
+    return [Step("batch_norm", where, scale=scale, shift=shift, axis=int(axis))]
+
+
+def _max_pool(config, where, weights):
+    _channels_last(config, where)
+    size = _pair(config.get("pool_size", (2, 2)))
+    stride = _pair(config.get("strides") or size)
+    if stride != size or config.get("padding", "valid") != "valid":
+        _fail(where, f"has pool_size {size}, strides {stride}, padding "
+                     f"{config.get('padding')!r}; the runtime pools with strides = pool_size, "
+                     "padding 'valid'")
+    return [Step("max_pool", where, size=size)]
+
+
+def _conv(config, where, weights):
+    """Conv2D or QuantConv2D: a binary convolution, its input binarized or the raw input."""
+    _channels_last(config, where)
+    name = config["name"]
+    if _pair(config.get("dilation_rate", 1)) != (1, 1) or config.get("groups", 1) != 1:
+        _fail(where, "must have dilation_rate 1 and groups 1")
+    kernel = weights.get(name, "kernel", where)
+    if kernel.ndim != 4 or kernel.shape[3] != config["filters"]:
+        _fail(where, f"has a kernel of shape {kernel.shape} for {config['filters']} filters")
+    size, stride = kernel.shape[:2], _pair(config.get("strides", 1))
+    padding = _conv_padding(config, where, size, stride)
+    signs = _kernel_signs(config, where, kernel).transpose(3, 0, 1, 2)    # (out, kh, kw, in)
+    bias = weights.get(name, "bias", where, kernel.shape[3:]) if config.get("use_bias") else None
+    steps = _input_quantizer(config, where)
+    steps.append(Step("conv", where, weight=signs, bias=bias, stride=stride, padding=padding))
+    _linear_only(config, where)
+    return steps
+
+
+def _quant_dense(config, where, weights):
+    name, units = config["name"], config["units"]
+    kernel = weights.get(name, "kernel", where)
+    if kernel.ndim != 2 or kernel.shape[1] != units:
+        _fail(where, f"has a kernel of shape {kernel.shape} for {units} units")
+    bias = weights.get(name, "bias", where, (units,)) if config.get("use_bias", True) else None
+    steps = _input_quantizer(config, where)
+    steps.append(Step("linear", where, weight=_kernel_signs(config, where, kernel).T, bias=bias,
+                      binary=True))
+    _linear_only(config, where)
+    return steps
+
+
+def _linear_only(config, where):
+    """A binary layer's output goes through batch norm and the next layer's input quantizer."""
+    activation = config.get("activation", "linear")
+    if activation != "linear":
+        _fail(where, f"has activation {activation!r}; binary layers support only 'linear' "
+                     "(binarize with the next layer's input_quantizer)")
+
+
+def _kernel_signs(config, where, kernel):
+    """+-1 weights: the sign of a Larq layer's latent kernel, or a Conv2D's own +-1 kernel."""
+    if "kernel_quantizer" not in config:          # plain Conv2D
+        if not is_plus_minus_one(kernel):
+            _fail(where, "has float weights; the runtime has no float convolution (use larq's "
+                         "QuantConv2D with kernel_quantizer='ste_sign', or a kernel of +-1)")
+        return kernel.astype(np.float64)
+    if not _is_sign(config["kernel_quantizer"]):
+        _fail(where, f"has kernel_quantizer {_quantizer_name(config['kernel_quantizer'])}; "
+                     "supported: ste_sign, approx_sign, swish_sign")
+    return np.where(kernel >= 0, 1.0, -1.0)
+
+
+def _input_quantizer(config, where):
+    """A sign step for an ste_sign input quantizer, nothing for none."""
+    quantizer = config.get("input_quantizer")
+    if quantizer is None:
+        return []
+    if not _is_sign(quantizer):
+        _fail(where, f"has input_quantizer {_quantizer_name(quantizer)}; supported: ste_sign, "
+                     "approx_sign, swish_sign, or none on the raw input")
+    return [Step("sign", where)]
+
+
+def _conv_padding(config, where, size, stride):
+    """Symmetric zero padding per side; 'same' only where it is symmetric whatever the input."""
+    padding = config.get("padding", "valid")
+    if padding == "valid":
+        return (0, 0)
+    if float(config.get("pad_values", 0.0)) != 0.0:
+        _fail(where, f"pads with {config['pad_values']}; the runtime pads with zeros "
+                     "(pad_values=0)")
+    if padding == "same" and stride == (1, 1) and size[0] % 2 == 1 and size[1] % 2 == 1:
+        return (size[0] // 2, size[1] // 2)
+    _fail(where, f"has padding {padding!r} with kernel {tuple(size)} and strides {stride}; "
+                 "supported: 'valid', or 'same' with strides 1 and an odd kernel")
+
+
+def _is_sign(quantizer):
+    return _quantizer_name(quantizer) in SIGN_QUANTIZERS
+
+
+def _quantizer_name(quantizer):
+    if isinstance(quantizer, dict):
+        return quantizer.get("class_name")
+    return quantizer
+
+
+def _channels_last(config, where):
+    if config.get("data_format", "channels_last") != "channels_last":
+        _fail(where, f"uses data_format {config['data_format']!r}; only channels_last is supported")
+
+
+def _pair(value):
+    return tuple(value) if isinstance(value, (list, tuple)) else (value, value)
+
+
+HANDLERS = {
+    "InputLayer": _no_steps, "Dropout": _no_steps, "Flatten": _flatten,
+    "Dense": _dense, "Activation": _activation, "BatchNormalization": _batch_norm,
+    "MaxPooling2D": _max_pool, "Conv2D": _conv, "QuantConv2D": _conv,
+    "QuantDense": _quant_dense,
+}
