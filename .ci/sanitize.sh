@@ -5,6 +5,7 @@
 # build stays as it is. Any report fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+python3 -m pip install -q setuptools cffi     # for the in-place build below
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -g -O1"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
