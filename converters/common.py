@@ -1,22 +1,22 @@
-"""Steps -> runtime layers: the half of the Keras and ONNX converters that knows no framework.
+"""Steps -> runtime layers: the half of the converters that knows no framework.
 
-A front end (keras.py, onnx.py) reads its file and describes the network as
-a list of ``Step``s, one per operation, in the framework's own terms
-(weights already as +-1 signs where the layer is binary). ``build_model``
-then groups them the way the runtime needs them, exactly as
-converters/pytorch.py groups torch modules: a float linear layer takes the
-ReLU or final softmax after it; a binary layer takes the max pool, batch
-norm and sign after it, folded into integer thresholds (runtime.fold),
-including, for a first layer on the raw uint8 input, the preprocessing
-``x_real = input_scale * x + input_offset``.
+A front end (keras.py, onnx.py, pytorch.py) reads its model and describes
+the network as a list of ``Step``s, one per operation, in the framework's
+own terms (weights already as +-1 signs where the layer is binary).
+``build_model`` then groups them the way the runtime needs them: a float
+linear layer takes the ReLU or final softmax after it; a binary layer takes
+the max pool, batch norm and sign after it, folded into integer thresholds
+(runtime.fold), including, for a first layer on the raw uint8 input, the
+preprocessing ``x_real = input_scale * x + input_offset``: the runtime takes
+the exact integer dot over the raw values, and ``sum(w * x_real) =
+input_scale * dot + input_offset * sum(w)``.
 
 This module imports neither TensorFlow nor torch nor onnx, so the Keras
-converter runs with h5py alone. (converters/pytorch.py does the same grouping
-on torch modules and imports torch, so it could not be shared from there.)
+converter runs with h5py alone.
 
 Layouts: the runtime holds feature maps as (H, W, C) and packs signs along C.
 A channels-last front end (Keras) already has that order; a channels-first
-one (ONNX, like PyTorch) gives (C, H, W) shapes, so a dense layer after a
+one (ONNX, PyTorch) gives (C, H, W) shapes, so a dense layer after a
 flattened binary map gets its columns reordered from CHW to HWC, and a net
 that starts with a convolution takes (H, W, C) samples, or (H, W) for C = 1.
 Convolution weights always arrive as (out, kh, kw, in).
@@ -47,7 +47,8 @@ class Step:
       ``padding`` (symmetric, per side): always binary, the runtime has no
       float convolution
     - batch_norm: ``scale``, ``shift`` (y = x * scale + shift), ``axis`` the
-      source's axis incl. batch (None: the channel axis of the layout)
+      source's axis incl. batch (None: the channel axis of the layout),
+      ``rank`` of the samples it takes, without the batch axis (None: any)
     - max_pool: ``size`` (window = stride); flatten: ``size`` if the source
       states the flat length; relu, softmax, sign: nothing
     """
@@ -62,6 +63,7 @@ class Step:
     stride: tuple = (1, 1)
     padding: tuple = (0, 0)
     size: object = None
+    rank: Optional[int] = None
 
 
 @dataclass
@@ -206,6 +208,8 @@ class _Chain:
 
     def check_norm(self, i, step, n_features, rank):
         """The batch norm's features are the channels of the ``rank``-D signal it gets."""
+        if step.rank is not None and step.rank != rank:
+            self.fail(i, f"normalizes {step.rank}-D samples but gets {rank}-D ones")
         if len(step.scale) != n_features:
             self.fail(i, f"has {len(step.scale)} features, the layer before it {n_features} "
                          "outputs")
