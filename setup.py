@@ -42,9 +42,11 @@ setup(
     setup_requires=["cffi>=1.15"],
     cffi_modules=["csrc/build.py:ffi"],
     cmdclass={"build_ext": OptionalBuildExt},
+    entry_points={"console_scripts": ["edgebnn-bench = bench.__main__:main"]},
     extras_require={
         "dev": ["pytest>=7", "pytest-benchmark>=4", "hypothesis>=6"],
         "torch": ["torch>=2.0"],
         "onnx": ["onnx>=1.15", "onnxruntime>=1.17"],
+        "plot": ["matplotlib>=3.5"],
     },
 )

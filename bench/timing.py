@@ -15,16 +15,28 @@ def single_threaded():
         os.environ.setdefault(name, "1")
 
 
-def interleaved(candidates, calls=50, rounds=30, warmup=20):
-    """Median seconds per call of each ``name -> function()`` taking turns."""
+def interleaved_samples(candidates, calls=50, rounds=30, warmup=20, rotate=False):
+    """Seconds per call of each ``name -> function()`` in every round, taking turns.
+
+    With ``rotate`` each round starts one candidate later, so none always
+    runs right after the same neighbour (whose data has just filled the caches).
+    """
     for function in candidates.values():
         for _ in range(warmup):
             function()
     samples = {name: [] for name in candidates}
-    for _ in range(rounds):
-        for name, function in candidates.items():
+    order = list(candidates.items())
+    for turn in range(rounds):
+        shift = turn % len(order) if rotate else 0
+        for name, function in order[shift:] + order[:shift]:
             started = time.perf_counter()
             for _ in range(calls):
                 function()
             samples[name].append((time.perf_counter() - started) / calls)
+    return samples
+
+
+def interleaved(candidates, calls=50, rounds=30, warmup=20, rotate=False):
+    """Median seconds per call of each ``name -> function()`` taking turns."""
+    samples = interleaved_samples(candidates, calls, rounds, warmup, rotate)
     return {name: statistics.median(times) for name, times in samples.items()}

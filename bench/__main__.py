@@ -1,0 +1,235 @@
+"""The benchmark harness a user runs on the board before deploying.
+
+    python -m bench latency MODEL.h5      per-sample latency of one model
+    python -m bench sweep                 time vs size, fitted lines, the board's profile
+    python -m bench budget --ms 40        the largest network that fits a budget
+    python -m bench compare --shape 784-1000-500-10   vs onnxruntime and PyTorch
+    python -m bench report                reports/bench.md from all of the above
+
+Installed, the same is the ``edgebnn-bench`` command. BLAS runs on one
+thread (set OPENBLAS_NUM_THREADS yourself to change that): per-sample
+latency on a small board is a one-core question. Bad arguments exit with
+code 2 and a message naming the problem.
+"""
+from .timing import single_threaded
+
+single_threaded()
+
+import argparse  # noqa: E402  (after pinning BLAS threads)
+import json  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+
+from . import budget  # noqa: E402
+from .shapes import parse_shape  # noqa: E402
+
+
+def _number(kind, minimum, strict):
+    """An argparse type: ``kind`` values above (or from) ``minimum``, else a clear error."""
+    def convert(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a{'n integer' if kind is int else ' number'}")
+        if value != value or value in (float("inf"), float("-inf")):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+        if value < minimum or (strict and value == minimum):
+            raise argparse.ArgumentTypeError(
+                f"{text} must be {'greater than' if strict else 'at least'} {minimum:g}")
+        return value
+    convert.__name__ = kind.__name__
+    return convert
+
+
+POSITIVE_INT = _number(int, 0, strict=True)
+COUNT = _number(int, 0, strict=False)
+POSITIVE_MS = _number(float, 0.0, strict=True)
+DELAY_MS = _number(float, 0.0, strict=False)
+
+
+def _shape(text):
+    try:
+        return parse_shape(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error))
+
+
+def build_parser(prog=None):
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    latency = commands.add_parser("latency", help="per-sample latency of one model file")
+    latency.add_argument("model", metavar="MODEL.h5")
+    latency.add_argument("--runs", type=POSITIVE_INT, default=1000, help="timed calls (1000)")
+    latency.add_argument("--warmup", type=COUNT, default=50, help="untimed calls first (50)")
+    latency.add_argument("--backend", choices=("c", "numpy"),
+                         help="binary kernel (default: C when built)")
+    latency.add_argument("--input", default="random", metavar="random|FILE",
+                         help="random samples, or a .npy/.npz file of samples")
+    latency.add_argument("--json", action="store_true", help="machine-readable output")
+    latency.set_defaults(run=run_latency)
+
+    sweep = commands.add_parser("sweep", help="time float and binary MLPs of growing size")
+    _sweep_options(sweep)
+    sweep.add_argument("--csv", default="sweep.csv", metavar="FILE", help="points (sweep.csv)")
+    sweep.add_argument("--profile", default="sweep.json", metavar="FILE",
+                       help="this board's profile for 'budget --profile' (sweep.json)")
+    sweep.add_argument("--plot", default="sweep.png", metavar="FILE",
+                       help="time vs weights, when matplotlib is installed (sweep.png)")
+    sweep.add_argument("--json", action="store_true", help="print the profile instead of text")
+    sweep.set_defaults(run=run_sweep)
+
+    plan = commands.add_parser("budget", help="the largest networks that fit a latency budget")
+    plan.add_argument("--ms", type=POSITIVE_MS, required=True, help="the latency budget")
+    plan.add_argument("--link-ms", type=DELAY_MS, default=0.0,
+                      help="link delay to the remote side, each way (0)")
+    plan.add_argument("--remote-ms", type=DELAY_MS,
+                      help="the big net's time on the remote side, if known "
+                           "(default: predicted from the remote line)")
+    plan.add_argument("--profile", metavar="FILE",
+                      help="this board's saved profile (default: a quick sweep now)")
+    plan.add_argument("--remote-profile", metavar="FILE",
+                      help="the server's saved profile (default: this board's lines)")
+    plan.add_argument("--little-weights", type=POSITIVE_INT, default=budget.LITTLE_WEIGHTS,
+                      help=f"little net on the device ({budget.LITTLE_WEIGHTS:,}: 784-1000-500-2)")
+    plan.add_argument("--big-weights", type=POSITIVE_INT, default=budget.BIG_WEIGHTS,
+                      help=f"big net remote ({budget.BIG_WEIGHTS:,}: 784-2500-2000-1500-1000-500-10)")
+    plan.add_argument("--backend", choices=("c", "numpy", "both"), default="both",
+                      help="binary backends of the quick sweep (both)")
+    plan.add_argument("--quiet", action="store_true", help="no progress bar")
+    plan.add_argument("--json", action="store_true", help="machine-readable output")
+    plan.set_defaults(run=run_budget)
+
+    compare = commands.add_parser("compare", help="this runtime vs onnxruntime and PyTorch")
+    compare.add_argument("model", nargs="?", metavar="MODEL.h5")
+    compare.add_argument("--shape", type=_shape, action="append", metavar="784-1000-500-10",
+                         help="a random float MLP of this shape instead of a file (repeatable)")
+    compare.add_argument("--backend", choices=("c", "numpy", "both"), default="both",
+                         help="this runtime's backends to time (both)")
+    compare.add_argument("--rounds", type=POSITIVE_INT, default=200,
+                         help="interleaved rounds (200)")
+    compare.add_argument("--json", action="store_true", help="machine-readable output")
+    compare.set_defaults(run=run_compare)
+
+    report = commands.add_parser("report", help="write reports/bench.md (a few minutes)")
+    report.add_argument("--out", default="reports", metavar="DIR", help="folder (reports)")
+    report.add_argument("--quick", action="store_true", help="a small sweep, for trying it out")
+    report.add_argument("--quiet", action="store_true", help="no progress bar")
+    report.set_defaults(run=run_report)
+    return parser
+
+
+def _sweep_options(parser):
+    from .sweep import DEFAULT
+    parser.add_argument("--min-weights", type=POSITIVE_INT, default=DEFAULT["min_weights"],
+                        help=f"smallest network ({DEFAULT['min_weights']:,})")
+    parser.add_argument("--max-weights", type=POSITIVE_INT, default=DEFAULT["max_weights"],
+                        help=f"largest network ({DEFAULT['max_weights']:,})")
+    parser.add_argument("--points", type=POSITIVE_INT, default=DEFAULT["points"],
+                        help=f"sizes, evenly spaced in weights ({DEFAULT['points']})")
+    parser.add_argument("--hidden-layers", type=POSITIVE_INT, default=2,
+                        help="hidden layers of equal width, 784-h-...-h-10 (2)")
+    parser.add_argument("--rounds", type=POSITIVE_INT, default=DEFAULT["rounds"],
+                        help=f"interleaved rounds per size and pass ({DEFAULT['rounds']})")
+    parser.add_argument("--passes", type=POSITIVE_INT, default=DEFAULT["passes"],
+                        help=f"passes over all sizes, medians over all ({DEFAULT['passes']})")
+    parser.add_argument("--backend", choices=("c", "numpy", "both"), default="both",
+                        help="binary backends to time (both)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run_latency(args):
+    from . import latency
+    result = latency.measure(args.model, args.runs, args.warmup, args.backend, args.input)
+    if args.json:
+        from .profile import machine_info
+        return json.dumps(dict(result, machine=machine_info()), indent=2)
+    return latency.format_report(result)
+
+
+def run_sweep(args):
+    from . import sweep
+    from .profile import make_profile, save_profile
+    from .shapes import sweep_shapes
+    shapes = sweep_shapes(args.min_weights, args.max_weights, args.points, args.hidden_layers)
+    result = sweep.run_sweep(shapes, sweep.available_backends(args.backend), args.rounds,
+                             args.passes, progress=not args.quiet)
+    profile = make_profile(result["lines"], result["points"])
+    save_profile(profile, args.profile)
+    sweep.write_csv(result["points"], args.csv)
+    drawn = sweep.plot(result["points"], result["lines"], args.plot)
+    if args.json:
+        return json.dumps(profile, indent=2)
+    plot_note = (f"plot: {args.plot}" if drawn else
+                 "plot: skipped (matplotlib not installed: pip install 'edgebnn[plot]')")
+    return "\n".join([sweep.format_points(result["points"]), "", sweep.format_lines(result["lines"]),
+                      "", f"profile: {args.profile}   points: {args.csv}   {plot_note}"])
+
+
+def board_lines(args):
+    """This board's lines and where they came from: a saved profile or a quick sweep now."""
+    from .profile import load_profile
+    if args.profile:
+        return load_profile(args.profile)[1], f"profile {args.profile}"
+    from . import sweep
+    shapes = sweep.default_shapes(sweep.QUICK)
+    result = sweep.run_sweep(shapes, sweep.available_backends(args.backend), sweep.QUICK["rounds"],
+                             sweep.QUICK["passes"], progress=not args.quiet)
+    return result["lines"], "a quick sweep now"
+
+
+def run_budget(args):
+    from .profile import load_profile
+    budget.check_budget(args.ms, args.link_ms)      # before any measuring
+    remote = load_profile(args.remote_profile)[1] if args.remote_profile else None
+    lines, source = board_lines(args)
+    result = budget.plan(args.ms, args.link_ms, lines, remote, args.little_weights,
+                         args.big_weights, args.remote_ms)
+    if args.json:
+        return json.dumps(dict(result, lines={k: v.as_dict() for k, v in lines.items()},
+                               source=source), indent=2)
+    remote_source = (f"server profile {args.remote_profile}" if args.remote_profile
+                     else "this board's lines")
+    from .sweep import format_lines
+    return "\n".join([f"Lines from {source}:", format_lines(lines), "",
+                      budget.format_plan(result, remote_source)])
+
+
+def run_compare(args):
+    from . import compare
+    if (args.model is None) == (args.shape is None):
+        raise ValueError("compare takes either MODEL.h5 or --shape (one or more), not both or neither")
+    targets = [(args.model, args.model)] if args.model else \
+        [(sizes, "-".join(map(str, sizes))) for sizes in args.shape]
+    results = [compare.run_compare(compare.load(target), label, args.backend, args.rounds)
+               for target, label in targets]
+    if args.json:
+        return json.dumps(results, indent=2)
+    return "\n\n".join(compare.format_result(result) for result in results)
+
+
+def run_report(args):
+    from . import report
+    path = report.build_report(args.out, quick=args.quick, progress=not args.quiet)
+    return f"wrote {path}"
+
+
+def _prog():
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return "python -m bench" if name in ("", "__main__.py", "-c") else name
+
+
+def main(argv=None):
+    parser = build_parser(_prog())
+    args = parser.parse_args(argv)
+    try:
+        text = args.run(args)
+    except (ValueError, OSError) as error:
+        parser.exit(2, f"{parser.prog} {args.command}: error: {error}\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

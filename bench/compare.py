@@ -1,0 +1,190 @@
+"""The same float network on this runtime and on onnxruntime and PyTorch, in one run.
+
+Only a chain of float Dense layers is rebuilt for the other frameworks (from
+the model's own weights, input scaling included); their outputs are checked
+against this runtime's logits before anything is timed, so all candidates do
+the same arithmetic. Everything is single-threaded (BLAS, torch and
+onnxruntime pools pinned to one thread; the caller pins BLAS before NumPy
+loads) and timed in interleaved rounds; the other frameworks are optional
+and reported as skipped when not installed.
+"""
+import numpy as np
+
+from runtime import Dense, Runtime, load_model
+
+from .binary import float_mlp
+from .sweep import available_backends
+from .timing import interleaved
+
+ROUND_SECONDS = 0.0002         # short turns: see bench.sweep
+
+
+def dense_chain(model):
+    """``[(weight (out, in), bias, activation)]`` of a pure float Dense model, else None."""
+    if not all(isinstance(layer, Dense) for layer in model.layers):
+        return None
+    return [(layer.weight, layer.bias, layer.activation) for layer in model.layers]
+
+
+def random_model(sizes, seed=0):
+    """A float MLP of ``sizes`` with random weights (ReLU between layers)."""
+    return float_mlp(np.random.default_rng(seed), sizes)
+
+
+def onnx_session(model, chain):
+    """An onnxruntime session computing the chain, one thread; None when not installed."""
+    try:
+        import onnx
+        import onnxruntime
+        from onnx import TensorProto, helper, numpy_helper
+    except ImportError:
+        return None
+    n_in = int(np.prod(model.input_shape))
+    source = TensorProto.UINT8 if model.input_dtype == np.uint8 else TensorProto.FLOAT
+    nodes, weights, h = [], [], "x"
+    if model.input_dtype != np.float32 or (model.input_scale, model.input_offset) != (1.0, 0.0):
+        weights += [numpy_helper.from_array(np.array(model.input_scale, np.float32), "scale"),
+                    numpy_helper.from_array(np.array(model.input_offset, np.float32), "offset")]
+        nodes += [helper.make_node("Cast", ["x"], ["x_float"], to=TensorProto.FLOAT),
+                  helper.make_node("Mul", ["x_float", "scale"], ["x_scaled"]),
+                  helper.make_node("Add", ["x_scaled", "offset"], ["x_pre"])]
+        h = "x_pre"
+    for i, (weight, bias, activation) in enumerate(chain):
+        weights += [numpy_helper.from_array(np.ascontiguousarray(weight.T), f"w{i}"),
+                    numpy_helper.from_array(bias, f"b{i}")]
+        nodes += [helper.make_node("MatMul", [h, f"w{i}"], [f"m{i}"]),
+                  helper.make_node("Add", [f"m{i}", f"b{i}"], [f"a{i}"])]
+        h = f"a{i}"
+        if activation != "none":
+            op = {"relu": "Relu", "softmax": "Softmax"}[activation]
+            nodes.append(helper.make_node(op, [h], [f"r{i}"]))
+            h = f"r{i}"
+    nodes.append(helper.make_node("Identity", [h], ["y"]))
+    graph = helper.make_graph(nodes, "mlp", [helper.make_tensor_value_info("x", source, [1, n_in])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, len(chain[-1][1])])],
+                              initializer=weights)
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    proto.ir_version = 8
+    onnx.checker.check_model(proto)
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+    session = onnxruntime.InferenceSession(proto.SerializeToString(), options,
+                                           providers=["CPUExecutionProvider"])
+    run = session.run
+    return lambda x: run(None, {"x": x.reshape(1, -1)})[0][0]
+
+
+def torch_module(model, chain):
+    """A PyTorch function computing the chain, one thread; None when not installed."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(1)
+    layers = []
+    for weight, bias, activation in chain:
+        linear = torch.nn.Linear(weight.shape[1], weight.shape[0])
+        with torch.no_grad():
+            linear.weight.copy_(torch.from_numpy(np.ascontiguousarray(weight)))
+            linear.bias.copy_(torch.from_numpy(bias))
+        layers.append(linear)
+        if activation == "relu":
+            layers.append(torch.nn.ReLU())
+        elif activation == "softmax":
+            layers.append(torch.nn.Softmax(dim=-1))
+    net = torch.nn.Sequential(*layers).eval()
+    scale, offset = model.input_scale, model.input_offset
+    identity = model.input_dtype == np.float32 and (scale, offset) == (1.0, 0.0)
+
+    def run(x):
+        with torch.inference_mode():
+            h = torch.from_numpy(x.reshape(1, -1))
+            if not identity:
+                h = h.to(torch.float32) * scale + offset
+            return net(h)[0].numpy()
+    return run
+
+
+def _check_same(name, outputs, expected):
+    scale = float(np.abs(expected).max()) or 1.0
+    if not np.allclose(outputs, expected, rtol=1e-3, atol=1e-4 * scale):
+        raise RuntimeError(f"{name} computes something else than this runtime "
+                           f"(largest difference {np.abs(outputs - expected).max():.3g})")
+
+
+def candidates(model, sample, backends):
+    """``({name: function()}, {framework: reason skipped})`` for one model and sample."""
+    runs, skipped = {}, {}
+    for backend in backends:
+        rt = Runtime(model, backend=backend)
+        runs[f"edgebnn/{backend}"] = (lambda rt: lambda: rt.classify(sample))(rt)
+    result = rt.classify(sample)
+    # a "softmax" last layer gives logits here (classify applies the softmax); elsewhere, scores
+    softmax = getattr(model.layers[-1], "activation", "none") == "softmax"
+    expected = result.scores if softmax else result.logits
+    chain = dense_chain(model)
+    for name, build in (("onnxruntime", onnx_session), ("torch", torch_module)):
+        if chain is None:
+            skipped[name] = "skipped (only float Dense chains are rebuilt for other frameworks)"
+            continue
+        function = build(model, chain)
+        if function is None:
+            skipped[name] = "skipped (not installed)"
+            continue
+        _check_same(name, function(sample), expected)
+        runs[name] = (lambda f: lambda: f(sample))(function)
+    return runs, skipped
+
+
+def run_compare(model, label, backend="both", rounds=200, seed=0):
+    """Median seconds per sample of every candidate on ``model``, with skips and versions."""
+    rng = np.random.default_rng(seed)
+    if model.input_dtype == np.uint8:
+        sample = rng.integers(0, 256, model.input_shape, dtype=np.uint8)
+    else:
+        sample = rng.standard_normal(model.input_shape).astype(np.float32)
+    runs, skipped = candidates(model, sample, available_backends(backend))
+    base = next(iter(runs))
+    once = interleaved({base: runs[base]}, calls=3, rounds=1, warmup=3)[base]
+    calls = max(1, min(200, int(ROUND_SECONDS / max(once, 1e-7))))
+    times = interleaved(runs, calls=calls, rounds=rounds, warmup=max(3, calls), rotate=True)
+    return {"model": label, "weights": weight_count(model), "base": base, "seconds": times,
+            "skipped": skipped, "versions": versions(), "rounds": rounds, "calls": calls}
+
+
+def weight_count(model):
+    chain = dense_chain(model)
+    return None if chain is None else sum(w.size + b.size for w, b, _ in chain)
+
+
+def versions():
+    found = {}
+    for name in ("onnxruntime", "torch"):
+        try:
+            found[name] = __import__(name).__version__
+        except ImportError:
+            pass
+    return found
+
+
+def load(path_or_sizes):
+    """A model from a packed file path or a tuple of layer sizes (random weights)."""
+    if isinstance(path_or_sizes, tuple):
+        return random_model(path_or_sizes)
+    return load_model(path_or_sizes)
+
+
+def format_result(result):
+    weights = "" if result["weights"] is None else f" ({result['weights']:,} weights)"
+    base = result["seconds"][result["base"]]
+    out = [f"{result['model']}{weights}: per sample, single-threaded, median of "
+           f"{result['rounds']} interleaved rounds of {result['calls']} "
+           f"call{'s' if result['calls'] != 1 else ''}"]
+    for name, seconds in result["seconds"].items():
+        version = result["versions"].get(name)
+        label = f"{name} {version}" if version else name
+        out.append(f"  {label:<24} {seconds * 1e6:10.1f} us  {seconds / base:6.2f}x {result['base']}")
+    out += [f"  {name:<24} {reason}" for name, reason in result["skipped"].items()]
+    return "\n".join(out)

@@ -1,0 +1,131 @@
+"""Per-sample latency of one model on this board, in the manner of TFLite's benchmark_model.
+
+Load time, the first call (buffers and caches cold), a warm-up, then N
+timed single-sample ``classify`` calls over the chosen inputs. Memory is
+reported twice: the peak Python allocation of those calls (tracemalloc, in a
+separate pass after the timed one, because tracing every allocation would
+slow the calls being timed) and the process's maximum resident set size.
+"""
+import os
+import sys
+import time
+import tracemalloc
+
+import numpy as np
+
+from runtime import Runtime
+
+from .stats import scaled, summarize
+
+
+def load_samples(source, model, count=64, seed=0):
+    """Samples for ``model``: random ones, or from a .npy / .npz file.
+
+    A file holds one sample of the model's input shape or a stack of them
+    (first axis); an .npz gives its array "x" if present, else its first.
+    """
+    shape, dtype = model.input_shape, model.input_dtype
+    if source == "random":
+        rng = np.random.default_rng(seed)
+        if dtype.kind == "u":
+            return rng.integers(0, 256, (count,) + shape, dtype=np.uint8)
+        return rng.standard_normal((count,) + shape).astype(dtype)
+    if not os.path.exists(source):
+        raise ValueError(f"input file {source}: no such file")
+    try:
+        loaded = np.load(source, allow_pickle=False)
+        if isinstance(loaded, np.ndarray):
+            array = loaded
+        else:                        # .npz: an archive of named arrays
+            with loaded:
+                array = loaded["x"] if "x" in loaded.files else loaded[loaded.files[0]]
+    except (OSError, ValueError, IndexError) as error:
+        raise ValueError(f"input file {source}: not a .npy or .npz file of samples ({error})") from None
+    if array.shape == shape:
+        array = array[None]
+    if array.shape[1:] != shape or len(array) == 0:
+        raise ValueError(f"input file {source}: samples of shape {array.shape}, but the model "
+                         f"takes {shape} (one sample) or (n,) + {shape}")
+    return array
+
+
+def _timed_calls(classify, samples, runs):
+    times = []
+    for i in range(runs):
+        x = samples[i % len(samples)]
+        started = time.perf_counter()
+        classify(x)
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def _peak_allocation(classify, samples, runs):
+    """Peak bytes Python allocates over ``runs`` calls (after the timed calls)."""
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        for i in range(runs):
+            classify(samples[i % len(samples)])
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def max_rss_bytes():
+    """The process's peak resident set size, or None where the OS does not say."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024      # Linux reports KiB
+
+
+def measure(path, runs=1000, warmup=50, backend=None, source="random"):
+    """Everything ``latency`` reports, times in microseconds."""
+    if runs < 1 or warmup < 0:
+        raise ValueError(f"runs must be >= 1 and warmup >= 0, got {runs} and {warmup}")
+    started = time.perf_counter()
+    rt = Runtime(path, backend=backend)
+    init = time.perf_counter() - started
+    samples = load_samples(source, rt.model)
+    started = time.perf_counter()
+    rt.classify(samples[0])
+    first = time.perf_counter() - started
+    warm = _timed_calls(rt.classify, samples, warmup)
+    timed = _timed_calls(rt.classify, samples, runs)
+    peak = _peak_allocation(rt.classify, samples, min(runs, 100))
+    return {"model": os.fspath(path), "backend": rt.backend, "input": source,
+            "input_shape": list(rt.model.input_shape), "input_dtype": rt.model.input_dtype.name,
+            "samples": len(samples), "init_us": init * 1e6, "first_us": first * 1e6,
+            "warmup_us": scaled(summarize(warm), 1e6) if warm else None,
+            "inference_us": scaled(summarize(timed), 1e6),
+            "tracemalloc_peak_bytes": peak, "max_rss_bytes": max_rss_bytes()}
+
+
+def _stat_line(stats):
+    return (f"count={stats['count']} first={stats['first']:.1f} curr={stats['curr']:.1f} "
+            f"min={stats['min']:.1f} max={stats['max']:.1f} avg={stats['mean']:.1f} "
+            f"std={stats['std']:.1f} median={stats['median']:.1f} p90={stats['p90']:.1f} "
+            f"p99={stats['p99']:.1f}")
+
+
+def format_report(result):
+    """The text report, laid out like benchmark_model's (times in microseconds)."""
+    warm, timed = result["warmup_us"], result["inference_us"]
+    out = [f"Graph: [{result['model']}]", f"Backend: [{result['backend']}]",
+           f"Input: [{result['input']}] {result['samples']} sample(s) of "
+           f"{'x'.join(map(str, result['input_shape']))} {result['input_dtype']}",
+           f"Loaded model in {result['init_us'] / 1e3:.3f}ms.",
+           f"First inference: {result['first_us']:.1f}us"]
+    if warm:
+        out += [f"Running warm-up for {warm['count']} iterations.", _stat_line(warm)]
+    out += [f"Running benchmark for {timed['count']} iterations.", _stat_line(timed), "",
+            f"Inference timings in us: Init: {result['init_us']:.0f}, "
+            f"First inference: {result['first_us']:.0f}, "
+            f"Warmup (avg): {warm['mean'] if warm else float('nan'):.1f}, "
+            f"Inference (avg): {timed['mean']:.1f}"]
+    rss = result["max_rss_bytes"]
+    out.append(f"Peak memory: tracemalloc peak={result['tracemalloc_peak_bytes']} bytes over "
+               f"classify calls, max RSS={'n/a' if rss is None else f'{rss / 2**20:.1f}'} MB")
+    return "\n".join(out)

@@ -1,0 +1,137 @@
+"""A board's timing profile: the sweep's lines and points, with the machine they came from.
+
+A user runs ``python -m bench sweep --json board.json`` once on each board
+and keeps the file; ``budget --profile board.json`` (or ``--remote-profile``
+for the server) then plans without measuring again. The file is plain JSON
+so it can be read without this package. Loading checks everything it uses
+and raises ValueError naming the file and the problem.
+"""
+import json
+import math
+import os
+import platform
+import sys
+import time
+
+from .fit import Line
+
+FORMAT = "edgebnn-bench-profile"
+VERSION = 1
+
+
+def _processor():
+    """The CPU's name: platform.processor() is often empty on Linux, so ask /proc too."""
+    name = platform.processor()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for row in f:
+                key, _, value = row.partition(":")
+                if key.strip() in ("model name", "Hardware", "cpu model"):
+                    return value.strip()
+    except OSError:
+        pass
+    return name or "unknown"
+
+
+def last_level_cache():
+    """The largest CPU cache, like "L3 32768K" (Linux sysfs), or None where it is not told."""
+    folder = "/sys/devices/system/cpu/cpu0/cache"
+    best = None
+    try:
+        for index in sorted(os.listdir(folder)):
+            if not index.startswith("index"):
+                continue
+            with open(os.path.join(folder, index, "level")) as f:
+                level = int(f.read())
+            with open(os.path.join(folder, index, "size")) as f:
+                size = f.read().strip()
+            if best is None or level > best[0]:
+                best = (level, size)
+    except (OSError, ValueError):
+        return None
+    return None if best is None else f"L{best[0]} {best[1]}"
+
+
+def load_average():
+    """The 1, 5 and 15 minute load averages: how busy the machine was when it was measured."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
+def machine_info():
+    """What the timings depend on: CPU, Python, NumPy, the kernel's popcount path."""
+    import numpy
+    from runtime.kernels import c_available
+    info = {"machine": platform.machine(), "processor": _processor(),
+            "platform": platform.platform(), "cpus": os.cpu_count(),
+            "python": platform.python_version(), "numpy": numpy.__version__,
+            "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "default"),
+            "last_level_cache": last_level_cache(), "c_kernel": c_available(),
+            "popcount_path": None, "load_average": load_average()}
+    if c_available():
+        from runtime.kernels import c_library
+        info["popcount_path"] = c_library.popcount_path
+    return info
+
+
+def format_machine(info):
+    return (f"{info['machine']} ({info['processor']}), {info['cpus']} CPUs, "
+            f"Python {info['python']}, NumPy {info['numpy']}, "
+            f"C kernel: {info['popcount_path'] or 'not built'}")
+
+
+def make_profile(lines, points, command=None, machine=None):
+    """The JSON-ready profile of a sweep."""
+    return {"format": FORMAT, "version": VERSION,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "command": command or " ".join(sys.argv),
+            "machine": machine or machine_info(),
+            "lines": {name: line.as_dict() for name, line in lines.items()},
+            "points": points}
+
+
+def save_profile(profile, path):
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(profile, f, indent=2)
+        f.write("\n")
+
+
+def load_profile(path):
+    """``(profile dict, {name: Line})`` from a saved file, or ValueError naming the problem."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            profile = json.load(f)
+    except FileNotFoundError:
+        raise ValueError(f"profile {path}: no such file (save one with "
+                         f"'python -m bench sweep --profile {path}')") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"profile {path}: cannot read it ({error})") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"profile {path}: not valid JSON ({error})") from None
+    if not isinstance(profile, dict) or profile.get("format") != FORMAT:
+        raise ValueError(f"profile {path}: not an edgebnn bench profile "
+                         f"(no \"format\": \"{FORMAT}\")")
+    if profile.get("version") != VERSION:
+        raise ValueError(f"profile {path}: version {profile.get('version')!r}, "
+                         f"this tool reads version {VERSION}")
+    return profile, _lines(profile.get("lines"), path)
+
+
+def _lines(raw, path):
+    if not isinstance(raw, dict) or not raw:
+        raise ValueError(f"profile {path}: \"lines\" must be a non-empty object")
+    lines = {}
+    for name, fields in raw.items():
+        try:
+            line = Line(float(fields["intercept_s"]), float(fields["slope_s_per_weight"]),
+                        float(fields["r2"]))
+        except (TypeError, KeyError, ValueError):
+            raise ValueError(f"profile {path}: line {name!r} needs numbers intercept_s, "
+                             f"slope_s_per_weight and r2") from None
+        if not all(math.isfinite(v) for v in line) or line.slope <= 0:
+            raise ValueError(f"profile {path}: line {name!r} needs finite numbers "
+                             f"and a positive slope")
+        lines[name] = line
+    return lines

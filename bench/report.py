@@ -1,0 +1,140 @@
+"""reports/bench.md in one command: sweep, fit, budget and framework comparison.
+
+    python -m bench report            (a few minutes)
+
+Every section names the command that gives the same numbers on its own; the
+report runs them in-process, one after another, on the same machine state,
+and writes the sweep's plot, points and profile beside the markdown.
+"""
+import os
+import time
+
+from . import budget, compare, sweep
+from .profile import load_average, make_profile, machine_info, save_profile
+from .progress import Progress
+from .shapes import shape_name
+
+COMPARE_SHAPES = [(784, 1000, 500, 2), (784, 1000, 500, 10), (784, 2500, 2000, 1500, 1000, 500, 10)]
+BUDGET_MS, LINK_MS = 40.0, 15.0
+
+
+def _table(header, rows, numbers=True):
+    """A markdown table; columns after the first right-aligned when they hold ``numbers``."""
+    out = ["| " + " | ".join(header) + " |",
+           "| " + " | ".join("---:" if i and numbers else "---" for i in range(len(header))) + " |"]
+    out += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(out)
+
+
+def _us(seconds):
+    return f"{seconds * 1e6:,.1f}"
+
+
+def machine_section(info):
+    rows = [(key, value) for key, value in info.items()]
+    return "## Machine\n\n" + _table(("what", "value"), rows, numbers=False)
+
+
+def sweep_section(result, settings, files, drawn, cache):
+    command = (f"python -m bench sweep --min-weights {settings['min_weights']} "
+               f"--max-weights {settings['max_weights']} --points {settings['points']} "
+               f"--rounds {settings['rounds']} --passes {settings['passes']} --profile {files['profile']} "
+               f"--csv {files['csv']} --plot {files['plot']}")
+    fit_rows = [(name, f"{line.slope * 1e9:.4f}", f"{line.intercept * 1e6:.1f}", f"{line.r2:.4f}")
+                for name, line in result["lines"].items()]
+    point_rows = [(p["line"], p["shape"], f"{p['weights']:,}", _us(p["seconds"]))
+                  for p in result["points"]]
+    plot = (f"![per-sample time vs weights]({os.path.basename(files['plot'])})" if drawn
+            else "(no plot: matplotlib is not installed)")
+    return "\n\n".join([
+        "## Time vs size (sweep)", f"```sh\n{command}\n```",
+        "Float (Dense + ReLU) and binary (sign, binary dense with thresholds, binary dense "
+        "dots, batch norm) MLPs 784-h-h-10 with random weights; per-sample `classify` time "
+        "is the median of interleaved rounds. Fitted `time = intercept + slope * weights`:",
+        _table(("line", "slope (ns/weight)", "intercept (us)", "R^2"), fit_rows),
+        f"A line bends where the networks outgrow the last-level cache (here {cache}; a float "
+        "weight takes 4 bytes), more so while other jobs load the memory bus; a board with "
+        "a small cache is in one regime above a few hundred thousand weights. To plan for sizes "
+        "on one side of a bend, fit that side alone (`--min-weights`, `--max-weights`).", plot,
+        _table(("line", "shape", "weights", "us per sample"), point_rows)])
+
+
+def budget_section(lines, files):
+    result = budget.plan(BUDGET_MS, LINK_MS, lines)
+    command = f"python -m bench budget --ms {BUDGET_MS:g} --link-ms {LINK_MS:g} --profile {files['profile']}"
+    rows = [(name, f"{budget.whole(result['local'][name]):,}", f"{budget.whole(result['remote'][name]):,}",
+             f"{row['little_ms']:.3f}", "yes" if row["little_first"] else "no",
+             f"{row['break_even_link_ms']:.3f}")
+            for name, row in result["little"].items()]
+    header = ("line", f"weights within {BUDGET_MS:g} ms here",
+              f"weights within {result['remote_ms']:g} ms remote",
+              f"little net ({budget.LITTLE_WEIGHTS:,} w) ms", f"little first at {LINK_MS:g} ms link",
+              "little first above link (ms each way)")
+    return "\n\n".join([
+        "## Latency budget", f"```sh\n{command}\n```",
+        f"{BUDGET_MS:g} ms budget, {LINK_MS:g} ms link each way: the remote side has "
+        f"{result['remote_ms']:g} ms (this board's lines stand in for the server's). The big net "
+        f"({budget.BIG_WEIGHTS:,} weights, float) would take {result['big_ms']:.3f} ms remote, "
+        f"so the round trip is {result['round_trip_ms']:.3f} ms.",
+        _table(header, rows), f"```\n{budget.format_plan(result)}\n```"])
+
+
+def compare_section(results):
+    shapes = " ".join(f"--shape {r['model']}" for r in results)
+    names = list(dict.fromkeys(name for r in results for name in r["seconds"]))
+    others = [n for n in ("onnxruntime", "torch") if n not in names]
+    rows = []
+    for r in results:
+        base = r["seconds"][r["base"]]
+        cells = [r["model"], f"{r['weights']:,}"] + [_us(r["seconds"][n]) if n in r["seconds"]
+                                                     else "-" for n in names]
+        cells += [f"{r['seconds'][n] / base:.2f}" for n in names if n != r["base"]]
+        rows.append(cells)
+    base = results[0]["base"]
+    header = ["net", "weights"] + [f"{n} (us)" for n in names] + \
+        [f"{n} / {base}" for n in names if n != base]
+    versions = ", ".join(f"{k} {v}" for k, v in results[0]["versions"].items()) or "none"
+    skipped = "".join(f"\n\n{name}: skipped (not installed)." for name in others)
+    return "\n\n".join([
+        "## This runtime vs onnxruntime and PyTorch", f"```sh\npython -m bench compare {shapes}\n```",
+        "Random float MLPs, one sample per call, everything single-threaded (BLAS, torch "
+        "`set_num_threads(1)`, onnxruntime intra/inter-op threads 1), medians of interleaved "
+        f"rounds; a ratio above 1 means this runtime is faster. Other frameworks: {versions}.",
+        _table(header, rows) + skipped,
+        "```\n" + "\n\n".join(compare.format_result(r) for r in results) + "\n```"])
+
+
+def build_report(out_dir="reports", quick=False, progress=True):
+    """Run everything and write ``out_dir/bench.md`` with its assets; returns its path."""
+    started = time.time()
+    os.makedirs(out_dir, exist_ok=True)
+    settings = sweep.QUICK if quick else sweep.DEFAULT
+    files = {name: os.path.join(out_dir, file) for name, file in
+             (("profile", "profile.json"), ("csv", "sweep.csv"), ("plot", "sweep.png"))}
+    info = machine_info()
+    result = sweep.run_sweep(sweep.default_shapes(settings), sweep.available_backends(),
+                             settings["rounds"], settings["passes"], progress)
+    save_profile(make_profile(result["lines"], result["points"], f"python -m bench report "
+                              f"--out {out_dir}", info), files["profile"])
+    sweep.write_csv(result["points"], files["csv"])
+    drawn = sweep.plot(result["points"], result["lines"], files["plot"])
+    shapes = COMPARE_SHAPES[:1] if quick else COMPARE_SHAPES
+    bar = Progress(len(shapes), "compare", enabled=progress)
+    compared = []
+    for sizes in shapes:
+        compared.append(compare.run_compare(compare.random_model(sizes), shape_name(sizes)))
+        bar.step(shape_name(sizes))
+    sections = [
+        "# edgebnn benchmark report",
+        f"Generated by `python -m bench report --out {out_dir}` on "
+        f"{time.strftime('%Y-%m-%d %H:%M')} in {time.time() - started:.0f} s. Timings are "
+        "per sample, single-threaded, medians of interleaved rounds; absolute times drift "
+        "with the machine's load, ratios measured in the same run hold better. Load average "
+        f"(1, 5, 15 min) at the start {info['load_average']}, at the end {load_average()}.",
+        machine_section(info), sweep_section(result, settings, files, drawn,
+                                              info["last_level_cache"] or "unknown"),
+        budget_section(result["lines"], files), compare_section(compared)]
+    path = os.path.join(out_dir, "bench.md")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n\n".join(sections) + "\n")
+    return path

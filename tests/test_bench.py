@@ -1,0 +1,339 @@
+"""The benchmark harness (bench/): its arithmetic, files and error messages, never timings."""
+import json
+import math
+
+import numpy as np
+import pytest
+
+from bench import budget
+from bench.__main__ import main
+from bench.fit import Line, fit_line
+from bench.profile import load_profile, machine_info, make_profile, save_profile
+from bench.shapes import mlp_weights, parse_shape, sizes_for, sweep_shapes
+from bench.stats import percentile, summarize
+from runtime import Runtime, save_model
+
+from conftest import random_mlp
+
+PAPER_LINE = Line(intercept=0.0, slope=1e-9, r2=1.0)         # 1 ns per weight, no fixed cost
+
+
+# --- statistics --------------------------------------------------------------------------------
+
+def test_summary_of_known_timings():
+    stats = summarize([3.0, 1.0, 2.0, 4.0])
+    assert stats["count"] == 4
+    assert (stats["first"], stats["curr"], stats["min"], stats["max"]) == (3.0, 4.0, 1.0, 4.0)
+    assert stats["mean"] == 2.5 and stats["median"] == 2.5
+    assert stats["p90"] == pytest.approx(3.7)        # rank 2.7 of 0..3: 3 + 0.7 * (4 - 3)
+    assert stats["p99"] == pytest.approx(3.97)
+    assert stats["std"] == pytest.approx(math.sqrt(1.25))     # population std, as TFLite
+
+
+def test_one_timing_has_no_spread():
+    stats = summarize([5e-6])
+    assert stats["min"] == stats["max"] == stats["median"] == stats["p99"] == 5e-6
+    assert stats["std"] == 0.0
+
+
+def test_percentiles_match_numpy_linear_interpolation():
+    values = sorted(np.random.default_rng(0).exponential(size=101).tolist())
+    for q in (0, 10, 50, 90, 99, 100):
+        assert percentile(values, q) == pytest.approx(np.percentile(values, q))
+
+
+def test_summary_of_nothing_is_an_error():
+    with pytest.raises(ValueError, match="no timings"):
+        summarize([])
+
+
+# --- the linear fit ----------------------------------------------------------------------------
+
+def test_fit_recovers_an_exact_line():
+    weights = [1e5, 1e6, 5e6, 1.2e7]
+    line = fit_line(weights, [20e-6 + 0.25e-9 * w for w in weights])
+    assert line.slope == pytest.approx(0.25e-9)
+    assert line.intercept == pytest.approx(20e-6)
+    assert line.r2 == pytest.approx(1.0)
+
+
+def test_fit_of_scattered_points_worked_by_hand():
+    # mean x 1.5, mean y 2.5, Sxy 4, Sxx 5: slope 0.8, intercept 1.3; SSres 1.8, SStot 5
+    line = fit_line([0, 1, 2, 3], [1, 3, 2, 4])
+    assert line.slope == pytest.approx(0.8)
+    assert line.intercept == pytest.approx(1.3)
+    assert line.r2 == pytest.approx(1 - 1.8 / 5)
+
+
+@pytest.mark.parametrize("xs, ys, problem", [([1], [2], "at least 2 points"),
+                                              ([1, 1], [2, 3], "same x"),
+                                              ([1, 2], [2], "2 x values but 1 y"),
+                                              ([1, 2], [2, float("nan")], "finite")])
+def test_fit_rejects_what_has_no_line(xs, ys, problem):
+    with pytest.raises(ValueError, match=problem):
+        fit_line(xs, ys)
+
+
+# --- network shapes ----------------------------------------------------------------------------
+
+def test_paper_networks_weight_counts():
+    assert mlp_weights((784, 1000, 500, 2)) == 1_286_502 == budget.LITTLE_WEIGHTS
+    assert mlp_weights((784, 2500, 2000, 1500, 1000, 500, 10)) == 11_972_510 == budget.BIG_WEIGHTS
+
+
+def test_shape_text_round_trip_and_errors():
+    assert parse_shape("784-1000-500-10") == (784, 1000, 500, 10)
+    for bad in ("784", "784-x-10", "784-0-10", "784-1"):
+        with pytest.raises(ValueError, match="shape"):
+            parse_shape(bad)
+
+
+def test_sweep_sizes_grow_towards_their_targets():
+    assert sizes_for(mlp_weights((784, 1000, 1000, 10))) == (784, 1000, 1000, 10)
+    shapes = sweep_shapes(100_000, 12_000_000, 8)
+    counts = [mlp_weights(s) for s in shapes]
+    assert len(shapes) == 8 and counts == sorted(counts)
+    assert abs(counts[0] - 100_000) < 1000 and abs(counts[-1] - 12_000_000) < 7000
+    with pytest.raises(ValueError, match="0 < min"):
+        sweep_shapes(5, 5, 3)
+
+
+# --- budget arithmetic -------------------------------------------------------------------------
+
+def test_paper_link_leaves_10_ms_on_the_server():
+    assert budget.remote_budget_ms(40, 15) == 10
+
+
+def test_weights_within_a_budget_follow_the_line():
+    assert budget.weights_within(40, PAPER_LINE) == pytest.approx(40e6)
+    line = Line(intercept=1e-3, slope=2e-9, r2=1.0)        # 1 ms per call + 2 ns per weight
+    assert budget.weights_within(40, line) == pytest.approx((40 - 1) / 2e-6)
+    assert budget.weights_within(0.5, line) == 0.0         # not even the fixed cost fits
+    assert budget.whole(budget.weights_within(10, PAPER_LINE)) == 10_000_000
+
+
+def test_big_little_break_even():
+    # little 5 ms here; big 1 ms remote: the little net wins once the link exceeds 2 ms each way
+    assert budget.break_even_link_ms(5, 1) == 2
+    assert budget.little_answers_first(5, link_ms=15, big_ms=1)
+    assert not budget.little_answers_first(5, link_ms=1, big_ms=1)
+    assert budget.break_even_link_ms(1, 5) == 0            # a faster little net always wins
+    assert budget.round_trip_ms(15, 1) == 31
+
+
+def test_plan_with_the_paper_numbers():
+    result = budget.plan(40, 15, {"float": PAPER_LINE})
+    assert result["remote_ms"] == 10
+    assert result["local"]["float"] == pytest.approx(40e6)
+    assert result["remote"]["float"] == pytest.approx(10e6)
+    assert result["big_ms"] == pytest.approx(11.97251)
+    assert result["round_trip_ms"] == pytest.approx(41.97251)
+    little = result["little"]["float"]
+    assert little["little_ms"] == pytest.approx(1.286502) and little["little_first"]
+    assert budget.plan(40, 15, {"float": PAPER_LINE}, big_ms=2.0)["round_trip_ms"] == 32.0
+    text = budget.format_plan(result)
+    assert "40,000,000 weights" in text and "10,000,000 weights" in text
+
+
+def test_plan_uses_the_servers_line_for_the_remote_side():
+    server = {"float": Line(0.0, 0.1e-9, 1.0)}               # ten times faster per weight
+    result = budget.plan(40, 15, {"float": PAPER_LINE}, server)
+    assert result["remote"]["float"] == pytest.approx(100e6)
+    assert result["big_ms"] == pytest.approx(1.197251)
+
+
+@pytest.mark.parametrize("ms, link, problem", [(-1, 0, "positive number of milliseconds"),
+                                                (0, 0, "positive number of milliseconds"),
+                                                (40, -1, "link delay must be 0 or more"),
+                                                (40, 25, "larger than half")])
+def test_bad_budgets_are_named(ms, link, problem):
+    with pytest.raises(ValueError, match=problem):
+        budget.remote_budget_ms(ms, link)
+
+
+# --- profiles ----------------------------------------------------------------------------------
+
+def test_profile_round_trips(tmp_path):
+    lines = {"float": Line(87e-6, 0.245e-9, 0.991), "binary/c": Line(6e-6, 0.024e-9, 0.98)}
+    points = [{"line": "float", "weights": 99_670, "seconds": 3e-5}]
+    path = tmp_path / "board.json"
+    save_profile(make_profile(lines, points, command="test", machine={"machine": "armv7l"}), path)
+    profile, loaded = load_profile(path)
+    assert loaded == lines
+    assert profile["machine"] == {"machine": "armv7l"} and profile["points"] == points
+
+
+def test_machine_info_names_what_timings_depend_on():
+    info = machine_info()
+    for key in ("machine", "processor", "python", "numpy", "popcount_path"):
+        assert key in info
+    json.dumps(info)
+
+
+@pytest.mark.parametrize("content, problem", [
+    ("{not json", "not valid JSON"),
+    ('{"format": "something else"}', "not an edgebnn bench profile"),
+    ('{"format": "edgebnn-bench-profile", "version": 99, "lines": {}}', "version 99"),
+    ('{"format": "edgebnn-bench-profile", "version": 1, "lines": {}}', "non-empty"),
+    ('{"format": "edgebnn-bench-profile", "version": 1, "lines": {"float": {"r2": 1}}}',
+     "needs numbers"),
+    ('{"format": "edgebnn-bench-profile", "version": 1, "lines": {"float": '
+     '{"intercept_s": 0, "slope_s_per_weight": -1, "r2": 1}}}', "positive slope")])
+def test_malformed_profiles_are_named(tmp_path, content, problem):
+    path = tmp_path / "board.json"
+    path.write_text(content)
+    with pytest.raises(ValueError, match=problem):
+        load_profile(path)
+
+
+def test_missing_profile_is_named(tmp_path):
+    with pytest.raises(ValueError, match="no such file"):
+        load_profile(tmp_path / "absent.json")
+
+
+# --- the command line --------------------------------------------------------------------------
+
+@pytest.fixture
+def profile_file(tmp_path):
+    path = tmp_path / "board.json"
+    save_profile(make_profile({"float": PAPER_LINE, "binary/c": Line(0.0, 0.025e-9, 1.0)}, [],
+                              command="test"), path)
+    return str(path)
+
+
+def run_cli(args, capsys):
+    """(exit code, stdout, stderr) of ``python -m bench ARGS``."""
+    try:
+        code = main(args)
+    except SystemExit as exit:
+        code = exit.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_budget_command_prints_the_paper_numbers(profile_file, capsys):
+    code, out, _ = run_cli(["budget", "--ms", "40", "--link-ms", "15", "--profile", profile_file],
+                           capsys)
+    assert code == 0
+    assert "40 ms - 2 x 15 ms link = 10 ms" in out
+    assert "40,000,000 weights" in out and "10,000,000 weights" in out
+    assert "1,600,000,000 weights" in out                    # binary: 40 ms / 0.025 ns
+
+
+def test_budget_command_json(profile_file, capsys):
+    code, out, _ = run_cli(["budget", "--ms", "40", "--link-ms", "15", "--profile", profile_file,
+                            "--json"], capsys)
+    assert code == 0 and json.loads(out)["remote_ms"] == 10
+
+
+@pytest.mark.parametrize("args, problem", [
+    (["budget", "--ms", "-40"], "--ms: -40 must be greater than 0"),
+    (["budget", "--ms", "forty"], "'forty' is not a number"),
+    (["budget", "--ms", "40", "--link-ms", "-1"], "--link-ms: -1 must be at least 0"),
+    (["budget"], "--ms"),
+    (["sweep", "--points", "0"], "--points: 0 must be greater than 0"),
+    (["latency"], "MODEL.h5"),
+    (["latency", "m.h5", "--backend", "gpu"], "invalid choice"),
+    (["compare", "--shape", "784-x-10"], "expected layer sizes"),
+    (["frobnicate"], "invalid choice")])
+def test_bad_arguments_exit_2_with_a_message(args, problem, capsys):
+    code, _, err = run_cli(args, capsys)
+    assert code == 2
+    assert problem in err
+
+
+def test_problems_found_later_exit_2_naming_them(tmp_path, profile_file, capsys):
+    cases = [(["budget", "--ms", "40", "--link-ms", "25", "--profile", profile_file],
+              "larger than half the 40 ms budget"),
+             (["budget", "--ms", "40", "--profile", str(tmp_path / "none.json")], "no such file"),
+             (["compare"], "either MODEL.h5 or --shape"),
+             (["latency", str(tmp_path / "none.h5")], "none.h5")]
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    cases.append((["budget", "--ms", "40", "--profile", str(bad)], "not valid JSON"))
+    for args, problem in cases:
+        code, _, err = run_cli(args, capsys)
+        assert code == 2, args
+        assert problem in err, (args, err)
+
+
+# --- latency -----------------------------------------------------------------------------------
+
+@pytest.fixture
+def model_file(tmp_path):
+    path = tmp_path / "mlp.h5"
+    save_model(random_mlp((12, 8, 3), input_shape=(3, 4), input_dtype="uint8", scale=1 / 255), path)
+    return str(path)
+
+
+def test_latency_reports_every_field(model_file, capsys):
+    code, out, _ = run_cli(["latency", model_file, "--runs", "7", "--warmup", "2", "--json"], capsys)
+    assert code == 0
+    result = json.loads(out)
+    assert result["inference_us"]["count"] == 7 and result["warmup_us"]["count"] == 2
+    assert set(result["inference_us"]) >= {"min", "mean", "median", "p90", "p99", "std"}
+    assert result["tracemalloc_peak_bytes"] > 0 and result["max_rss_bytes"] > 0
+    assert result["input_shape"] == [3, 4] and "machine" in result
+
+
+def test_latency_text_looks_like_benchmark_model(model_file, capsys):
+    code, out, _ = run_cli(["latency", model_file, "--runs", "5", "--warmup", "0"], capsys)
+    assert code == 0
+    assert "count=5 first=" in out and " avg=" in out and " std=" in out
+    assert "Inference timings in us: Init: " in out and "First inference: " in out
+
+
+def test_latency_reads_samples_from_npy_and_npz(model_file, tmp_path, capsys):
+    samples = np.random.default_rng(0).integers(0, 256, (4, 3, 4), dtype=np.uint8)
+    np.save(tmp_path / "x.npy", samples)
+    np.savez(tmp_path / "x.npz", other=np.zeros(1), x=samples)
+    for name in ("x.npy", "x.npz"):
+        code, out, _ = run_cli(["latency", model_file, "--runs", "3", "--json",
+                                "--input", str(tmp_path / name)], capsys)
+        assert code == 0 and json.loads(out)["samples"] == 4
+
+
+def test_latency_rejects_samples_of_the_wrong_shape(model_file, tmp_path, capsys):
+    np.save(tmp_path / "x.npy", np.zeros((4, 5), np.uint8))
+    code, _, err = run_cli(["latency", model_file, "--input", str(tmp_path / "x.npy")], capsys)
+    assert code == 2 and "takes (3, 4)" in err
+
+
+# --- sweep and compare, tiny and untimed -------------------------------------------------------
+
+def test_sweep_of_tiny_nets_fits_a_line_per_kind(backend, tmp_path):
+    from bench import sweep
+    result = sweep.run_sweep([(8, 4, 4, 2), (8, 16, 16, 2), (8, 32, 32, 2)], [backend], rounds=2,
+                             passes=2, progress=False)
+    assert set(result["lines"]) == {"float", f"binary/{backend}"}
+    assert len(result["points"]) == 6 and all(p["rounds"] == 4 for p in result["points"])
+    sweep.write_csv(result["points"], tmp_path / "sweep.csv")
+    assert len((tmp_path / "sweep.csv").read_text().splitlines()) == 7
+
+
+def test_sweep_plot_is_written_when_matplotlib_is_there(tmp_path):
+    pytest.importorskip("matplotlib")
+    from bench import sweep
+    points = [{"line": "float", "weights": w, "seconds": 1e-5 + w * 1e-10} for w in (10, 20, 30)]
+    assert sweep.plot(points, sweep.fit_lines(points), tmp_path / "sweep.png")
+    assert (tmp_path / "sweep.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_compare_rebuilds_only_float_dense_chains():
+    from bench import compare
+    from bench.binary import binary_mlp
+    assert compare.dense_chain(binary_mlp(np.random.default_rng(0), (8, 16, 4))) is None
+    model = random_mlp((6, 5, 3))
+    assert [w.shape for w, _, _ in compare.dense_chain(model)] == [(5, 6), (3, 5)]
+
+
+@pytest.mark.parametrize("framework", ["onnxruntime", "torch"])
+def test_other_frameworks_compute_what_this_runtime_does(framework):
+    pytest.importorskip(framework)
+    from bench import compare
+    model = random_mlp((12, 8, 3), input_shape=(3, 4), input_dtype="uint8", scale=1 / 255,
+                       offset=-0.5)
+    build = compare.onnx_session if framework == "onnxruntime" else compare.torch_module
+    x = np.random.default_rng(1).integers(0, 256, (3, 4), dtype=np.uint8)
+    np.testing.assert_allclose(build(model, compare.dense_chain(model))(x),
+                               Runtime(model).classify(x).logits, rtol=1e-5, atol=1e-5)
