@@ -37,7 +37,7 @@ def write_stamp(f):
 def write_model(group, model):
     """A model's header attributes and its ``layers`` into ``group``."""
     group.attrs["input_shape"] = np.array(model.input_shape, np.int64)
-    group.attrs["input_dtype"] = model.input_dtype.name
+    group.attrs["input_dtype"] = model.input_kind
     group.attrs["input_scale"] = model.input_scale
     group.attrs["input_offset"] = model.input_offset
     group.attrs["classes"] = np.array(model.classes, dtype=h5py.string_dtype())

@@ -10,11 +10,12 @@ import threading
 
 import numpy as np
 
+from .bitpack import packed_bytes, padding_mask, word_padded
 from .errors import InputError, InputTypeError, ModelFormatError
 from .layers import Signal
 from .layers.base import Layer
 
-INPUT_DTYPES = ("uint8", "float32")
+INPUT_DTYPES = ("uint8", "float32", "bits")
 MAX_INPUT_VALUES = 1 << 24
 
 
@@ -40,21 +41,67 @@ class Preprocess(Layer):
         return x.astype(np.float32) * self.scale + self.offset
 
 
+class PadWords(Layer):
+    """Packed input -> a copy in a buffer of whole 64-bit words (a step, not stored).
+
+    The kernels read whole words, so a packed sample whose size is not a
+    multiple of 8 bytes is copied into a zero-padded buffer first.
+    """
+    kind = "pad_words"
+
+    def __init__(self, nbytes):
+        self.nbytes = nbytes
+
+    def runner(self):
+        out = np.zeros(word_padded(self.nbytes), np.uint8)
+        nbytes = self.nbytes
+
+        def run(x):
+            out[:nbytes] = x
+            return out
+        return run
+
+    def forward_batch(self, x):
+        out = np.zeros((len(x), word_padded(self.nbytes)), np.uint8)
+        out[:, :self.nbytes] = x
+        return out
+
+
+def _input_kind(input_dtype):
+    """The name of an input dtype: a NumPy dtype's, or "bits" for packed signs."""
+    if isinstance(input_dtype, str) and input_dtype == "bits":
+        return "bits"
+    try:
+        return np.dtype(input_dtype).name
+    except TypeError:
+        raise ModelFormatError(f"input_dtype {input_dtype!r} unsupported; "
+                               f"supported: {', '.join(INPUT_DTYPES)}") from None
+
+
 class Model:
     """A chain of layers with the input it accepts and the classes it names.
 
     >>> model = Model([Dense(w1, b1, "relu"), Dense(w2, b2)],
     ...               input_shape=(28, 28), input_dtype="uint8",
     ...               input_scale=1 / 255, classes=[str(d) for d in range(10)])
+
+    ``input_dtype="bits"`` takes packed signs (docs/FORMAT.md): ``input_shape``
+    is then the logical shape, a sample is a flat uint8 array of
+    ``bitpack.packed_bytes(input_shape)`` bytes, ``input_dtype`` reads as
+    uint8 and ``input_kind`` says "bits". This is how a tier above a device
+    reads the device's packed feature map without unpacking it.
     """
 
     def __init__(self, layers, input_shape, input_dtype="float32",
                  input_scale=1.0, input_offset=0.0, classes=None, kernels=None):
         self.layers = list(layers)
         self.input_shape = tuple(int(n) for n in input_shape)
-        self.input_dtype = np.dtype(input_dtype)
+        self.input_kind = _input_kind(input_dtype)
+        self.input_dtype = np.dtype(np.uint8 if self.input_kind == "bits" else input_dtype)
         self.input_scale = float(input_scale)
         self.input_offset = float(input_offset)
+        # the shape of the array classify takes: the logical shape, or the packed bytes
+        self.sample_shape = self.input_shape
         self._check_header()
         if kernels is None:
             from .kernels import get_kernels
@@ -80,19 +127,42 @@ class Model:
         if math.prod(self.input_shape) > MAX_INPUT_VALUES:
             raise ModelFormatError(
                 f"input_shape {self.input_shape} exceeds {MAX_INPUT_VALUES} values")
-        if self.input_dtype.name not in INPUT_DTYPES:
+        if self.input_kind not in INPUT_DTYPES:
             raise ModelFormatError(
-                f"input_dtype {self.input_dtype} unsupported; supported: {', '.join(INPUT_DTYPES)}")
+                f"input_dtype {self.input_kind} unsupported; supported: {', '.join(INPUT_DTYPES)}")
         for name in ("input_scale", "input_offset"):
             if not math.isfinite(getattr(self, name)):
                 raise ModelFormatError(f"{name} must be finite")
         if self.input_scale == 0.0:
             raise ModelFormatError("input_scale must not be 0")
+        if self.input_kind == "bits":
+            self._check_bits_header()
+
+    def _check_bits_header(self):
+        """Signs have no scale, and only binary layers read them."""
+        if (self.input_scale, self.input_offset) != (1.0, 0.0):
+            raise ModelFormatError("bits input takes no preprocessing: input_scale must be 1 "
+                                   "and input_offset 0")
+        first = self.layers[0]
+        if not first.TAKES_RAW_INPUT:
+            raise ModelFormatError(f"bits input needs a binary first layer (binary_dense or "
+                                   f"binary_conv2d), not {first.kind}")
+        if first.kind == "binary_conv2d" and len(self.input_shape) != 3:
+            raise ModelFormatError(f"a binary_conv2d on bits input needs input_shape (H, W, C), "
+                                   f"not {self.input_shape}")
+        self.sample_bytes = packed_bytes(self.input_shape)
+        self.sample_shape = (self.sample_bytes,)
+        stray = ~padding_mask(self.input_shape)
+        self._stray_bits = stray if stray.any() else None
 
     def _bind(self, kernels):
-        signal = Signal(self.input_dtype.name, self.input_shape)
+        signal = Signal(self.input_kind, self.input_shape)
         steps = []
-        if not self.layers[0].TAKES_RAW_INPUT:
+        self.signals = []       # the signal after each layer, for models cut in sections
+        if self.input_kind == "bits":
+            if self.sample_bytes % 8:
+                steps.append(PadWords(self.sample_bytes))
+        elif not self.layers[0].TAKES_RAW_INPUT:
             identity = self.input_scale == 1.0 and self.input_offset == 0.0
             if self.input_dtype != np.float32 or not identity:
                 steps.append(Preprocess(signal.size, self.input_scale, self.input_offset))
@@ -105,6 +175,7 @@ class Model:
             if getattr(layer, "activation", "none") == "softmax" and i != len(self.layers) - 1:
                 raise ModelFormatError(f"layers/{i} ({layer.kind}): softmax only on the last layer")
             steps.append(layer)
+            self.signals.append(signal)
         if signal.kind != "float":
             raise ModelFormatError(f"the last layer gives {signal.describe()}, expected float scores")
         self.output = signal
@@ -117,7 +188,7 @@ class Model:
     def with_kernels(self, kernels):
         """The same model bound to another kernel backend (fresh layers)."""
         return Model([layer.copy() for layer in self.layers], self.input_shape,
-                     self.input_dtype.name, self.input_scale, self.input_offset,
+                     self.input_kind, self.input_scale, self.input_offset,
                      self.classes, kernels)
 
     def check_input(self, x):
@@ -125,8 +196,8 @@ class Model:
         if not isinstance(x, np.ndarray):
             raise InputTypeError(
                 f"input must be a numpy.ndarray, got {type(x).__name__}; use numpy.asarray")
-        if x.shape != self.input_shape:
-            raise InputError(f"input shape {x.shape}, expected {self.input_shape}")
+        if x.shape != self.sample_shape:
+            raise InputError(f"input shape {x.shape}, expected {self.sample_shape}")
         return self._checked_values(x).reshape(-1)
 
     def check_batch(self, x):
@@ -134,16 +205,16 @@ class Model:
         if not isinstance(x, np.ndarray):
             raise InputTypeError(
                 f"batch must be a numpy.ndarray, got {type(x).__name__}; use numpy.asarray")
-        if x.shape[1:] != self.input_shape or x.ndim != len(self.input_shape) + 1:
+        if x.shape[1:] != self.sample_shape or x.ndim != len(self.sample_shape) + 1:
             raise InputError(
-                f"batch shape {x.shape}, expected (n,) + {self.input_shape}")
+                f"batch shape {x.shape}, expected (n,) + {self.sample_shape}")
         return self._checked_values(x).reshape(len(x), -1)
 
     def _checked_values(self, x):
         if self.input_dtype.kind != "f":
             if x.dtype != self.input_dtype:
                 raise InputError(f"input dtype {x.dtype}, expected {self.input_dtype}")
-            return x
+            return x if self.input_kind != "bits" else self._checked_bits(x)
         if x.dtype.kind != "f":
             raise InputError(f"input dtype {x.dtype}, expected a float array")
         # x.x is finite exactly when every value is, unless a huge value
@@ -151,6 +222,13 @@ class Model:
         if not (math.isfinite(np.vdot(x, x)) or np.isfinite(x).all()):
             raise InputError("input contains NaN or infinite values")
         return x if x.dtype == np.float32 else x.astype(np.float32)
+
+    def _checked_bits(self, x):
+        """Packed signs must keep their padding bits 0: the kernels count every bit."""
+        if self._stray_bits is not None and (x & self._stray_bits).any():
+            raise InputError(f"packed input has padding bits set (they must be 0; the last axis "
+                             f"of {self.input_shape} packs {self.input_shape[-1]} signs)")
+        return np.ascontiguousarray(x)
 
     def forward(self, x):
         """Logits of one sample from ``check_input`` (float32, a reused buffer)."""
@@ -161,6 +239,21 @@ class Model:
         for run in runs:
             x = run(x)
         return x
+
+    def forward_split(self, x, split):
+        """``(logits, cut)`` of one sample: ``cut`` is the output of the first ``split``
+        layers, e.g. the feature map a DDNN device sends up. Both are reused buffers."""
+        try:
+            runs = self._local.runs
+        except AttributeError:
+            runs = self._local.runs = [step.runner() for step in self._steps]
+        stop = len(runs) - len(self.layers) + split
+        for run in runs[:stop]:
+            x = run(x)
+        cut = x
+        for run in runs[stop:]:
+            x = run(x)
+        return x, cut
 
     def forward_batch(self, x):
         """Logits ``(n, classes)`` of samples from ``check_batch``."""

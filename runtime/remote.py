@@ -43,13 +43,15 @@ class RemoteModel:
     >>> big = RemoteModel("http://127.0.0.1:8000", "big", read_timeout=0.2)
     >>> big.infer(frame)              # float32 scores of one sample
 
-    ``output`` names the tensor to read (default: the first one returned).
+    ``output`` names the tensor to read (default: the first one returned);
+    ``infer`` gives it as ``dtype`` (None: the datatype of the reply, e.g. the
+    UINT8 packed feature map of a DDNN device).
     ``link_delay`` (seconds) sleeps before sending and after receiving, to
     stand in for a slow network link in experiments.
     """
 
     def __init__(self, url, model, connect_timeout=1.0, read_timeout=5.0, input_name="input",
-                 output=None, classes=None, link_delay=0.0):
+                 output=None, classes=None, link_delay=0.0, dtype=np.float32):
         parts = urllib.parse.urlsplit(url)
         if parts.scheme != "http" or not parts.hostname:
             raise ValueError(f"url {url!r} must look like http://host:port")
@@ -58,11 +60,12 @@ class RemoteModel:
         self.connect_timeout, self.read_timeout = connect_timeout, read_timeout
         self.input_name, self.output = input_name, output
         self.link_delay = link_delay
+        self.dtype = dtype
         self._classes = classes
         self._local = threading.local()
 
     def infer(self, x):
-        """Scores of one sample (or a batch: first axis) as float32."""
+        """Scores of one sample (or a batch: first axis) as ``dtype`` (float32 by default)."""
         body = {"inputs": [encode_tensor(self.input_name, x)]}
         if self.output:
             body["outputs"] = [{"name": self.output}]
@@ -73,7 +76,7 @@ class RemoteModel:
             _, scores = decode_tensor(chosen)
         except (KeyError, TypeError, StopIteration, ValueError) as error:
             raise RemoteError(f"{self.url}: reply is not a v2 inference response ({error})") from None
-        return scores.astype(np.float32)
+        return scores if self.dtype is None else scores.astype(self.dtype)
 
     def ready(self):
         """True when the server says the model is ready; False when it cannot be reached."""

@@ -1,0 +1,73 @@
+"""Run a DDNN's devices as separate processes over loopback; kill one halfway.
+
+    python3 examples/ddnn_processes.py --data ../shared/data/mnist [--model models/ddnn/max-concat.h5]
+        [--samples 200] [--deadline 0.5]
+
+Starts one ``python -m runtime.serve MODEL --section devices/I`` process per
+device, classifies multi-view test digits through a ``Coordinator``, kills
+device 0 halfway through, and checks every answer against the in-process
+DDNN given the same devices (the killed one missing).
+"""
+import argparse
+import os
+import re
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from runtime.ddnn import Coordinator, load_ddnn  # noqa: E402
+import mnist  # noqa: E402
+import multiview  # noqa: E402
+
+
+def start(model, section):
+    process = subprocess.Popen([sys.executable, "-m", "runtime.serve", model, "--port", "0",
+                                "--section", section, "--name", section.replace("/", "")],
+                               stdout=subprocess.PIPE, text=True)
+    port = re.search(r":(\d+) ", process.stdout.readline()).group(1)
+    return process, f"http://127.0.0.1:{port}"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--model", default="models/ddnn/max-concat.h5")
+    parser.add_argument("--samples", type=int, default=200)
+    parser.add_argument("--deadline", type=float, default=0.5)
+    args = parser.parse_args(argv)
+    ddnn = load_ddnn(args.model)
+    images, labels = mnist.load(args.data, "test")
+    views = multiview.make_views(images[:args.samples], "test")
+    servers = [start(args.model, f"devices/{i}") for i in range(len(ddnn.devices))]
+    coordinator = Coordinator(ddnn, [url for _, url in servers], deadline=args.deadline,
+                              names=[f"devices{i}" for i in range(len(servers))])
+    correct = same = sent = 0
+    try:
+        for i in range(args.samples):
+            if i == args.samples // 2:
+                servers[0][0].kill()
+                print(f"killed device 0 before sample {i}")
+            sample = list(views[:, i])
+            result = coordinator.classify(sample)
+            if i >= args.samples // 2:
+                sample[0] = None
+            expected = ddnn.classify(sample)
+            same += (result.label, result.exit, result.bytes_sent) == \
+                (expected.label, expected.exit, expected.bytes_sent)
+            correct += result.label == labels[i]
+            sent += sum(result.bytes_sent)
+    finally:
+        coordinator.close()
+        for process, _ in servers:
+            process.kill()
+            process.wait()
+    print(f"{args.samples} samples: accuracy {correct / args.samples:.2%}, "
+          f"{sent / args.samples:.0f} bytes sent per sample, "
+          f"{same} answers identical to the in-process DDNN, device 0 missed "
+          f"{coordinator.missing[0]} phases")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,380 @@
+"""Distributed deep neural networks (DDNN, Teerapittayanon, McDanel and Kung, ICDCS 2017).
+
+One network cut across several end devices and the cloud. Each device runs
+binary layers on its own view of the scene and sends up two things: its
+exit classifier's class scores and the packed feature map its first layers
+computed. The local tier aggregates the present devices' scores; when the
+normalized entropy of their softmax is below the threshold T the sample
+exits there, having cost each device only its scores. Otherwise the
+feature maps are aggregated and the cloud section classifies them.
+
+A device that is missing for a sample (``None`` in the views) is left out
+of every aggregation; see runtime/aggregate.py for what each aggregator does
+with a gap. docs/FORMAT.md ("DDNN files") describes the file.
+"""
+import threading
+from concurrent.futures import ThreadPoolExecutor, wait
+from typing import NamedTuple
+
+import h5py
+import numpy as np
+
+from . import aggregate
+from .errors import InputError, ModelFormatError
+from .exits import should_exit, summarize
+from .format import MAX_MODEL_BYTES, MODEL_ATTRS, STAMP_ATTRS, open_packed, write_model, write_stamp
+from .remote import RemoteError, RemoteModel
+from .result import Result
+
+SYSTEM = "ddnn"
+HEADER_ATTRS = tuple(name for name in MODEL_ATTRS if name not in STAMP_ATTRS)
+ROOT_ATTRS = STAMP_ATTRS + ("system", "classes", "local_aggregate", "local_threshold",
+                            "cloud_aggregate")
+SCORE_BYTES = 4          # a device sends its class scores as float32
+
+
+class NoDevicesError(InputError):
+    """Every device is missing for a sample: there is nothing to classify."""
+
+
+class DeviceOutput(NamedTuple):
+    """What one device sends up for one sample."""
+    scores: np.ndarray        # float32 class scores of its exit classifier
+    features: np.ndarray      # packed feature map, ``feature_bytes`` uint8
+
+
+class Device:
+    """A device section: a model whose first ``split`` layers give the feature map sent up.
+
+    The layers after the split are the device's exit classifier. Keeping the
+    two in one ``Model`` lets the whole chain be checked layer by layer, and
+    runs the device in one pass.
+    """
+
+    def __init__(self, model, split):
+        self.model = model
+        self.split = int(split)
+        if not 1 <= self.split < len(model.layers):
+            raise ModelFormatError(f"split {self.split} must leave at least one layer on each "
+                                   f"side (the model has {len(model.layers)} layers)")
+        signal = model.signals[self.split - 1]
+        if signal.kind != "bits":
+            raise ModelFormatError(f"the first {self.split} layers give {signal.describe()}; "
+                                   f"the feature map sent up must be packed signs")
+        self.feature_shape = tuple(signal.shape)
+        self.feature_bytes = aggregate.packed_bytes(self.feature_shape)
+
+    def run(self, view):
+        """The device's ``DeviceOutput`` for one view (InputError if it does not fit)."""
+        model = self.model
+        logits, cut = model.forward_split(model.check_input(view), self.split)
+        return DeviceOutput(logits.copy(), cut[:self.feature_bytes].copy())
+
+
+class DDNN:
+    """Devices, a local exit and a cloud section, evaluated in one process.
+
+    >>> ddnn = load_ddnn("models/ddnn.h5")
+    >>> result = ddnn.classify([view0, None, view2])     # device 1 is missing
+    >>> result.exit, result.label, result.bytes_sent
+
+    ``local_aggregate`` and ``cloud_aggregate`` are "max", "average" or
+    "concat". ``local`` is the model after a concatenation of scores (it
+    exists exactly when ``local_aggregate`` is "concat"); ``cloud`` reads the
+    aggregated feature maps: packed signs for max and concat, float32 for
+    average.
+    """
+
+    def __init__(self, devices, cloud, local=None, local_aggregate="max",
+                 cloud_aggregate="concat", local_threshold=0.5, classes=None):
+        self.devices = list(devices)
+        self.cloud, self.local = cloud, local
+        self.local_aggregate, self.cloud_aggregate = local_aggregate, cloud_aggregate
+        self.local_threshold = float(local_threshold)
+        self.classes = [str(c) for c in (classes if classes is not None else cloud.classes)]
+        self._check()
+
+    # checks ---------------------------------------------------------------
+
+    def _check(self):
+        if not self.devices:
+            raise ModelFormatError("devices: a DDNN needs at least one device")
+        for name, kind in (("local_aggregate", self.local_aggregate),
+                           ("cloud_aggregate", self.cloud_aggregate)):
+            if kind not in aggregate.KINDS:
+                raise ModelFormatError(f"{name} {kind!r} unknown; supported: "
+                                       f"{', '.join(aggregate.KINDS)}")
+        if not 0.0 <= self.local_threshold <= 1.0:
+            raise ModelFormatError(f"local_threshold {self.local_threshold} must be within [0, 1]")
+        shape = self.devices[0].feature_shape
+        for i, device in enumerate(self.devices):
+            self._check_classes(f"devices/{i}", device.model)
+            if device.feature_shape != shape:
+                raise ModelFormatError(f"devices/{i}: feature map {device.feature_shape}, but "
+                                       f"devices/0 sends {shape}; every device must send the same")
+        self.feature_shape = shape
+        self._check_local()
+        self._check_input("cloud", self.cloud, *self._cloud_input())
+        self._check_classes("cloud", self.cloud)
+
+    def _check_local(self):
+        if (self.local is not None) != (self.local_aggregate == "concat"):
+            raise ModelFormatError("local: the local model exists exactly when local_aggregate "
+                                   f"is 'concat' (it is {self.local_aggregate!r})")
+        if self.local is not None:
+            size = len(self.devices) * len(self.classes)
+            self._check_input("local", self.local, "float32", (size,))
+            self._check_classes("local", self.local)
+
+    def _cloud_input(self):
+        """``(input kind, logical shape)`` the cloud section must take."""
+        if self.cloud_aggregate == "average":
+            return "float32", self.feature_shape
+        if self.cloud_aggregate == "max":
+            return "bits", self.feature_shape
+        return "bits", aggregate.concat_shape(self.feature_shape, len(self.devices))
+
+    def _check_input(self, where, model, kind, shape):
+        if model.input_kind != kind or model.input_shape != tuple(shape):
+            raise ModelFormatError(
+                f"{where}: takes {model.input_kind} {model.input_shape}, but the aggregated "
+                f"input is {kind} {tuple(shape)}")
+
+    def _check_classes(self, where, model):
+        if model.classes != self.classes:
+            raise ModelFormatError(f"{where}: classes {model.classes} differ from the DDNN's "
+                                   f"{self.classes}")
+
+    # evaluation -------------------------------------------------------------
+
+    def run_devices(self, views):
+        """Each device's ``DeviceOutput`` for its view, None where the view is None."""
+        if len(views) != len(self.devices):
+            raise InputError(f"{len(views)} views for {len(self.devices)} devices "
+                             f"(give None for a missing device)")
+        outputs = []
+        for i, (device, view) in enumerate(zip(self.devices, views)):
+            try:
+                outputs.append(None if view is None else device.run(view))
+            except InputError as error:
+                raise type(error)(f"device {i}: {error}") from None
+        return outputs
+
+    def classify(self, views, threshold=None):
+        """Classify one sample seen by the devices (``None`` for a missing one).
+
+        Exits locally when the normalized entropy of the aggregated scores is
+        below ``threshold`` (default: the file's ``local_threshold``), else
+        in the cloud. Raises NoDevicesError when every device is missing.
+        """
+        outputs = self.run_devices(views)
+        return self.decide([None if o is None else o.scores for o in outputs], threshold,
+                           [None if o is None else o.features for o in outputs])
+
+    def decide(self, scores, threshold=None, features=None):
+        """The answer from what the devices sent, wherever they ran.
+
+        ``scores`` has each device's class scores, None for a missing device;
+        ``features`` their packed feature maps, or a function that fetches
+        them, called only when the sample does not exit locally (so a remote
+        device sends its map only then). If no map arrives at all, the local
+        answer is returned marked "local-fallback".
+        """
+        threshold = self.local_threshold if threshold is None else float(threshold)
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"threshold {threshold} must be within [0, 1]")
+        if all(s is None for s in scores):
+            raise NoDevicesError(f"all {len(scores)} devices are missing for this sample")
+        sent = [0 if s is None else SCORE_BYTES * len(self.classes) for s in scores]
+        local = self._answer(self.local_logits(scores), "local", sent)
+        if should_exit(local.entropy, threshold):
+            return local
+        maps = features() if callable(features) else features
+        if all(m is None for m in maps):
+            local.exit = "local-fallback"
+            return local
+        sent = [n + (0 if m is None else self.devices[0].feature_bytes) for n, m in zip(sent, maps)]
+        return self._answer(self.cloud_logits(maps), "cloud", sent)
+
+    def local_logits(self, scores):
+        """Aggregated class scores of the present devices (through ``local`` for concat)."""
+        merged = aggregate.scores(self.local_aggregate, scores)
+        if self.local is None:
+            return merged
+        return self.local.forward(self.local.check_input(merged)).copy()
+
+    def cloud_logits(self, maps):
+        """The cloud section's scores on the aggregated packed feature maps."""
+        merged = aggregate.feature_maps(self.cloud_aggregate, maps, self.feature_shape)
+        return self.cloud.forward(self.cloud.check_input(merged)).copy()
+
+    def _answer(self, logits, tier, sent):
+        label, confidence, scores, entropy = summarize(logits)
+        if entropy != entropy and tier == "cloud":
+            raise InputError("the cloud's outputs are not finite for this sample")
+        return Result(label, self.classes[label], confidence, scores, logits, entropy, tier,
+                      bytes_sent=sent)
+
+    def with_kernels(self, kernels):
+        """The same DDNN with every section bound to another kernel backend."""
+        return DDNN([Device(d.model.with_kernels(kernels), d.split) for d in self.devices],
+                    self.cloud.with_kernels(kernels),
+                    self.local.with_kernels(kernels) if self.local is not None else None,
+                    self.local_aggregate, self.cloud_aggregate, self.local_threshold,
+                    self.classes)
+
+
+class Coordinator:
+    """Runs a DDNN whose devices are separate processes behind the v2 transport.
+
+    >>> coordinator = Coordinator(ddnn, ["http://127.0.0.1:8101", ...], deadline=0.5)
+    >>> coordinator.classify(views)
+
+    Each device is a ``python -m runtime.serve DDNN.h5 --section devices/I``
+    process; in these experiments the coordinator hands each one its view
+    (standing in for the device's own sensor). It asks every device for its
+    ``scores``, and for its ``features`` only when the sample goes up. A
+    device that has not answered within ``deadline`` seconds, or fails, or
+    answers garbage, is missing for that phase of that sample; the local
+    exit and the cloud section then run here, through ``ddnn.decide``, so
+    the answers are the in-process ones for the devices that answered.
+    """
+
+    def __init__(self, ddnn, urls, deadline=1.0, names=None, connect_timeout=None):
+        if len(urls) != len(ddnn.devices):
+            raise ValueError(f"{len(urls)} device URLs for {len(ddnn.devices)} devices")
+        self.ddnn, self.deadline = ddnn, deadline
+        names = names or [f"device{i}" for i in range(len(urls))]
+        connect = deadline if connect_timeout is None else connect_timeout
+        self.scores = [RemoteModel(url, name, connect, deadline, output="scores")
+                       for url, name in zip(urls, names)]
+        self.features = [RemoteModel(url, name, connect, deadline, output="features", dtype=None)
+                         for url, name in zip(urls, names)]
+        self.missing = [0] * len(urls)          # per device: phases it missed
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=4 * len(urls), thread_name_prefix="device")
+
+    def classify(self, views, threshold=None):
+        """Like ``DDNN.classify``, with each present view sent to its device process."""
+        if len(views) != len(self.scores):
+            raise InputError(f"{len(views)} views for {len(self.scores)} devices "
+                             f"(give None for a missing device)")
+        shape = (len(self.ddnn.classes),), np.float32
+        scores = self._gather(self.scores, views, shape)
+        asked = [None if s is None else v for s, v in zip(scores, views)]
+        features = (self.ddnn.devices[0].feature_bytes,), np.uint8
+        return self.ddnn.decide(scores, threshold, lambda: self._gather(self.features, asked, features))
+
+    def _gather(self, remotes, views, expected):
+        """Each device's reply of the ``expected`` (shape, dtype), None when late or failed."""
+        futures = [None if v is None else self._pool.submit(r.infer, v)
+                   for r, v in zip(remotes, views)]
+        wait([f for f in futures if f is not None], timeout=self.deadline)
+        replies = []
+        for i, future in enumerate(futures):
+            reply = None if future is None else self._reply(future, expected)
+            if reply is None and future is not None:
+                with self._lock:
+                    self.missing[i] += 1
+            replies.append(reply)
+        return replies
+
+    @staticmethod
+    def _reply(future, expected):
+        if not future.done():
+            future.cancel()
+            return None
+        try:
+            value = future.result()
+        except RemoteError:
+            return None
+        shape, dtype = expected
+        if value.shape != shape or value.dtype.kind != np.dtype(dtype).kind:
+            return None
+        return value.astype(dtype)
+
+    def close(self):
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        for remote in self.scores + self.features:
+            remote.close()
+
+
+# the file -----------------------------------------------------------------
+
+def save_ddnn(ddnn, path):
+    """Write ``ddnn`` to ``path`` (overwrites): the packed format's stamp, sections as groups."""
+    with h5py.File(path, "w") as f:
+        write_stamp(f)
+        f.attrs["system"] = SYSTEM
+        f.attrs["classes"] = np.array(ddnn.classes, dtype=h5py.string_dtype())
+        f.attrs["local_aggregate"] = ddnn.local_aggregate
+        f.attrs["local_threshold"] = ddnn.local_threshold
+        f.attrs["cloud_aggregate"] = ddnn.cloud_aggregate
+        devices = f.create_group("devices")
+        for i, device in enumerate(ddnn.devices):
+            group = devices.create_group(str(i))
+            write_model(group, device.model)
+            group.attrs["split"] = device.split
+        if ddnn.local is not None:
+            write_model(f.create_group("local"), ddnn.local)
+        write_model(f.create_group("cloud"), ddnn.cloud)
+
+
+def load_ddnn(path, kernels=None, max_bytes=MAX_MODEL_BYTES):
+    """Read and validate a DDNN file; every error names the file and the group."""
+    with open_packed(path, max_bytes) as reader:
+        return _read(reader, kernels)
+
+
+def _read(reader, kernels):
+    f = reader.f
+    if "system" not in f.attrs:
+        reader.fail("/", "no 'system' attribute: a single model, not a DDNN (use load_model)")
+    system = reader.typed_attr(f, "system", str, "/")
+    if system != SYSTEM:
+        reader.fail("/", f"system {system!r}, expected {SYSTEM!r}")
+    local_aggregate = reader.typed_attr(f, "local_aggregate", str, "/")
+    members = {"devices", "cloud"} | ({"local"} if local_aggregate == "concat" else set())
+    reader.only(f, ROOT_ATTRS, members, "/")
+    threshold = reader.attr(f, "local_threshold", "/")
+    if not isinstance(threshold, (float, int, np.floating, np.integer)):
+        reader.fail("/", f"local_threshold {threshold!r} is not a number")
+    classes = np.asarray(reader.attr(f, "classes", "/"))
+    if classes.ndim != 1:
+        reader.fail("/", "classes must be a list of names")
+    devices = _read_devices(reader, f["devices"], kernels)
+    local = _read_section(reader, f, "local", kernels) if "local" in f else None
+    cloud = _read_section(reader, f, "cloud", kernels)
+    try:
+        return DDNN(devices, cloud, local, local_aggregate,
+                    reader.typed_attr(f, "cloud_aggregate", str, "/"), float(threshold),
+                    [c.decode() if isinstance(c, bytes) else str(c) for c in classes])
+    except ModelFormatError as error:
+        raise ModelFormatError(f"{reader.path}: {error}") from None
+
+
+def _read_devices(reader, group, kernels):
+    if not isinstance(group, h5py.Group):
+        reader.fail("devices", "is not a group")
+    names = sorted(group)
+    if not names or names != sorted(str(i) for i in range(len(names))):
+        reader.fail("devices", f"members must be named 0..n-1 (at least one), found {names}")
+    devices = []
+    for i in range(len(names)):
+        where = f"devices/{i}"
+        model = _read_section(reader, group, str(i), kernels, where, ("split",))
+        try:
+            devices.append(Device(model, reader.typed_attr(group[str(i)], "split", int, where)))
+        except ModelFormatError as error:
+            reader.fail(where, str(error))
+    return devices
+
+
+def _read_section(reader, parent, name, kernels, where=None, extra=()):
+    """A model group inside a DDNN file, through the packed format's own reader."""
+    where = where or name
+    group = parent[name]
+    if not isinstance(group, h5py.Group):
+        reader.fail(where, "is not a group")
+    reader.only(group, HEADER_ATTRS + extra, {"layers"}, where)
+    return reader.model(group, where, kernels)

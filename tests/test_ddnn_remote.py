@@ -1,0 +1,134 @@
+"""DDNN devices as separate processes: same answers as in process, dead and late devices missing."""
+import numpy as np
+import pytest
+
+from runtime.ddnn import Coordinator, NoDevicesError, load_ddnn, save_ddnn
+from runtime.remote import RemoteModel
+from test_ddnn import CLASSES, random_ddnn, views
+from test_remote import HERE, Process
+
+DEVICES = 3
+
+
+@pytest.fixture(scope="module")
+def ddnn_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ddnn") / "ddnn.h5"
+    save_ddnn(random_ddnn(DEVICES, "concat", "concat", threshold=0.5), path)
+    return path
+
+
+def start_devices(path):
+    return [Process(["-m", "runtime.serve", str(path), "--port", "0", "--section",
+                     f"devices/{i}", "--name", f"device{i}"]) for i in range(DEVICES)]
+
+
+@pytest.fixture(scope="module")
+def devices(ddnn_path):
+    processes = start_devices(ddnn_path)
+    yield processes
+    for process in processes:
+        process.stop()
+
+
+def coordinator(ddnn, processes, deadline=2.0):
+    return Coordinator(ddnn, [p.url for p in processes], deadline=deadline)
+
+
+def assert_same(a, b):
+    assert (a.exit, a.label, a.name, a.bytes_sent) == (b.exit, b.label, b.name, b.bytes_sent)
+    np.testing.assert_array_equal(a.logits, b.logits)
+
+
+def test_device_process_answers_scores_and_features(ddnn_path, devices):
+    ddnn = load_ddnn(ddnn_path)
+    view = views(DEVICES)[1]
+    scores = RemoteModel(devices[1].url, "device1", output="scores").infer(view)
+    features = RemoteModel(devices[1].url, "device1", output="features", dtype=None).infer(view)
+    expected = ddnn.devices[1].run(view)
+    np.testing.assert_array_equal(scores, expected.scores)
+    assert features.dtype == np.uint8
+    np.testing.assert_array_equal(features, expected.features)
+    metadata = RemoteModel(devices[1].url, "device1").metadata()
+    assert [o["name"] for o in metadata["outputs"]] == ["scores", "features"]
+    assert metadata["parameters"]["classes"] == CLASSES
+
+
+def test_multi_process_answers_equal_in_process(ddnn_path, devices):
+    ddnn = load_ddnn(ddnn_path)
+    remote = coordinator(ddnn, devices)
+    try:
+        exits = set()
+        for seed in range(8):
+            sample = views(DEVICES, seed)
+            if seed % 3 == 1:
+                sample[seed % DEVICES] = None
+            for threshold in (0.0, 0.5, 1.0):
+                local = ddnn.classify(sample, threshold)
+                assert_same(remote.classify(sample, threshold), local)
+                exits.add(local.exit)
+        assert exits == {"local", "cloud"}
+        assert remote.missing == [0] * DEVICES
+    finally:
+        remote.close()
+
+
+def test_a_device_killed_mid_run_is_missing(ddnn_path):
+    ddnn = load_ddnn(ddnn_path)
+    processes = start_devices(ddnn_path)
+    remote = coordinator(ddnn, processes)
+    try:
+        for seed in range(3):
+            assert_same(remote.classify(views(DEVICES, seed), 0.0), ddnn.classify(views(DEVICES, seed), 0.0))
+        processes[1].kill()
+        for seed in range(3, 7):
+            sample = views(DEVICES, seed)
+            result = remote.classify(sample, 0.0)
+            sample[1] = None
+            assert_same(result, ddnn.classify(sample, 0.0))
+            assert result.bytes_sent[1] == 0
+        assert remote.missing[1] == 4 and remote.missing[0] == remote.missing[2] == 0
+        for process in processes[::2]:
+            process.kill()
+        with pytest.raises(NoDevicesError):
+            remote.classify(views(DEVICES), 0.0)
+    finally:
+        remote.close()
+        for process in processes:
+            process.stop()
+
+
+@pytest.mark.parametrize("mode", ["slow", "garbage", "error"])
+def test_a_late_or_broken_device_is_missing(ddnn_path, devices, mode):
+    ddnn = load_ddnn(ddnn_path)
+    bad = Process([f"{HERE}/servers.py", mode, "3"])
+    remote = coordinator(ddnn, [devices[0], bad, devices[2]], deadline=0.5)
+    try:
+        sample = views(DEVICES, 4)
+        result = remote.classify(sample, 0.0)
+        sample[1] = None
+        assert_same(result, ddnn.classify(sample, 0.0))
+    finally:
+        remote.close()
+        bad.kill()
+
+
+def test_cloud_section_served_alone(ddnn_path):
+    ddnn = load_ddnn(ddnn_path)
+    cloud = Process(["-m", "runtime.serve", str(ddnn_path), "--port", "0", "--section", "cloud",
+                     "--name", "cloud"])
+    try:
+        outputs = [ddnn.devices[i].run(v) for i, v in enumerate(views(DEVICES))]
+        merged = np.concatenate([o.features for o in outputs])
+        logits = RemoteModel(cloud.url, "cloud").infer(merged)
+        np.testing.assert_array_equal(logits, ddnn.cloud_logits([o.features for o in outputs]))
+    finally:
+        cloud.stop()
+
+
+def test_unknown_section_is_refused(ddnn_path):
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, "-m", "runtime.serve", str(ddnn_path), "--port", "0",
+                           "--section", "devices/9"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "section 'devices/9' not in" in done.stderr and "devices/0..devices/2" in done.stderr
