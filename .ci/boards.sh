@@ -12,16 +12,22 @@
 #    Negative controls prove the emulated CPUs lack what they should lack: a
 #    NEON build dies with SIGILL on a Cortex-A7 without NEON, a -mpopcnt build
 #    on the N270.
-# 2. The whole Python package in Debian bookworm roots (armhf, emulated; i386,
-#    native and emulated as an N270): installed with pip as README.md says
-#    (the C kernel built inside the root by the root's own compiler), the
-#    popcount path checked, and the test suite run (both backends, through
-#    its autouse fixture).
+# 2. The whole Python package in Debian bookworm roots, installed with pip as
+#    README.md says (the C kernel built in the root by the root's compiler,
+#    csrc/build.py reading the board's /proc/cpuinfo), the popcount path
+#    checked, then the tests, both backends through the suite's autouse
+#    fixture:
+#      armhf Pi 2, qemu cortex-a7 (NEON)       the suite (see PI2_TESTS below)
+#      armhf, qemu cortex-a7,neon=off          kernel and binary-layer tests
+#      i386 natively (host CPU, POPCNT)        the whole suite
+#      the same i386 install on qemu -cpu n270 kernel and binary-layer tests
 #
 # The bookworm roots are cached under $EDGEBNN_BOARDS_CACHE (default
 # /var/cache/edgebnn-boards), keyed by suite, mirror and package list; each
 # run works on an overlay of the cached root, so the cache stays pristine.
-# Exit status 0 only when every check passed.
+# EDGEBNN_BOARDS_FULL=1 runs the whole suite on the Pi 2 board too (minutes
+# more); EDGEBNN_BOARDS_INSN=1 adds .ci/boards/insn.sh's instruction counts.
+# Prints a summary; exit status 0 only when every check passed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SRC=$PWD
@@ -37,9 +43,18 @@ HOST_PACKAGES=(gcc libc6-dev git python3 util-linux
                gcc-i686-linux-gnu libc6-dev-i386-cross
                qemu-user-static binfmt-support mmdebstrap arch-test)
 ROOT_PACKAGES=(dash python3 python3-numpy python3-cffi python3-h5py python3-pytest
-               python3-dev python3-pip python3-setuptools python3-wheel gcc libc6-dev)
+               python3-dev python3-pip python3-setuptools python3-wheel
+               gcc libc6-dev)
 ROOT_FIXUPS_VERSION=1            # bump when prepare_root changes
 STRICT=(-std=c99 -Wall -Wextra -Werror -pedantic -O2)
+# What runs where. i386 runs the whole suite natively. Under emulation an
+# interpreter start-up costs seconds, so the Pi 2 board runs the whole suite
+# but the test files that start Python processes (servers, command lines:
+# found by grep below; the same pure Python on the same bookworm as the i386
+# run), unless EDGEBNN_BOARDS_FULL=1; the other emulated CPUs run the tests of
+# what depends on the CPU: the C kernel and the binary layers, both backends.
+FULL=${EDGEBNN_BOARDS_FULL:-0}
+CPU_TESTS=(tests/test_kernels.py tests/test_binary_layers.py)
 # Silvermont (Edison) as qemu has no model of it: the N270 (Bonnell: SSE3,
 # SSSE3, MOVBE) plus what Silvermont added and gcc's -march=silvermont may use
 # (SSE4.1/4.2, POPCNT, AES, PCLMUL, RDRAND; not PREFETCHW, which TCG lacks).
@@ -197,6 +212,7 @@ cross_run() {   # name qemu cpu expected-path
     [ -x "$WORK/selftest-$name" ] || { fail "$name on $cpu: not built"; return; }
     status=0
     line=$(timeout 120 "$qemu" -L "$sysroot" -cpu "$cpu" "$WORK/selftest-$name" 2>&1) || status=$?
+    line=${line//$'\n'/ | }
     local what="self-test $name on qemu -cpu $cpu"
     if [ "$expected" = SIGILL ]; then
         if [ "$status" -eq 132 ]; then
@@ -243,6 +259,15 @@ ROOT_I386=$(cat "$WORK/root-i386" 2>/dev/null || true)
 [ -n "$ROOT_I386" ] || fail "i386 root: $(tail -5 "$WORK/root-i386.log")"
 
 git ls-files -z --cached --others --exclude-standard > "$WORK/files"
+PI2_TESTS=(tests)
+SPAWNING=()
+if [ "$FULL" != 1 ]; then
+    mapfile -t SPAWNING < <(tr '\0' '\n' < "$WORK/files" | grep -E '^tests/test_.*\.py$' \
+        | xargs -r grep -lE 'subprocess|Popen|sys\.executable|multiprocessing' | sort || true)
+    for file in "${SPAWNING[@]}"; do
+        PI2_TESTS+=("--ignore=$file")
+    done
+fi
 
 # A board: an overlay over a cached root with the project copied into /src,
 # /proc, /dev and, for ARM, a /proc/cpuinfo like the board's (qemu-user 7.2
@@ -315,7 +340,14 @@ board_tests() {   # pytest arguments...
         pass "$LABEL: pytest $*: $last"
     else
         fail "$LABEL: pytest $* exited $status: ${last:-no summary line}"
-        { grep -E '^(FAILED|ERROR)' "$log" || true; } | head -20 | sed 's/^/      /' | tee -a "$RESULTS"
+        local failed
+        failed=$(grep -E '^(FAILED|ERROR)' "$log" || true)
+        if [ -n "$failed" ]; then
+            head -8 <<<"$failed" | sed 's/^/      /' | tee -a "$RESULTS"
+            if [ "$(wc -l <<<"$failed")" -gt 8 ]; then
+                printf '      ... %d more\n' $(( $(wc -l <<<"$failed") - 8 )) | tee -a "$RESULTS"
+            fi
+        fi
         { echo "---- $log (last 80 lines)"; tail -80 "$log"; } >> "$WORK/failure-logs-$BOARD"
     fi
 }
@@ -340,7 +372,7 @@ chain_arm_neon() {
     board_up "$ROOT_ARMHF" "$PI2_CPUINFO" || { fail "$LABEL: root not set up"; return 0; }
     board_install || return 0
     board_path neon
-    board_tests tests
+    board_tests "${PI2_TESTS[@]}"
 }
 
 chain_x86_then_arm_scalar() {
@@ -362,7 +394,7 @@ chain_x86_then_arm_scalar() {
         PREFIX=(/usr/local/bin/qemu-i386-static -cpu n270)
         cp /usr/bin/qemu-i386-static "$ROOT/usr/local/bin/"
         board_path portable
-        board_tests tests
+        board_tests "${CPU_TESTS[@]}"
     fi
     # ARMv7 without NEON, Debian armhf's default: csrc/build.py must not switch
     # NEON on, and the build must run where a NEON instruction is SIGILL
@@ -371,7 +403,7 @@ chain_x86_then_arm_scalar() {
     board_up "$ROOT_ARMHF" "$WORK/cpuinfo-noneon" || { fail "$LABEL: root not set up"; return 0; }
     board_install || return 0
     board_path portable
-    board_tests tests/test_kernels.py tests/test_binary_layers.py
+    board_tests "${CPU_TESTS[@]}"
 }
 
 if [ -n "$ROOT_ARMHF" ] && [ -n "$ROOT_I386" ]; then
@@ -388,12 +420,28 @@ if [ -n "$ROOT_ARMHF" ] && [ -n "$ROOT_I386" ]; then
     cat "$WORK/results-arm" "$WORK/results-x86" >> "$RESULTS" 2>/dev/null || true
 fi
 
-# --- 5. summary ---------------------------------------------------------------
+# --- 5. optional: guest instructions per sample (informational) --------------
+if [ "${EDGEBNN_BOARDS_INSN:-0}" = 1 ]; then
+    say "guest instructions per sample, binary 784-1000-500-10 (.ci/boards/insn.sh)"
+    if bash .ci/boards/insn.sh > "$WORK/insn.out" 2>&1; then
+        cat "$WORK/insn.out"
+        pass "instruction counts: every build gives the same scores"
+    else
+        cat "$WORK/insn.out"
+        fail "instruction counts (.ci/boards/insn.sh)"
+    fi
+fi
+
+# --- 6. summary ---------------------------------------------------------------
 passed=$(grep -c '^PASS' "$RESULTS" || true)
 failed=$(grep -c '^FAIL' "$RESULTS" || true)
 cat "$WORK"/failure-logs-* 2>/dev/null || true
 printf '\n==================== edgebnn boards summary ====================\n'
 printf 'host x86-64 reference: %s\n' "$HOST_LINE"
+if [ "${#SPAWNING[@]}" -gt 0 ]; then
+    printf 'not under ARM emulation (they start Python processes; run natively on i386): %s\n' \
+        "${SPAWNING[*]}"
+fi
 grep -E '^(PASS|FAIL|      )' "$RESULTS"
 printf -- '----------------------------------------------------------------\n'
 if [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]; then

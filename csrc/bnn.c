@@ -9,6 +9,18 @@
 #if defined(__ARM_NEON) || defined(__ARM_NEON__)
 #include <arm_neon.h>
 #define BNN_HAS_NEON 1
+
+/* The sums of vectors of counts: 8 lanes of 16 bits, 8 lanes of 8 bits. */
+static inline uint32_t neon_sum(uint16x8_t counts)
+{
+    uint64x2_t sum = vpaddlq_u32(vpaddlq_u16(counts));
+    return (uint32_t)(vgetq_lane_u64(sum, 0) + vgetq_lane_u64(sum, 1));
+}
+
+static inline uint32_t neon_sum8(uint8x8_t counts)
+{
+    return (uint32_t)vget_lane_u64(vpaddl_u32(vpaddl_u16(vpaddl_u8(counts))), 0);
+}
 #endif
 
 /* -DBNN_PORTABLE_ONLY builds the portable path alone (to test it anywhere). */
@@ -36,6 +48,7 @@ static inline uint64_t load_partial(const uint8_t *p, int32_t n)
 }
 
 /* Bit-parallel popcount: no table, no instruction the CPU may lack. */
+#if UINTPTR_MAX > 0xFFFFFFFFu
 static inline uint32_t popcount_portable(uint64_t v)
 {
     v = v - ((v >> 1) & 0x5555555555555555ULL);
@@ -43,6 +56,21 @@ static inline uint32_t popcount_portable(uint64_t v)
     v = (v + (v >> 4)) & 0x0F0F0F0F0F0F0F0FULL;
     return (uint32_t)((v * 0x0101010101010101ULL) >> 56);
 }
+#else
+/* 32-bit CPUs (ARMv7, i686): the two halves in 32-bit registers, summed
+ * before the one multiply (each byte then holds at most 16). */
+static inline uint32_t popcount_portable(uint64_t v)
+{
+    uint32_t lo = (uint32_t)v, hi = (uint32_t)(v >> 32);
+    lo = lo - ((lo >> 1) & 0x55555555u);
+    hi = hi - ((hi >> 1) & 0x55555555u);
+    lo = (lo & 0x33333333u) + ((lo >> 2) & 0x33333333u);
+    hi = (hi & 0x33333333u) + ((hi >> 2) & 0x33333333u);
+    lo = (lo + (lo >> 4)) & 0x0F0F0F0Fu;
+    hi = (hi + (hi >> 4)) & 0x0F0F0F0Fu;
+    return ((lo + hi) * 0x01010101u) >> 24;
+}
+#endif
 
 static inline int32_t conv_out_size(int32_t in, int32_t pad, int32_t kernel, int32_t stride)
 {
