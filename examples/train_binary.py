@@ -44,12 +44,21 @@ def accuracy(net, x, y, batch=1000):
     return (labels == y).float().mean().item()
 
 
-def train(net, x, y, x_val, y_val, epochs, batch, rate, seed):
-    """Adam with a decaying rate; returns the best validation accuracy and its weights."""
+def train(net, x, y, x_val, y_val, epochs, batch, rate, seed, loss_fn=None, score=accuracy,
+          score_name="validation accuracy", log=None, time_limit=None):
+    """Adam with a decaying rate; returns the best validation score and its weights.
+
+    ``score(net, x_val, y_val)`` rates an epoch (higher is better; accuracy by
+    default); ``loss_fn`` defaults to plain cross entropy. Binary layers get
+    their latent weights clipped after each step (a no-op for float nets).
+    With ``time_limit`` (seconds), no new epoch starts once it has passed.
+    """
+    began = time.perf_counter()
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam(net.parameters(), lr=rate)
     decay = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=0.01 ** (1 / max(epochs, 1)))
-    loss_fn = nn.CrossEntropyLoss()
+    loss_fn = loss_fn or nn.CrossEntropyLoss()
+    log = log or (lambda line: print(line, flush=True))
     best = (-1.0, None, 0)
     for epoch in range(1, epochs + 1):
         net.train()
@@ -64,11 +73,14 @@ def train(net, x, y, x_val, y_val, epochs, batch, rate, seed):
             clip_weights(net)      # latent weights stay where the STE passes gradients
             loss_sum += loss.item() * len(idx)
         decay.step()
-        val = accuracy(net, x_val, y_val)
-        print(f"epoch {epoch:2d}  loss {loss_sum / len(x):.4f}  validation accuracy {val:.4f}  "
-              f"({time.perf_counter() - started:.0f} s)", flush=True)
+        val = score(net, x_val, y_val)
+        log(f"epoch {epoch:2d}  loss {loss_sum / len(x):.4f}  {score_name} {val:.4f}  "
+            f"({time.perf_counter() - started:.0f} s)")
         if val > best[0]:
             best = (val, copy.deepcopy(net.state_dict()), epoch)
+        if time_limit is not None and epoch < epochs and time.perf_counter() - began > time_limit:
+            log(f"time limit of {time_limit:.0f} s reached: stopping after epoch {epoch} of {epochs}")
+            break
     return best
 
 

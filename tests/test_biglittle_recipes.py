@@ -1,0 +1,60 @@
+"""Tiny runs of the Big-Little recipes (300 images, one epoch, small shapes) and the report's measures."""
+import json
+
+import numpy as np
+import pytest
+
+import biglittle_report  # noqa: E402  (examples/ is on the path: see conftest.py)
+from runtime import Runtime
+
+
+def test_metrics_on_a_hand_made_confusion():
+    m = biglittle_report.binary_metrics(tp=8, fp=2, fn=1, tn=89)
+    assert m["f1"] == pytest.approx(16 / 19)
+    assert m["recall"] == pytest.approx(8 / 9)
+    assert m["specificity"] == pytest.approx(89 / 91)
+    assert m["precision"] == pytest.approx(8 / 10)
+    assert biglittle_report.binary_metrics(0, 0, 0, 5)["f1"] == 0.0
+    m = biglittle_report.class_metrics([True, True, False, False, True], [True, False, True, False, True])
+    assert m == biglittle_report.binary_metrics(tp=2, fp=1, fn=1, tn=1)
+
+
+def test_true_weight_count_of_the_little_net():
+    assert biglittle_report.dense_weight_count([784, 1000, 500, 2]) == 1_286_502
+
+
+@pytest.fixture(scope="module")
+def recipes(mnist_dir, tmp_path_factory):
+    """Each recipe kind trained once, tiny; the files are then checked on both backends."""
+    pytest.importorskip("torch")
+    import biglittle_train
+    out = tmp_path_factory.mktemp("biglittle")
+    for kind, hidden in (("little-float", "16,8"), ("little-binary", "32,16"), ("big", "16,8")):
+        assert biglittle_train.main(["--data", mnist_dir, "--kind", kind, "--classes", "1,8",
+                                     "--out-dir", str(out), "--hidden", hidden, "--epochs", "1",
+                                     "--limit", "300", "--threads", "1"]) == 0
+    return out
+
+
+@pytest.mark.parametrize("name, classes", [
+    ("little-float-1", ["1", "other"]), ("little-float-8", ["8", "other"]),
+    ("little-binary-1", ["1", "other"]), ("little-binary-8", ["8", "other"]),
+    ("big", [str(d) for d in range(10)])])
+def test_recipe_files_load_in_the_runtime(recipes, name, classes):
+    runtime = Runtime(str(recipes / f"{name}.h5"))
+    assert runtime.classes == classes
+    result = runtime.classify(np.zeros((28, 28), np.uint8))
+    assert result.name in classes
+    record = json.loads((recipes / f"{name}.json").read_text())
+    assert record["epochs"] == 1 and record["train_images"] == 300
+    assert record["shape"][-1] == len(classes)
+
+
+def test_report_from_the_tiny_recipes(recipes, mnist_dir, tmp_path):
+    out = tmp_path / "report.md"
+    assert biglittle_report.main(["--data", mnist_dir, "--models", str(recipes), "--out", str(out),
+                                  "--latency-samples", "5"]) == 0
+    text = out.read_text()
+    assert "## Table 3, classes 1 and 8" in text
+    assert "99.16" in text and "1,286,502" in text
+    assert "little-binary-8.h5" in text and "big.h5" in text
