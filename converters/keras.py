@@ -201,12 +201,18 @@ def _activation(config, where, weights):
     return _activation_steps(config.get("activation"), where)
 
 
-def _dense(config, where, weights):
+def _dense_weights(config, where, weights):
+    """``(kernel (in, units), bias or None)`` of a Dense-like layer, shapes checked."""
     name, units = config["name"], config["units"]
     kernel = weights.get(name, "kernel", where)
     if kernel.ndim != 2 or kernel.shape[1] != units:
         _fail(where, f"has a kernel of shape {kernel.shape} for {units} units")
     bias = weights.get(name, "bias", where, (units,)) if config.get("use_bias", True) else None
+    return kernel, bias
+
+
+def _dense(config, where, weights):
+    kernel, bias = _dense_weights(config, where, weights)
     return [Step("linear", where, weight=kernel.T, bias=bias, binary=False),
             *_activation_steps(config.get("activation", "linear"), where)]
 
@@ -257,11 +263,7 @@ def _conv(config, where, weights):
 
 
 def _quant_dense(config, where, weights):
-    name, units = config["name"], config["units"]
-    kernel = weights.get(name, "kernel", where)
-    if kernel.ndim != 2 or kernel.shape[1] != units:
-        _fail(where, f"has a kernel of shape {kernel.shape} for {units} units")
-    bias = weights.get(name, "bias", where, (units,)) if config.get("use_bias", True) else None
+    kernel, bias = _dense_weights(config, where, weights)
     steps = _input_quantizer(config, where)
     steps.append(Step("linear", where, weight=_kernel_signs(config, where, kernel).T, bias=bias,
                       binary=True))
