@@ -10,6 +10,7 @@ whenever the round trip exceeds the big net's time plus the little net's),
 and the server's requests per second and time outside the model for the big
 784-2500-2000-1500-1000-500-10 net.
 """
+from .stats import percentile
 from .timing import interleaved, single_threaded
 
 single_threaded()
@@ -38,10 +39,6 @@ def start_server(path):
     return process, f"http://127.0.0.1:{port}"
 
 
-def percentile(values, q):
-    return float(np.percentile(values, q))
-
-
 def median_time(function, calls=50):
     function()
     times = []
@@ -68,7 +65,7 @@ def run_policies(little, url, images, labels, link, min_confidence):
                                                 result.exit != "remote" and truth not in priority)
         rt.close()
         n = len(labels)
-        print(f"{policy:<11} {statistics.mean(latencies):8.2f} {percentile(latencies, 99):8.2f} "
+        print(f"{policy:<11} {statistics.mean(latencies):8.2f} {percentile(sorted(latencies), 99):8.2f} "
               f"{100 * local / n:8.1f} {100 * correct / n:11.2f}")
 
 

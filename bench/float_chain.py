@@ -12,7 +12,10 @@ single_threaded()
 
 import numpy as np  # noqa: E402  (after pinning BLAS threads)
 
-from runtime import Dense, Model, Runtime  # noqa: E402
+from runtime import Runtime  # noqa: E402
+
+from .binary import float_mlp  # noqa: E402
+from .shapes import mlp_weights  # noqa: E402
 
 SHAPES = [(784, 1000, 500, 2), (784, 1000, 500, 10), (784, 2500, 2000, 1500, 1000, 500, 10),
           (4, 8, 2)]
@@ -20,12 +23,11 @@ SHAPES = [(784, 1000, 500, 2), (784, 1000, 500, 10), (784, 2500, 2000, 1500, 100
 
 def compare(sizes, seed=0):
     rng = np.random.default_rng(seed)
-    weights = [(rng.standard_normal((n_out, n_in)) / np.sqrt(n_in)).astype(np.float32)
-               for n_in, n_out in zip(sizes, sizes[1:])]
-    biases = [np.zeros(n, np.float32) for n in sizes[1:]]
-    transposed = [np.ascontiguousarray(w.T) for w in weights]
-    layers = [Dense(w, b, "relu") for w, b in zip(weights[:-1], biases[:-1])]
-    rt = Runtime(Model(layers + [Dense(weights[-1], biases[-1])], (sizes[0],)))
+    model = float_mlp(rng, sizes)
+    rt = Runtime(model)
+    # the bare chain gets its own copies of the same weights, laid out (in, out)
+    transposed = [layer.weight_t.copy() for layer in model.layers]
+    biases = [layer.bias.copy() for layer in model.layers]
     x = rng.standard_normal(sizes[0]).astype(np.float32)
 
     def bare_chain():
@@ -34,7 +36,7 @@ def compare(sizes, seed=0):
             h = np.maximum(h @ w + b, 0)
         return h @ transposed[-1] + biases[-1]
 
-    weight_count = sum(w.size + b.size for w, b in zip(weights, biases))
+    weight_count = mlp_weights(sizes)
     calls = max(2, min(200, int(2e6 / weight_count)))
     times = interleaved({"bare": bare_chain, "classify": lambda: rt.classify(x)}, calls=calls)
     return weight_count, times
