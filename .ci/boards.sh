@@ -187,7 +187,7 @@ PIDS+=("${ROOT_PIDS[@]}")
 
 # --- 3. the C self-test, cross-compiled, under qemu-user ---------------------
 say "C self-test on emulated CPUs"
-cc "${STRICT[@]}" -Icsrc csrc/bnn.c csrc/selftest.c -o "$WORK/selftest-host"
+cc "${STRICT[@]}" -Icsrc csrc/bnn.c csrc/selftest.c -lm -o "$WORK/selftest-host"
 HOST_LINE=$("$WORK/selftest-host")
 REFERENCE=$(sed -n 's/.*checksum \([0-9a-f]*\).*/\1/p' <<<"$HOST_LINE")
 echo "host x86-64: $HOST_LINE"
@@ -196,7 +196,7 @@ echo "host x86-64: $HOST_LINE"
 cross_build() {   # name compiler flags...
     local name=$1 compiler=$2
     shift 2
-    if ! "$compiler" "${STRICT[@]}" "$@" -Icsrc csrc/bnn.c csrc/selftest.c \
+    if ! "$compiler" "${STRICT[@]}" "$@" -Icsrc csrc/bnn.c csrc/selftest.c -lm \
             -o "$WORK/selftest-$name" 2>"$WORK/build-$name.log"; then
         fail "build $name ($compiler ${*}): $(head -5 "$WORK/build-$name.log")"
         return 1

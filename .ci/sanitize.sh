@@ -11,7 +11,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 for flags in "" "-DBNN_PORTABLE_ONLY"; do
-    cc -std=c99 -Wall -Wextra -Werror -pedantic $SAN $flags -Icsrc csrc/bnn.c csrc/selftest.c \
+    cc -std=c99 -Wall -Wextra -Werror -pedantic $SAN $flags -Icsrc csrc/bnn.c csrc/selftest.c -lm \
         -o "$work/selftest"
     "$work/selftest"
 done

@@ -2,6 +2,7 @@
  * where the CPU has one: NEON's vcnt when compiled for it, the x86 POPCNT
  * instruction when the running CPU reports it (checked at run time, so one
  * build serves Atoms with and without POPCNT). */
+#include <math.h>
 #include <string.h>
 
 #include "bnn.h"
@@ -199,6 +200,70 @@ void bnn_pack_signs(const float *x, int32_t n, uint8_t *out)
     }
     if (n & 7)
         out[n >> 3] = (uint8_t)(pending << (8 - (n & 7)));
+}
+
+void bnn_scale_shift(const float *in, int32_t n, const float *scale, const float *shift,
+                     float *out)
+{
+    for (int32_t j = 0; j < n; j++) {
+        /* a volatile store rounds the product to float even where the FPU
+         * keeps more precision (x87 on 32-bit x86) */
+        volatile float product = in[j] * scale[j];
+        out[j] = product + shift[j];
+    }
+}
+
+bnn_summary bnn_summarize(const float *logits, int32_t n)
+{
+    bnn_summary s = {0, NAN, NAN};
+    double top = logits[0], total = 0.0, weighted = 0.0;
+    for (int32_t i = 1; i < n; i++)
+        if (logits[i] > top) {
+            top = logits[i];
+            s.label = i;
+        }
+    for (int32_t i = 0; i < n; i++) {
+        const double z = (double)logits[i] - top, e = exp(z);
+        total += e;
+        weighted += e * z;
+    }
+    if (!isfinite(total) || !isfinite(weighted))
+        return s;
+    /* log p_i = z_i - log S, so -sum p log p = log S - sum(p z) */
+    const double eta = (log(total) - weighted / total) / log((double)n);
+    s.confidence = 1.0 / total;
+    s.entropy = eta < 0.0 ? 0.0 : eta > 1.0 ? 1.0 : eta;
+    return s;
+}
+
+void bnn_run(const bnn_step *steps, int32_t n_steps, const void *input)
+{
+    for (int32_t k = 0; k < n_steps; k++) {
+        const bnn_step *s = &steps[k];
+        const void *in = k ? s->in : input;
+        uint8_t *bits = s->threshold ? s->out : NULL;
+        float *dots = s->threshold ? NULL : s->out;
+        switch (s->op) {
+        case BNN_PACK_SIGNS:
+            bnn_pack_signs(in, s->n_in, s->out);
+            break;
+        case BNN_DENSE_BITS:
+            bnn_dense_bits(in, s->weight, s->n_out, s->row_bytes, s->n_in, s->threshold,
+                           s->flip, bits, dots);
+            break;
+        case BNN_DENSE_PLANES:
+            bnn_bitplanes(in, s->n_in, s->row_bytes, s->work);
+            bnn_dense_planes(s->work, s->weight, s->n_out, s->row_bytes, s->threshold, s->flip,
+                             bits, dots);
+            break;
+        case BNN_CONV_POOL:
+            bnn_conv_pool(in, s->conv, s->weight, s->threshold, s->flip, s->out);
+            break;
+        case BNN_SCALE_SHIFT:
+            bnn_scale_shift(in, s->n_out, s->scale, s->shift, s->out);
+            break;
+        }
+    }
 }
 
 const char *bnn_popcount_path(void)

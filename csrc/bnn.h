@@ -62,5 +62,51 @@ void bnn_conv_pool(const uint8_t *x, const bnn_conv_shape *shape, const uint8_t 
 /* Signs of float values, packed: bit = (x >= 0). */
 void bnn_pack_signs(const float *x, int32_t n, uint8_t *out);
 
+/* Float scores: out[j] = in[j] * scale[j] + shift[j], rounded to float after
+ * the product and after the sum (as NumPy does: no fused multiply-add). */
+void bnn_scale_shift(const float *in, int32_t n, const float *scale, const float *shift,
+                     float *out);
+
+/* What a tier needs from its n class scores: the top class, its softmax
+ * probability and the normalized entropy -sum(p log p) / log(n) of the
+ * softmax, in double, from the shifted scores z = x - max(x) (see
+ * runtime/exits.py, which computes the same in Python). Confidence and
+ * entropy are NaN when a score is not finite. */
+typedef struct {
+    int32_t label;
+    double confidence, entropy;
+} bnn_summary;
+
+bnn_summary bnn_summarize(const float *logits, int32_t n);
+
+/* A chain of the calls above run by one bnn_run call: the kernel layers of a
+ * model back to back, with nothing between them on the Python side. */
+enum bnn_op { BNN_PACK_SIGNS, BNN_DENSE_BITS, BNN_DENSE_PLANES, BNN_CONV_POOL, BNN_SCALE_SHIFT };
+
+/* One call of a chain. Its input `in` is the previous step's `out`, except
+ * in the first step, which reads bnn_run's `input`. Fields per op:
+ *   PACK_SIGNS    n_in floats -> bits
+ *   DENSE_BITS    bnn_dense_bits(in, weight, n_out, row_bytes, n_in, threshold, flip,
+ *                 out as bits when threshold != NULL, else as dots)
+ *   DENSE_PLANES  bnn_bitplanes(in, n_in, row_bytes, work), then
+ *                 bnn_dense_planes(work, weight, n_out, row_bytes, threshold, flip, out)
+ *   CONV_POOL     bnn_conv_pool(in, conv, weight, threshold, flip, out)
+ *   SCALE_SHIFT   bnn_scale_shift(in, n_out, scale, shift, out)                 */
+typedef struct {
+    int32_t op;                       /* an enum bnn_op */
+    int32_t n_in, n_out, row_bytes;
+    const void *in;
+    void *out;
+    uint8_t *work;
+    const uint8_t *weight;
+    const int32_t *threshold;
+    const uint8_t *flip;
+    const float *scale;
+    const float *shift;
+    const bnn_conv_shape *conv;
+} bnn_step;
+
+void bnn_run(const bnn_step *steps, int32_t n_steps, const void *input);
+
 /* Which popcount the kernels use on this CPU: "neon", "popcnt" or "portable". */
 const char *bnn_popcount_path(void);

@@ -20,7 +20,8 @@ def declarations():
 
 
 def compile_flags():
-    flags = ["-O3"]
+    # no fused multiply-add: float results must round as NumPy's do
+    flags = ["-O3", "-ffp-contract=off"]
     if re.match(r"armv7", platform.machine()) and _cpu_reports("neon"):
         flags += ["-mfpu=neon-vfpv4"]
     return flags + os.environ.get("EDGEBNN_CFLAGS", "").split()
@@ -41,7 +42,7 @@ ffi.set_source("runtime.kernels._bnn", '#include "bnn.h"',
                include_dirs=[os.path.relpath(HERE)],
                depends=[os.path.relpath(os.path.join(HERE, name))
                         for name in ("bnn.h", "bnn_kernels.inc")],
-               extra_compile_args=compile_flags())
+               libraries=["m"], extra_compile_args=compile_flags())
 
 if __name__ == "__main__":
     ffi.compile(verbose=True)

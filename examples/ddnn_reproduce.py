@@ -46,7 +46,7 @@ class Answers:
         for sample in outputs:
             scores = [o.scores if p else None for o, p in zip(sample, self.present)]
             maps = [o.features if p else None for o, p in zip(sample, self.present)]
-            label, _, _, eta = summarize(ddnn.local_logits(scores))
+            label, _, eta = summarize(ddnn.local_logits(scores))
             local.append(label)
             entropy.append(eta)
             cloud.append(int(np.argmax(ddnn.cloud_logits(maps))))

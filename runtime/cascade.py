@@ -14,7 +14,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
-from .exits import summarize
 from .remote import RemoteError
 from .result import Result
 
@@ -106,13 +105,10 @@ class Cascade:
         seconds = time.perf_counter() - started
         if logits.ndim != 1 or len(logits) < 2:
             raise RemoteError(f"remote scores of shape {logits.shape}, expected one vector")
-        label, confidence, scores, entropy = summarize(logits)
-        if entropy != entropy:
+        result = Result(logits, self.remote.classes, "remote", {"remote": seconds})
+        if not result.finite:
             raise RemoteError("remote scores are not finite")
-        names = self.remote.classes
-        name = names[label] if label < len(names) else str(label)
-        return Result(label, name, confidence, scores, logits, entropy, "remote",
-                      {"remote": seconds})
+        return result
 
     def _submit(self, x):
         if self._pool is None:

@@ -21,7 +21,7 @@ import numpy as np
 
 from . import aggregate
 from .errors import InputError, ModelFormatError
-from .exits import should_exit, summarize
+from .exits import should_exit
 from .format import MAX_MODEL_BYTES, MODEL_ATTRS, STAMP_ATTRS, open_packed, write_model, write_stamp
 from .remote import RemoteError, RemoteModel
 from .result import Result
@@ -209,11 +209,10 @@ class DDNN:
         return self.cloud.forward(self.cloud.check_input(merged)).copy()
 
     def _answer(self, logits, tier, sent):
-        label, confidence, scores, entropy = summarize(logits)
-        if entropy != entropy and tier == "cloud":
+        result = Result(logits, self.classes, tier, bytes_sent=sent)
+        if not result.finite and tier == "cloud":
             raise InputError("the cloud's outputs are not finite for this sample")
-        return Result(label, self.classes[label], confidence, scores, logits, entropy, tier,
-                      bytes_sent=sent)
+        return result
 
     def with_kernels(self, kernels):
         """The same DDNN with every section bound to another kernel backend."""

@@ -13,47 +13,56 @@ import numpy as np
 
 def softmax_entropy(logits):
     """Return ``(probabilities, normalized_entropy)`` of one score vector."""
-    return summarize(logits)[2:]
+    return softmax(logits), summarize(np.asarray(logits))[2]
 
 
 def summarize(logits):
-    """``(label, confidence, probabilities, normalized_entropy)`` of one score vector.
+    """``(label, confidence, normalized_entropy)`` of one score vector.
 
     Computed in float64 from the shifted logits ``z = x - max(x)``:
     ``log p = z - log S`` with ``S = sum(exp z)``, so
     ``eta = (log S - sum(p * z)) / log C`` needs no ``log`` of a zero
-    probability, and the top class has ``p = 1 / S``. Few classes (the usual
-    case on a device) go through plain floats, which avoids most of NumPy's
-    fixed cost per call. The entropy is NaN when a logit is not finite.
+    probability, and the top class has ``p = 1 / S``. The probabilities
+    themselves are left to :func:`softmax` (a ``Result`` computes them when
+    asked). The entropy is NaN when a logit is not finite.
     """
-    if len(logits) <= _FEW_CLASSES:
-        z = logits.tolist()
-        top = max(z)
-        label = z.index(top)
-        e = [exp(v - top) for v in z]
-        total = sum(e)
-        weighted = sum(map(mul, e, z)) / total - top    # sum p * (z - top)
-        p = np.array(e)
-        p /= total
-    else:
-        label = int(logits.argmax())
-        z = np.subtract(logits, logits[label], dtype=np.float64)
-        p = np.exp(z)
-        total = float(p.sum())
-        p /= total
-        weighted = float(p @ z)
+    label, _, total, weighted = _exponentials(logits)
     if not math.isfinite(total) or not math.isfinite(weighted):
-        return label, math.nan, p, math.nan
-    eta = (math.log(total) - weighted) / math.log(len(p))
-    return label, 1.0 / total, p, min(max(eta, 0.0), 1.0)
-
-
-_FEW_CLASSES = 64
+        return label, math.nan, math.nan
+    eta = (math.log(total) - weighted) / math.log(len(logits))
+    return label, 1.0 / total, min(max(eta, 0.0), 1.0)
 
 
 def softmax(logits):
-    """Probabilities of one score vector (see :func:`softmax_entropy`)."""
-    return softmax_entropy(np.asarray(logits, dtype=np.float64))[0]
+    """Probabilities of one score vector, exactly as :func:`summarize` sees them."""
+    _, e, total, _ = _exponentials(np.asarray(logits))
+    p = np.array(e, np.float64)
+    p /= total
+    return p
+
+
+def _exponentials(logits):
+    """``(label, e, S, sum(p * z))`` with ``e = exp(z)``, ``S = sum(e)``, ``p = e / S``.
+
+    Few classes (the usual case on a device) go through plain floats, which
+    avoids most of NumPy's fixed cost per call.
+    """
+    if len(logits) <= _FEW_CLASSES:
+        x = logits.tolist()
+        top = max(x)
+        z = [v - top for v in x]
+        e = list(map(exp, z))
+        total = sum(e)
+        return x.index(top), e, total, sum(map(mul, e, z)) / total
+    label = int(logits.argmax())
+    with np.errstate(invalid="ignore"):         # inf - inf: reported as a NaN entropy
+        z = np.subtract(logits, logits[label], dtype=np.float64)
+        e = np.exp(z)
+        total = float(e.sum())
+        return label, e, total, float(e @ z) / total
+
+
+_FEW_CLASSES = 64
 
 
 def normalized_entropy(probabilities):

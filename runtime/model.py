@@ -117,7 +117,7 @@ class Model:
         if n_out < 2:
             raise ModelFormatError("the last layer must give at least 2 class scores")
         self._local = threading.local()
-        self._local.runs = [step.runner() for step in self._steps]
+        self._thread_runs()
 
     def _check_header(self):
         if not self.layers:
@@ -198,7 +198,10 @@ class Model:
                 f"input must be a numpy.ndarray, got {type(x).__name__}; use numpy.asarray")
         if x.shape != self.sample_shape:
             raise InputError(f"input shape {x.shape}, expected {self.sample_shape}")
-        return self._checked_values(x).reshape(-1)
+        x = self._checked_values(x)
+        if x.ndim != 1:
+            return x.reshape(-1)                # a contiguous copy when x is a strided view
+        return x if x.flags.c_contiguous else x.copy()
 
     def check_batch(self, x):
         """``x`` as the ``(n, values)`` array ``forward_batch`` takes."""
@@ -211,6 +214,8 @@ class Model:
         return self._checked_values(x).reshape(len(x), -1)
 
     def _checked_values(self, x):
+        if self.input_kind == "uint8" and x.dtype is self.input_dtype:
+            return x                            # the common sensor input, checked quickly
         if self.input_dtype.kind != "f":
             if x.dtype != self.input_dtype:
                 raise InputError(f"input dtype {x.dtype}, expected {self.input_dtype}")
@@ -230,12 +235,21 @@ class Model:
                              f"of {self.input_shape} packs {self.input_shape[-1]} signs)")
         return np.ascontiguousarray(x)
 
+    def _thread_runs(self):
+        """This thread's per-step calls and the same fused by the kernel backend.
+
+        Made on a thread's first call, with that thread's own buffers."""
+        local = self._local
+        local.runs = [step.runner() for step in self._steps]
+        local.fused = self.kernels.fuse(local.runs)
+        return local
+
     def forward(self, x):
         """Logits of one sample from ``check_input`` (float32, a reused buffer)."""
         try:
-            runs = self._local.runs
-        except AttributeError:          # this thread's first call: its own buffers
-            runs = self._local.runs = [step.runner() for step in self._steps]
+            runs = self._local.fused
+        except AttributeError:          # this thread's first call
+            runs = self._thread_runs().fused
         for run in runs:
             x = run(x)
         return x
@@ -246,7 +260,7 @@ class Model:
         try:
             runs = self._local.runs
         except AttributeError:
-            runs = self._local.runs = [step.runner() for step in self._steps]
+            runs = self._thread_runs().runs
         stop = len(runs) - len(self.layers) + split
         for run in runs[:stop]:
             x = run(x)

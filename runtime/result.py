@@ -1,10 +1,13 @@
 """The answer ``classify`` gives, whichever tier gave it."""
+from .exits import softmax, summarize
 
 
 class Result:
-    """One answer: the class, how sure, and where it came from.
+    """One answer from a tier's logits: the class, how sure, and where it came from.
 
-    ``label`` is the class index and ``name`` its name; ``scores`` are the
+    ``label`` is the class index and ``name`` its name in ``names`` (the
+    index as text past the end of ``names``); ``summary``, when given, is
+    ``exits.summarize(logits)`` already computed (e.g. by the C kernel); ``scores`` are the
     softmax probabilities of ``logits`` (the answering model's raw outputs);
     ``entropy`` is their normalized entropy in [0, 1]; ``exit`` names the
     tier that answered: "local", "remote" or "local-fallback" (the remote
@@ -14,20 +17,30 @@ class Result:
     runtime. ``bytes_sent`` is filled in by a DDNN: the bytes each device sent
     for this sample (0 for a missing device), None elsewhere.
     """
-    __slots__ = ("label", "name", "confidence", "scores", "logits", "entropy", "exit", "timings",
-                 "bytes_sent")
+    __slots__ = ("label", "name", "confidence", "logits", "entropy", "exit", "timings",
+                 "bytes_sent", "_scores")
 
-    def __init__(self, label, name, confidence, scores, logits, entropy, exit, timings=None,
-                 bytes_sent=None):
-        self.label = label
-        self.name = name
-        self.confidence = confidence
-        self.scores = scores
+    def __init__(self, logits, names, exit, timings=None, bytes_sent=None, summary=None):
+        self.label, self.confidence, self.entropy = summary or summarize(logits)
+        self.name = names[self.label] if self.label < len(names) else str(self.label)
         self.logits = logits
-        self.entropy = entropy
         self.exit = exit
         self.timings = timings
         self.bytes_sent = bytes_sent
+        self._scores = None
+
+    @property
+    def finite(self):
+        """False when the logits were not all finite (entropy and confidence are then NaN)."""
+        return self.entropy == self.entropy
+
+    @property
+    def scores(self):
+        """Softmax probabilities (float64), computed on first use: most callers need only
+        the label, confidence and entropy."""
+        if self._scores is None:
+            self._scores = softmax(self.logits)
+        return self._scores
 
     def __repr__(self):
         return (f"Result(label={self.label}, name={self.name!r}, "

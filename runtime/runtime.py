@@ -3,7 +3,6 @@ import os
 
 from .cascade import Cascade, Policy
 from .errors import InputError
-from .exits import summarize
 from .model import Model
 from .result import Result
 
@@ -76,8 +75,8 @@ class Runtime:
             self.cascade.close()
 
     def _result(self, logits):
-        label, confidence, scores, entropy = summarize(logits)
-        if entropy != entropy:
+        result = Result(logits, self._names, "local", summary=self.model.kernels.summarize(logits))
+        if not result.finite:
             raise InputError("the model's outputs are not finite for this input "
                              "(values far outside the trained range?)")
-        return Result(label, self._names[label], confidence, scores, logits, entropy, "local")
+        return result

@@ -59,6 +59,21 @@ def test_backends_give_identical_logits(make):
 
 
 @pytest.mark.parametrize("make", [binary_mlp, binary_conv_net])
+def test_strided_views_classify_as_their_copies(make):
+    """A crop of a bigger frame is not contiguous: the C kernel must get a contiguous copy."""
+    runtime = Runtime(make())
+    frames = np.random.default_rng(8).integers(0, 256, (4, 56, 28), dtype=np.uint8)
+    for frame in frames:
+        view = frame[::2]
+        assert not view.flags.c_contiguous
+        np.testing.assert_array_equal(runtime.classify(view).logits,
+                                      runtime.classify(view.copy()).logits)
+    flat = Model([BinaryDense(pack_signs(np.ones((3, 20))))], (20,), "uint8")
+    np.testing.assert_array_equal(Runtime(flat).classify(np.arange(40, dtype=np.uint8)[::2]).logits,
+                                  Runtime(flat).classify(np.arange(0, 40, 2, dtype=np.uint8)).logits)
+
+
+@pytest.mark.parametrize("make", [binary_mlp, binary_conv_net])
 def test_binary_model_round_trips_through_a_file(tmp_path, make):
     model = make()
     path = tmp_path / "binary.h5"

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from runtime.bitpack import pack_signs, padding_mask, unpack_signs
+from runtime.exits import summarize
 from runtime.fold import fold_sign
 from runtime.kernels import get_kernels
 from runtime.kernels.geometry import ConvShape
@@ -181,3 +182,62 @@ def test_fold_sign_equals_the_affine_sign_on_every_integer():
 def test_padding_mask_marks_real_bits_per_pixel():
     assert padding_mask((2, 3)).tolist() == [0b11100000, 0b11100000]
     assert padding_mask((9,)).tolist() == [0xFF, 0x80]
+
+
+def test_scale_shift_rounds_the_product_then_the_sum_as_numpy(kernels):
+    # a fused multiply-add would round once and differ from NumPy on many of these
+    rng = np.random.default_rng(5)
+    n = 4099
+    x, scale, shift = (rng.standard_normal(n).astype(np.float32) * 10.0 ** rng.integers(-3, 4, n)
+                       for _ in range(3))
+    x = x.astype(np.float32)
+    out = np.zeros(n, np.float32)
+    kernels.ScaleShift(scale.astype(np.float32), shift.astype(np.float32)).runner(None, out)(x)
+    np.testing.assert_array_equal(out, x * scale.astype(np.float32) + shift.astype(np.float32))
+
+
+def test_fused_steps_give_what_the_steps_give_one_by_one(kernels):
+    """Sign -> binary dense (bits) -> binary dense (dots) -> scale/shift as one call."""
+    rng = np.random.default_rng(6)
+    n_in, hidden, n_out = 100, 72, 10                 # 100 signs: not a whole word
+    w1, w2 = random_signs(rng, (hidden, n_in)), random_signs(rng, (n_out, hidden))
+    w1 = np.pad(w1, ((0, 0), (0, -w1.shape[1] % 8)))
+    threshold = rng.integers(-20, 20, hidden).astype(np.int32)
+    flip = rng.integers(0, 2, hidden).astype(np.uint8)
+    plans = [kernels.PackSigns(n_in), kernels.DenseBits(w1, n_in, threshold, flip),
+             kernels.DenseBits(w2, hidden), kernels.ScaleShift(np.full(n_out, 0.1, np.float32),
+                                                               np.arange(n_out, dtype=np.float32))]
+    outs = [np.zeros(16, np.uint8), np.zeros(16, np.uint8), np.zeros(n_out, np.float32),
+            np.zeros(n_out, np.float32)]
+    runs = [plan.runner(None, out) for plan, out in zip(plans, outs)]
+    fused = kernels.fuse(runs)
+    assert len(fused) == (1 if kernels.name == "c" else len(runs))
+    for x in rng.standard_normal((5, n_in)).astype(np.float32):
+        expected = x
+        for run in runs:
+            expected = run(expected).copy()
+        got = x
+        for run in fused:
+            got = run(got)
+        np.testing.assert_array_equal(got, expected)
+        assert np.unique(expected).size > 1
+
+
+@pytest.mark.parametrize("n", [2, 3, 10, 64, 65, 1000])
+def test_summarize_agrees_with_the_python_summary(kernels, n):
+    rng = np.random.default_rng(n)
+    for scale in (0.1, 3.0, 60.0, 1e30):
+        logits = (rng.standard_normal(n) * scale).astype(np.float32)
+        label, confidence, entropy = kernels.summarize(logits)
+        assert label == int(np.argmax(logits))
+        expected = summarize(logits)
+        assert confidence == pytest.approx(expected[1], rel=1e-12)
+        assert entropy == pytest.approx(expected[2], rel=1e-12, abs=1e-15)
+    assert kernels.summarize(np.zeros(n, np.float32))[1:] == pytest.approx((1 / n, 1.0))
+    ties = np.array([1.0, 5.0, 5.0] + [0.0] * (n - 3 if n > 3 else 0), np.float32)[:max(n, 3)]
+    assert kernels.summarize(ties)[0] == 1                 # the first of equal scores
+    bad = np.zeros(n, np.float32)
+    bad[-1] = np.nan
+    assert np.isnan(kernels.summarize(bad)[2])
+    bad[-1] = np.inf
+    assert np.isnan(kernels.summarize(bad)[2])

@@ -59,7 +59,7 @@ PYFLAGS=(-DNDEBUG -fwrapv -fstack-protector-strong -fPIC -O3)
 count() {   # name qemu cpu sysroot compiler flags...
     local name=$1 qemu=$2 cpu=$3 sysroot=$4 compiler=$5
     shift 5
-    "$compiler" "${PYFLAGS[@]}" "$@" -Icsrc csrc/bnn.c .ci/boards/insn_driver.c -o "$WORK/$name"
+    "$compiler" "${PYFLAGS[@]}" "$@" -Icsrc csrc/bnn.c .ci/boards/insn_driver.c -lm -o "$WORK/$name"
     local n counts=() line lines=()
     for n in 0 "$SAMPLES"; do
         line=$("$qemu" -L "$sysroot" -cpu "$cpu" -plugin "$WORK/insn.so" -d plugin \

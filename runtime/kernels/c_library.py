@@ -2,10 +2,14 @@
 
 A plan turns a layer's constant arrays into C pointers once. ``runner(work,
 out)`` then binds one thread's buffers and returns the per-sample call
-``run(x) -> out``, which only has to convert its input: an input it saw last time (a previous
-layer's buffer) keeps its pointer. Every array is checked (dtype, contiguity,
-size) before its pointer is made.
+``run(x) -> out`` (one ``bnn_step`` for ``bnn_run``), which only has to
+convert its input: an input it saw last time (a previous layer's buffer)
+keeps its pointer. ``fuse`` joins the steps of consecutive kernel layers
+into one C call. Every array is checked (dtype, contiguity, size) before its
+pointer is made.
 """
+from itertools import groupby
+
 import numpy as np
 
 from ._bnn import ffi, lib
@@ -13,6 +17,7 @@ from ._bnn import ffi, lib
 name = "c"
 popcount_path = ffi.string(lib.bnn_popcount_path()).decode()
 
+_FLOAT32 = np.dtype(np.float32)
 _C_TYPES = {np.dtype(np.uint8): "uint8_t[]", np.dtype(np.int32): "int32_t[]",
             np.dtype(np.float32): "float[]"}
 
@@ -30,13 +35,76 @@ def _pointer(array, dtype, size, what):
 def _input(dtype, size):
     """``pointer_of(x)``: the pointer of the last array seen, else check and convert."""
     last = [None, None]
+    dtype = np.dtype(dtype)
+    c_type = _C_TYPES[dtype]
 
     def pointer_of(x):
         if x is not last[0]:
-            last[1] = _pointer(x, dtype, size, "input")
+            if type(x) is np.ndarray and x.dtype is dtype and x.size >= size:
+                last[1] = ffi.from_buffer(c_type, x)    # refuses a non-contiguous array
+            else:
+                last[1] = _pointer(x, dtype, size, "input")
             last[0] = x
         return last[1]
     return pointer_of
+
+
+def summarize(logits):
+    """``exits.summarize`` in C: ``(label, confidence, normalized_entropy)`` of float32 logits.
+
+    The same formulas in double; the label is always the same, confidence and
+    entropy may differ from Python's in the last bits (summation order).
+    """
+    if logits.dtype is not _FLOAT32 or logits.ndim != 1 or logits.size < 2:
+        raise ValueError(f"logits: expected a 1-D float32 array of at least 2 scores, "
+                         f"got {logits.dtype} {logits.shape}")
+    # from_buffer refuses an array that is not contiguous
+    s = lib.bnn_summarize(ffi.from_buffer("float[]", logits), logits.size)
+    return s.label, s.confidence, s.entropy
+
+
+def _step(fields, source, out):
+    """``run(x) -> out`` for one kernel step; ``fuse`` joins neighbouring ones.
+
+    ``fields`` are the step's ``bnn_step`` fields but its input, which
+    ``source(x)`` checks and converts per call.
+    """
+    steps = ffi.new("bnn_step[1]", [fields])
+    call = lib.bnn_run
+
+    def run(x):
+        call(steps, 1, source(x))
+        return out
+    run.step = (fields, source, out)        # also keeps the pointers' owners alive
+    return run
+
+
+def fuse(runs):
+    """``runs`` with every stretch of consecutive kernel steps joined into one C call.
+
+    Python's fixed cost per call (argument conversion, the call itself) is
+    paid once per stretch instead of once per layer.
+    """
+    fused = []
+    for is_step, group in groupby(runs, key=lambda run: hasattr(run, "step")):
+        group = list(group)
+        fused += [_chain(group)] if is_step and len(group) > 1 else group
+    return fused
+
+
+def _chain(runs):
+    fields = [dict(run.step[0]) for run in runs]
+    for k in range(1, len(runs)):
+        # each step reads the buffer its predecessor writes, checked as any input
+        fields[k]["in"] = runs[k].step[1](runs[k - 1].step[2])
+    steps = ffi.new("bnn_step[]", fields)
+    n_steps, source, out, call = len(runs), runs[0].step[1], runs[-1].step[2], lib.bnn_run
+
+    def run(x):
+        call(steps, n_steps, source(x))
+        return out
+    run.keep = fields
+    return run
 
 
 class _Plan:
@@ -52,11 +120,14 @@ class _Plan:
             self.threshold = _pointer(threshold, np.int32, n_out, "threshold")
             self.flip = _pointer(flip, np.uint8, n_out, "flip")
 
-    def outputs(self, out):
-        """(bits pointer, dots pointer) for ``out``: one of them NULL."""
+    def fields(self, op, out):
+        """The ``bnn_step`` fields every layer has; ``out`` gets bits, or dots without thresholds."""
         if self.threshold == ffi.NULL:
-            return ffi.NULL, _pointer(out, np.float32, self.n_out, "out")
-        return _pointer(out, np.uint8, -(-self.n_out // 8), "out"), ffi.NULL
+            out = _pointer(out, np.float32, self.n_out, "out")
+        else:
+            out = _pointer(out, np.uint8, -(-self.n_out // 8), "out")
+        return {"op": op, "n_out": self.n_out, "weight": self.weight,
+                "threshold": self.threshold, "flip": self.flip, "out": out}
 
 
 class DenseBits(_Plan):
@@ -66,15 +137,9 @@ class DenseBits(_Plan):
         self.n_bits = n_bits
 
     def runner(self, work, out):
-        source = _input(np.uint8, self.row_bytes)
-        args = (self.weight, self.n_out, self.row_bytes, self.n_bits, self.threshold, self.flip,
-                *self.outputs(out))
-        call = lib.bnn_dense_bits
-
-        def run(x):
-            call(source(x), *args)
-            return out
-        return run
+        fields = self.fields(lib.BNN_DENSE_BITS, out)
+        fields.update(n_in=self.n_bits, row_bytes=self.row_bytes)
+        return _step(fields, _input(np.uint8, self.row_bytes), out)
 
 
 class DensePlanes(_Plan):
@@ -84,16 +149,10 @@ class DensePlanes(_Plan):
         self.n_values = n_values
 
     def runner(self, work, out):
-        source = _input(np.uint8, self.n_values)
-        planes = _pointer(work, np.uint8, 8 * self.row_bytes, "planes")
-        args = (planes, self.weight, self.n_out, self.row_bytes, self.threshold, self.flip,
-                *self.outputs(out))
-
-        def run(x):
-            lib.bnn_bitplanes(source(x), self.n_values, self.row_bytes, planes)
-            lib.bnn_dense_planes(*args)
-            return out
-        return run
+        fields = self.fields(lib.BNN_DENSE_PLANES, out)
+        fields.update(n_in=self.n_values, row_bytes=self.row_bytes,
+                      work=_pointer(work, np.uint8, 8 * self.row_bytes, "planes"))
+        return _step(fields, _input(np.uint8, self.n_values), out)
 
 
 class ConvPool(_Plan):
@@ -104,13 +163,9 @@ class ConvPool(_Plan):
 
     def runner(self, work, out):
         s = self.shape
-        source = _input(np.uint8, s.in_bytes)
-        args = (self.c_shape, self.weight, self.threshold, self.flip,
-                _pointer(out, np.uint8, s.out_bytes, "out"))
-        def run(x):
-            lib.bnn_conv_pool(source(x), *args)
-            return out
-        return run
+        fields = self.fields(lib.BNN_CONV_POOL, out)
+        fields.update(conv=self.c_shape, out=_pointer(out, np.uint8, s.out_bytes, "out"))
+        return _step(fields, _input(np.uint8, s.in_bytes), out)
 
 
 class PackSigns:
@@ -118,9 +173,21 @@ class PackSigns:
         self.n = n
 
     def runner(self, work, out):
-        source = _input(np.float32, self.n)
-        args = (self.n, _pointer(out, np.uint8, -(-self.n // 8), "out"))
-        def run(x):
-            lib.bnn_pack_signs(source(x), *args)
-            return out
-        return run
+        fields = {"op": lib.BNN_PACK_SIGNS, "n_in": self.n,
+                  "out": _pointer(out, np.uint8, -(-self.n // 8), "out")}
+        return _step(fields, _input(np.float32, self.n), out)
+
+
+class ScaleShift:
+    """Float ``x * scale + shift`` (a batch norm before the scores), in the chain."""
+
+    def __init__(self, scale, shift):
+        self.n = scale.size
+        self._keep = (scale, shift)
+        self.scale = _pointer(scale, np.float32, self.n, "scale")
+        self.shift = _pointer(shift, np.float32, self.n, "shift")
+
+    def runner(self, work, out):
+        fields = {"op": lib.BNN_SCALE_SHIFT, "n_out": self.n, "scale": self.scale,
+                  "shift": self.shift, "out": _pointer(out, np.float32, self.n, "out")}
+        return _step(fields, _input(np.float32, self.n), out)

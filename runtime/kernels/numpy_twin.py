@@ -9,6 +9,7 @@ and integer matrix products), so comparing it with the C kernel tests both.
 import numpy as np
 
 from ..bitpack import unpack_signs
+from ..exits import summarize  # noqa: F401  (the C backend's is bnn_summarize)
 
 name = "numpy"
 
@@ -102,3 +103,23 @@ class PackSigns:
             out[:bits.size] = bits
             return out
         return run
+
+
+class ScaleShift:
+    """Float ``x * scale + shift`` (a batch norm before the scores)."""
+
+    def __init__(self, scale, shift):
+        self.scale, self.shift = scale, shift
+
+    def runner(self, work, out):
+        scale, shift, multiply, add = self.scale, self.shift, np.multiply, np.add
+
+        def run(x):
+            multiply(x, scale, out=out)
+            return add(out, shift, out=out)
+        return run
+
+
+def fuse(runs):
+    """The C backend joins kernel steps into one call; here each step stays a call."""
+    return list(runs)
