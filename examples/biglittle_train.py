@@ -107,6 +107,7 @@ def train_one(args, kind, k, data, out_dir, command):
         y, y_val, y_test = (one_vs_all(v, k) for v in (y, y_val, y_test))
         loss_fn = nn.CrossEntropyLoss(weight=torch.tensor([args.pos_weight, 1.0]))
         score, score_name = f1_score, f"validation F1({k})"
+    name += f"-{args.tag}" if args.tag else ""
     torch.manual_seed(args.seed)
     net = build(kind, hidden, len(classes), args.dropout)
     print(f"{name}: {'-'.join(str(n) for n in [784] + hidden + [len(classes)])}, "
@@ -123,7 +124,7 @@ def train_one(args, kind, k, data, out_dir, command):
     best, state, epoch = train_binary.train(
         net, tx, ty, vx, vy, args.epochs, args.batch, args.rate or DEFAULT_RATE[kind], args.seed,
         loss_fn=loss_fn, score=score, score_name=score_name,
-        log=log, time_limit=60 * args.max_minutes if args.max_minutes else None)
+        log=log, time_limit=60 * args.max_minutes if args.max_minutes else None, shift=args.shift)
     seconds = time.perf_counter() - started
     epochs_run = len([line for line in log_lines if line.startswith("epoch ")])
     print(f"{name}: best {score_name} {best:.4f} (epoch {epoch}) in {seconds:.0f} s", flush=True)
@@ -146,7 +147,7 @@ def train_one(args, kind, k, data, out_dir, command):
               "best_epoch": epoch,
               "validation": best, "score": score_name, "train_seconds": round(seconds, 1),
               "train_images": len(x), "seed": args.seed, "pos_weight": args.pos_weight,
-              "dropout": args.dropout, "command": command}
+              "dropout": args.dropout, "shift": args.shift, "command": command}
     with open(os.path.join(out_dir, f"{name}.json"), "w") as f:
         json.dump(record, f, indent=1)
     return path
@@ -159,6 +160,7 @@ def main(argv=None):
     parser.add_argument("--classes", default="1,8", help="priority classes (little nets)")
     parser.add_argument("--out-dir", default="models/biglittle")
     parser.add_argument("--hidden", help="hidden layer sizes (default: the paper's)")
+    parser.add_argument("--tag", help="appended to the file names, e.g. 'small' for little-binary-K-small.h5")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--rate", type=float, help="initial Adam learning rate")
@@ -166,6 +168,8 @@ def main(argv=None):
                         help="loss weight of the priority class in a one-vs-all net")
     parser.add_argument("--dropout", type=float, help="dropout after hidden ReLUs, float nets "
                         "(default: 0.2 for big, 0 for little)")
+    parser.add_argument("--shift", type=int, default=0,
+                        help="move each training image by a random offset of up to N pixels")
     parser.add_argument("--max-minutes", type=float,
                         help="start no new epoch after this long (keeps the best epoch so far)")
     parser.add_argument("--limit", type=int, default=None, help="train on the first N images only")

@@ -44,14 +44,29 @@ def accuracy(net, x, y, batch=1000):
     return (labels == y).float().mean().item()
 
 
+def shifted(images, shift, generator):
+    """Each flattened 28x28 image moved by its own random offset of up to ``shift`` pixels.
+
+    Vacated pixels are 0 (the MNIST background). A cheap augmentation that
+    lets a plain MLP generalize past ~98.3% test accuracy.
+    """
+    n, side = len(images), 28
+    padded = nn.functional.pad(images.view(n, side, side), (shift,) * 4)
+    dy, dx = (torch.randint(0, 2 * shift + 1, (2, n, 1), generator=generator))
+    rows = (dy + torch.arange(side))[:, :, None]
+    cols = (dx + torch.arange(side))[:, None, :]
+    return padded[torch.arange(n)[:, None, None], rows, cols].reshape(n, -1)
+
+
 def train(net, x, y, x_val, y_val, epochs, batch, rate, seed, loss_fn=None, score=accuracy,
-          score_name="validation accuracy", log=None, time_limit=None):
+          score_name="validation accuracy", log=None, time_limit=None, shift=0):
     """Adam with a decaying rate; returns the best validation score and its weights.
 
     ``score(net, x_val, y_val)`` rates an epoch (higher is better; accuracy by
     default); ``loss_fn`` defaults to plain cross entropy. Binary layers get
     their latent weights clipped after each step (a no-op for float nets).
     With ``time_limit`` (seconds), no new epoch starts once it has passed.
+    ``shift`` > 0 moves each training image by a random offset (``shifted``).
     """
     began = time.perf_counter()
     generator = torch.Generator().manual_seed(seed)
@@ -66,7 +81,8 @@ def train(net, x, y, x_val, y_val, epochs, batch, rate, seed, loss_fn=None, scor
         order = torch.randperm(len(x), generator=generator)
         for start in range(0, len(x), batch):
             idx = order[start:start + batch]
-            loss = loss_fn(net(x[idx]), y[idx])
+            inputs = shifted(x[idx], shift, generator) if shift else x[idx]
+            loss = loss_fn(net(inputs), y[idx])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
