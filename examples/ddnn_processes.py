@@ -1,10 +1,12 @@
-"""Run a DDNN's devices as separate processes over loopback; kill one halfway.
+"""Run a DDNN's devices and its cloud as separate processes over loopback; kill a device halfway.
 
     python3 examples/ddnn_processes.py --data ../shared/data/mnist [--model models/ddnn/max-concat.h5]
-        [--samples 200] [--deadline 0.5]
+        [--samples 200] [--deadline 0.5] [--threshold T]
 
 Starts one ``python -m runtime.serve MODEL --section devices/I`` process per
-device, classifies multi-view test digits through a ``Coordinator``, kills
+device and one ``--section cloud`` process, classifies multi-view test
+digits through a ``Coordinator`` (the gateway: it aggregates and takes the
+local exit), kills
 device 0 halfway through, and checks every answer against the in-process
 DDNN given the same devices (the killed one missing).
 """
@@ -36,35 +38,40 @@ def main(argv=None):
     parser.add_argument("--model", default="models/ddnn/max-concat.h5")
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--deadline", type=float, default=0.5)
+    parser.add_argument("--threshold", type=float, help="local exit threshold T (default: the file's)")
     args = parser.parse_args(argv)
     ddnn = load_ddnn(args.model)
     images, labels = mnist.load(args.data, "test")
     views = multiview.make_views(images[:args.samples], "test")
     servers = [start(args.model, f"devices/{i}") for i in range(len(ddnn.devices))]
+    cloud = start(args.model, "cloud")
     coordinator = Coordinator(ddnn, [url for _, url in servers], deadline=args.deadline,
-                              names=[f"devices{i}" for i in range(len(servers))])
-    correct = same = sent = 0
+                              names=[f"devices{i}" for i in range(len(servers))],
+                              cloud_url=cloud[1])
+    correct = same = sent = clouded = 0
     try:
         for i in range(args.samples):
             if i == args.samples // 2:
                 servers[0][0].kill()
                 print(f"killed device 0 before sample {i}")
             sample = list(views[:, i])
-            result = coordinator.classify(sample)
+            result = coordinator.classify(sample, args.threshold)
             if i >= args.samples // 2:
                 sample[0] = None
-            expected = ddnn.classify(sample)
+            expected = ddnn.classify(sample, args.threshold)
             same += (result.label, result.exit, result.bytes_sent) == \
                 (expected.label, expected.exit, expected.bytes_sent)
             correct += result.label == labels[i]
+            clouded += result.exit == "cloud"
             sent += sum(result.bytes_sent)
     finally:
         coordinator.close()
-        for process, _ in servers:
+        for process, _ in servers + [cloud]:
             process.kill()
             process.wait()
     print(f"{args.samples} samples: accuracy {correct / args.samples:.2%}, "
-          f"{sent / args.samples:.0f} bytes sent per sample, "
+          f"{sent / args.samples:.0f} bytes sent per sample, {clouded} answered by the cloud "
+          f"process, "
           f"{same} answers identical to the in-process DDNN, device 0 missed "
           f"{coordinator.missing[0]} phases")
 

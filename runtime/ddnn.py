@@ -171,14 +171,17 @@ class DDNN:
         return self.decide([None if o is None else o.scores for o in outputs], threshold,
                            [None if o is None else o.features for o in outputs])
 
-    def decide(self, scores, threshold=None, features=None):
+    def decide(self, scores, threshold=None, features=None, cloud=None):
         """The answer from what the devices sent, wherever they ran.
 
         ``scores`` has each device's class scores, None for a missing device;
         ``features`` their packed feature maps, or a function that fetches
         them, called only when the sample does not exit locally (so a remote
-        device sends its map only then). If no map arrives at all, the local
-        answer is returned marked "local-fallback".
+        device sends its map only then). ``cloud`` maps the aggregated feature
+        maps to the cloud's logits (default: the cloud section, here; a
+        Coordinator asks a cloud process). If no map arrives at all, or the
+        cloud fails (RemoteError), the local answer is returned marked
+        "local-fallback".
         """
         threshold = self.local_threshold if threshold is None else float(threshold)
         if not 0.0 <= threshold <= 1.0:
@@ -194,7 +197,12 @@ class DDNN:
             local.exit = "local-fallback"
             return local
         sent = [n + (0 if m is None else self.devices[0].feature_bytes) for n, m in zip(sent, maps)]
-        return self._answer(self.cloud_logits(maps), "cloud", sent)
+        try:
+            logits = self.cloud_logits(maps, cloud)
+        except RemoteError:
+            local.exit = "local-fallback"
+            return local
+        return self._answer(logits, "cloud", sent)
 
     def local_logits(self, scores):
         """Aggregated class scores of the present devices (through ``local`` for concat)."""
@@ -203,9 +211,15 @@ class DDNN:
             return merged
         return self.local.forward(self.local.check_input(merged)).copy()
 
-    def cloud_logits(self, maps):
-        """The cloud section's scores on the aggregated packed feature maps."""
+    def cloud_logits(self, maps, cloud=None):
+        """The cloud section's scores on the aggregated packed feature maps (see ``decide``)."""
         merged = aggregate.feature_maps(self.cloud_aggregate, maps, self.feature_shape)
+        if cloud is not None:
+            logits = cloud(merged)
+            if logits.shape != (len(self.classes),):
+                raise RemoteError(f"cloud scores of shape {logits.shape}, expected "
+                                  f"({len(self.classes)},)")
+            return logits
         return self.cloud.forward(self.cloud.check_input(merged)).copy()
 
     def _answer(self, logits, tier, sent):
@@ -234,12 +248,17 @@ class Coordinator:
     (standing in for the device's own sensor). It asks every device for its
     ``scores``, and for its ``features`` only when the sample goes up. A
     device that has not answered within ``deadline`` seconds, or fails, or
-    answers garbage, is missing for that phase of that sample; the local
-    exit and the cloud section then run here, through ``ddnn.decide``, so
-    the answers are the in-process ones for the devices that answered.
+    answers garbage, is missing for that phase of that sample. The
+    coordinator is the local aggregator (the gateway): the local exit runs
+    here, through ``ddnn.decide``, and so does the cloud section unless
+    ``cloud_url`` names a ``--section cloud`` process, which then gets the
+    aggregated feature map (within ``cloud_timeout`` seconds, else the
+    local answer stands as "local-fallback"). The answers are the
+    in-process ones for the devices that answered.
     """
 
-    def __init__(self, ddnn, urls, deadline=1.0, names=None, connect_timeout=None):
+    def __init__(self, ddnn, urls, deadline=1.0, names=None, connect_timeout=None,
+                 cloud_url=None, cloud_timeout=5.0):
         if len(urls) != len(ddnn.devices):
             raise ValueError(f"{len(urls)} device URLs for {len(ddnn.devices)} devices")
         self.ddnn, self.deadline = ddnn, deadline
@@ -249,6 +268,8 @@ class Coordinator:
                        for url, name in zip(urls, names)]
         self.features = [RemoteModel(url, name, connect, deadline, output="features", dtype=None)
                          for url, name in zip(urls, names)]
+        self.cloud = None if cloud_url is None else RemoteModel(
+            cloud_url, "cloud", connect, cloud_timeout, output="logits")
         self.missing = [0] * len(urls)          # per device: phases it missed
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=4 * len(urls), thread_name_prefix="device")
@@ -262,7 +283,8 @@ class Coordinator:
         scores = self._gather(self.scores, views, shape)
         asked = [None if s is None else v for s, v in zip(scores, views)]
         features = (self.ddnn.devices[0].feature_bytes,), np.uint8
-        return self.ddnn.decide(scores, threshold, lambda: self._gather(self.features, asked, features))
+        return self.ddnn.decide(scores, threshold, lambda: self._gather(self.features, asked, features),
+                                self.cloud and self.cloud.infer)
 
     def _gather(self, remotes, views, expected):
         """Each device's reply of the ``expected`` (shape, dtype), None when late or failed."""
@@ -294,7 +316,7 @@ class Coordinator:
 
     def close(self):
         self._pool.shutdown(wait=False, cancel_futures=True)
-        for remote in self.scores + self.features:
+        for remote in self.scores + self.features + [self.cloud] * (self.cloud is not None):
             remote.close()
 
 

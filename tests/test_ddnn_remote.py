@@ -114,14 +114,47 @@ def test_a_late_or_broken_device_is_missing(ddnn_path, devices, mode):
 
 def test_cloud_section_served_alone(ddnn_path):
     ddnn = load_ddnn(ddnn_path)
-    cloud = Process(["-m", "runtime.serve", str(ddnn_path), "--port", "0", "--section", "cloud",
-                     "--name", "cloud"])
+    cloud = start_cloud(ddnn_path)
     try:
         outputs = [ddnn.devices[i].run(v) for i, v in enumerate(views(DEVICES))]
         merged = np.concatenate([o.features for o in outputs])
         logits = RemoteModel(cloud.url, "cloud").infer(merged)
         np.testing.assert_array_equal(logits, ddnn.cloud_logits([o.features for o in outputs]))
     finally:
+        cloud.stop()
+
+
+def start_cloud(path):
+    return Process(["-m", "runtime.serve", str(path), "--port", "0", "--section", "cloud",
+                    "--name", "cloud"])
+
+
+def test_every_tier_a_process_answers_as_in_process(ddnn_path, devices):
+    """Devices and cloud as processes, the coordinator as the gateway; then the cloud dies."""
+    ddnn = load_ddnn(ddnn_path)
+    cloud = start_cloud(ddnn_path)
+    remote = Coordinator(ddnn, [p.url for p in devices], deadline=2.0, cloud_url=cloud.url,
+                         cloud_timeout=2.0)
+    try:
+        exits = set()
+        for seed in range(6):
+            sample = views(DEVICES, seed)
+            if seed % 2:
+                sample[seed % DEVICES] = None
+            for threshold in (0.0, 0.5):
+                local = ddnn.classify(sample, threshold)
+                assert_same(remote.classify(sample, threshold), local)
+                exits.add(local.exit)
+        assert "cloud" in exits
+        cloud.kill()
+        sample = views(DEVICES, 9)
+        result = remote.classify(sample, 0.0)        # every sample goes up; nobody answers
+        expected = ddnn.classify(sample, 1.0)         # the local answer
+        assert result.exit == "local-fallback"
+        assert (result.label, list(result.logits)) == (expected.label, list(expected.logits))
+        assert remote.missing == [0] * DEVICES
+    finally:
+        remote.close()
         cloud.stop()
 
 
