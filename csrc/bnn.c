@@ -128,23 +128,59 @@ static inline void emit(const struct emitter *e, int to_bits, int32_t j, int32_t
 #undef BNN_POPCOUNT
 
 #ifdef BNN_X86_DISPATCH
-/* The same kernels with the POPCNT instruction, chosen only at run time. */
+/* The same kernels with the POPCNT instruction, then with AVX2 too, each
+ * chosen only at run time, when the CPU (and for AVX2 the OS) supports it. */
 #define BNN_FN(name) name##_popcnt
 #define BNN_TARGET __attribute__((target("popcnt")))
 #define BNN_POPCOUNT(v) ((uint32_t)__builtin_popcountll(v))
 #include "bnn_kernels.inc"
+#undef BNN_FN
+#undef BNN_TARGET
 
-static int cpu_has_popcnt(void)
+#include <immintrin.h>
+#define BNN_AVX_TARGET __attribute__((target("avx2,popcnt")))
+
+BNN_AVX_TARGET static inline __m256i load256(const uint8_t *p)
+{
+    return _mm256_loadu_si256((const __m256i *)(const void *)p);
+}
+
+/* The popcount of each byte: a 16-entry table lookup per nibble (vpshufb). */
+BNN_AVX_TARGET static inline __m256i avx2_count(__m256i v)
+{
+    const __m256i table = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
+                                           0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
+    const __m256i low = _mm256_set1_epi8(0x0f);
+    return _mm256_add_epi8(_mm256_shuffle_epi8(table, _mm256_and_si256(v, low)),
+                           _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srli_epi16(v, 4), low)));
+}
+
+/* The sum of 32 byte counts. */
+BNN_AVX_TARGET static inline uint32_t avx2_sum(__m256i counts)
+{
+    const __m256i quads = _mm256_sad_epu8(counts, _mm256_setzero_si256());
+    __m128i sum = _mm_add_epi64(_mm256_castsi256_si128(quads), _mm256_extracti128_si256(quads, 1));
+    sum = _mm_add_epi64(sum, _mm_unpackhi_epi64(sum, sum));
+    return (uint32_t)_mm_cvtsi128_si32(sum);
+}
+
+#define BNN_FN(name) name##_avx2
+#define BNN_TARGET BNN_AVX_TARGET
+#define BNN_AVX2 1
+#include "bnn_kernels.inc"
+
+static int cpu_path(void)      /* 0 portable, 1 popcnt, 2 avx2 */
 {
     static int known = -1;
     if (known < 0) {
         __builtin_cpu_init();
-        known = __builtin_cpu_supports("popcnt") ? 1 : 0;
+        known = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt") ? 2
+              : __builtin_cpu_supports("popcnt") ? 1 : 0;
     }
     return known;
 }
-#define BNN_PICK(name) (cpu_has_popcnt() ? name##_popcnt : name##_portable)
-#define BNN_PATH (cpu_has_popcnt() ? "popcnt" : "portable")
+#define BNN_PICK(name) (cpu_path() == 2 ? name##_avx2 : cpu_path() ? name##_popcnt : name##_portable)
+#define BNN_PATH (cpu_path() == 2 ? "avx2" : cpu_path() ? "popcnt" : "portable")
 #else
 #define BNN_PICK(name) name##_portable
 #ifdef BNN_HAS_NEON

@@ -9,6 +9,7 @@ from runtime.kernels import get_kernels
 from runtime.kernels.geometry import ConvShape
 
 AWKWARD_BITS = [1, 3, 7, 8, 9, 31, 32, 33, 63, 64, 65, 127, 128, 129, 1000]
+LONG_ROWS = [31 * 256 + 8, 8200]    # past the 31 steps of 32 bytes an AVX2 byte counter takes
 
 
 @pytest.fixture
@@ -25,7 +26,7 @@ def output_bits(dots, threshold, flip):
     return np.packbits((dots >= threshold) ^ flip.astype(bool), axis=-1)
 
 
-@pytest.mark.parametrize("n_bits", AWKWARD_BITS)
+@pytest.mark.parametrize("n_bits", AWKWARD_BITS + LONG_ROWS)
 @pytest.mark.parametrize("n_out", [1, 9, 64])
 @pytest.mark.parametrize("word_padded", [False, True])
 def test_dense_bits_equals_plain_dot_products(kernels, n_bits, n_out, word_padded):
@@ -241,3 +242,15 @@ def test_summarize_agrees_with_the_python_summary(kernels, n):
     assert np.isnan(kernels.summarize(bad)[2])
     bad[-1] = np.inf
     assert np.isnan(kernels.summarize(bad)[2])
+
+
+@pytest.mark.parametrize("n_bits", LONG_ROWS)
+def test_long_rows_of_opposite_signs_count_every_bit(kernels, n_bits):
+    """Every bit differs: SIMD byte counters overflow unless summed in time."""
+    x = pack_signs(np.ones(n_bits))
+    weight = pack_signs(-np.ones((5, n_bits)))
+    pad = -len(x) % 8
+    x, weight = np.pad(x, (0, pad)), np.pad(weight, ((0, 0), (0, pad)))
+    dots = np.zeros(5, np.float32)
+    kernels.DenseBits(weight, n_bits).runner(None, dots)(x)
+    np.testing.assert_array_equal(dots, -n_bits)
