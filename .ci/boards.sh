@@ -247,6 +247,7 @@ cross_run bonnell qemu-i386-static n270 portable
 cross_run i686 qemu-i386-static "$SILVERMONT_CPU" popcnt
 cross_run silvermont qemu-i386-static "$SILVERMONT_CPU" popcnt
 cross_run i686-popcnt qemu-i386-static n270 SIGILL
+cross_run i686 qemu-i386-static max avx2       # the run-time AVX2 path, 32-bit
 
 # --- 4. the Python package in the roots --------------------------------------
 say "waiting for the bookworm roots"

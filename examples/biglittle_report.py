@@ -4,7 +4,8 @@
         --models models/biglittle /tmp/biglittle --out reports/biglittle.md
 
 Loads every packed file examples/biglittle_train.py wrote (``little-float-K.h5``,
-``little-binary-K.h5``, ``big.h5``; the first folder holding a file wins) with
+``little-binary-K.h5``, ``big.h5``; the first folder holding a file wins;
+and binary nets of other shapes, ``little-binary-K-TAG.h5``) with
 ``runtime.Runtime`` -- not with the training framework -- and classifies the
 10,000 MNIST test images. Per priority class K it computes, for the little
 nets (K against the rest) and for the big net (its answer "K" against any
@@ -15,6 +16,7 @@ latency (median of ``classify`` calls) and the training commands and times
 from the ``.json`` records beside the models. Needs no PyTorch.
 """
 import argparse
+import glob
 import json
 import os
 import platform
@@ -110,6 +112,11 @@ def report(folders, images, labels, count, argv):
             path = find(folders, f"{kind}-{k}.h5")
             if path:
                 found[kind, k] = evaluate(path, images, labels, count)
+    smaller = {}              # (k, tag): other binary shapes, little-binary-K-TAG.h5
+    for folder in folders:
+        for path in sorted(glob.glob(os.path.join(folder, "little-binary-[0-9]-*.h5"))):
+            k, tag = os.path.basename(path)[len("little-binary-"):-len(".h5")].split("-", 1)
+            smaller.setdefault((int(k), tag), evaluate(path, images, labels, count))
     big_path = find(folders, "big.h5")
     big = evaluate(big_path, images, labels, count) if big_path else None
     classes = sorted({k for _, k in found})
@@ -162,6 +169,14 @@ def report(folders, images, labels, count, argv):
             goals.append(f"- little binary, class {k}: F1 {pct(b['f1'])}, {gap:.2f} points below float "
                          f"(goal: within 1): {'met' if gap <= 1 else 'NOT met'}; its file is "
                          f"1/{ratio:.1f} of the float one's")
+    for (k, tag), e in sorted(smaller.items()):
+        m, full = class_metrics(e["predicted"] == 0, labels == k), little("little-binary", k)
+        if full:
+            shape = "-".join(str(n) for n in e["record"].get("shape", [])) or tag
+            ratio = found["little-binary", k]["bytes"] / e["bytes"]
+            goals.append(f"- smaller binary {shape}, class {k}: F1 {pct(m['f1'])} vs "
+                         f"{pct(full['f1'])} for 784-1000-500-2 in a file 1/{ratio:.1f} the size: "
+                         f"{'the same F1 or better' if m['f1'] >= full['f1'] else 'lower'}")
     if big:
         error = 100 * np.mean(big["predicted"] != labels)
         goals.append(f"- big: test error {error:.2f}% vs goal <= 1.5%: "
@@ -178,6 +193,10 @@ def report(folders, images, labels, count, argv):
         m = big_class(k)
         if m:
             rows.append([k, "big"] + [pct(m[x]) for x in METRICS])
+    for (k, tag), e in sorted(smaller.items()):
+        m = class_metrics(e["predicted"] == 0, labels == k)
+        shape = "-".join(str(n) for n in e["record"].get("shape", [])) or tag
+        rows.append([k, f"little-binary {shape}"] + [pct(m[x]) for x in METRICS])
     out += [table(["class", "net", "recall", "specificity", "precision", "F1"], rows), ""]
     if big:
         out += ["Big net, per-class F1 over all ten digits: "
@@ -187,7 +206,9 @@ def report(folders, images, labels, count, argv):
             f"Latency: median wall time of {count} single `Runtime.classify` calls on test images "
             "(this machine is shared; other jobs ran at the same time).", ""]
     rows = []
-    for e in [found[key] for key in sorted(found)] + ([big] if big else []):
+    listed = [found[key] for key in sorted(found)] + [smaller[key] for key in sorted(smaller)] \
+        + ([big] if big else [])
+    for e in listed:
         r = e["record"]
         rows.append([f"`{e['path']}`", f"{e['bytes']:,}",
                      "-".join(str(n) for n in r.get("shape", [])) or "?",
@@ -200,7 +221,7 @@ def report(folders, images, labels, count, argv):
             "PyTorch threads; other jobs shared the cores, so the times are upper bounds), epochs, "
             "the best epoch on the 10,000 validation images, and the time of the training loop:", ""]
     rows = []
-    for e in [found[key] for key in sorted(found)] + ([big] if big else []):
+    for e in listed:
         r = e["record"]
         if r:
             run = r.get("epochs_run", r["epochs"])

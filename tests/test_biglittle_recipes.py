@@ -29,16 +29,19 @@ def recipes(mnist_dir, tmp_path_factory):
     pytest.importorskip("torch")
     import biglittle_train
     out = tmp_path_factory.mktemp("biglittle")
-    for kind, hidden in (("little-float", "16,8"), ("little-binary", "32,16"), ("big", "16,8")):
+    for kind, hidden, extra in (("little-float", "16,8", []), ("little-binary", "32,16", []),
+                                ("little-binary", "16,8", ["--tag", "small"]),
+                                ("big", "16,8", ["--shift", "2"])):
         assert biglittle_train.main(["--data", mnist_dir, "--kind", kind, "--classes", "1,8",
                                      "--out-dir", str(out), "--hidden", hidden, "--epochs", "1",
-                                     "--limit", "300", "--threads", "1"]) == 0
+                                     "--limit", "300", "--threads", "1"] + extra) == 0
     return out
 
 
 @pytest.mark.parametrize("name, classes", [
     ("little-float-1", ["1", "other"]), ("little-float-8", ["8", "other"]),
     ("little-binary-1", ["1", "other"]), ("little-binary-8", ["8", "other"]),
+    ("little-binary-8-small", ["8", "other"]),
     ("big", [str(d) for d in range(10)])])
 def test_recipe_files_load_in_the_runtime(recipes, name, classes):
     runtime = Runtime(str(recipes / f"{name}.h5"))
@@ -58,3 +61,15 @@ def test_report_from_the_tiny_recipes(recipes, mnist_dir, tmp_path):
     assert "## Table 3, classes 1 and 8" in text
     assert "99.16" in text and "1,286,502" in text
     assert "little-binary-8.h5" in text and "big.h5" in text
+    assert "| 8 | little-binary 784-16-8-2 |" in text and "smaller binary 784-16-8-2, class 8" in text
+
+
+def test_shifted_images_keep_their_pixels_inside_the_frame():
+    torch = pytest.importorskip("torch")
+    import train_binary
+    images = torch.zeros(50, 784)
+    images.view(50, 28, 28)[:, 10:14, 12:15] = 1.0          # a 4x3 blob away from the border
+    moved = train_binary.shifted(images, 2, torch.Generator().manual_seed(0)).view(50, 28, 28)
+    assert torch.equal(moved.sum(dim=(1, 2)), torch.full((50,), 12.0))
+    offsets = {tuple(torch.nonzero(m)[0].tolist()) for m in moved}
+    assert len(offsets) > 10 and all(8 <= r <= 12 and 10 <= c <= 14 for r, c in offsets)
