@@ -1,12 +1,15 @@
 """Distributed deep neural networks (DDNN, Teerapittayanon, McDanel and Kung, ICDCS 2017).
 
-One network cut across several end devices and the cloud. Each device runs
-binary layers on its own view of the scene and sends up two things: its
-exit classifier's class scores and the packed feature map its first layers
-computed. The local tier aggregates the present devices' scores; when the
-normalized entropy of their softmax is below the threshold T the sample
-exits there, having cost each device only its scores. Otherwise the
-feature maps are aggregated and the cloud section classifies them.
+One network cut across several end devices, an optional edge and the
+cloud. Each device runs binary layers on its own view of the scene and
+sends up two things: its exit classifier's class scores and the packed
+feature map its first layers computed. The local tier aggregates the
+present devices' scores; when the normalized entropy of their softmax is
+below the threshold T the sample exits there, having cost each device only
+its scores. Otherwise the feature maps are aggregated and go up: to the
+edge section when there is one, which has its own exit (threshold
+``edge_threshold``) and otherwise sends its own packed feature map to the
+cloud; or straight to the cloud section, which always answers.
 
 A device that is missing for a sample (``None`` in the views) is left out
 of every aggregation; see runtime/aggregate.py for what each aggregator does
@@ -30,6 +33,7 @@ SYSTEM = "ddnn"
 HEADER_ATTRS = tuple(name for name in MODEL_ATTRS if name not in STAMP_ATTRS)
 ROOT_ATTRS = STAMP_ATTRS + ("system", "classes", "local_aggregate", "local_threshold",
                             "cloud_aggregate")
+EDGE_ATTRS = ("edge_threshold",)       # with an "edge" group only
 SCORE_BYTES = 4          # a device sends its class scores as float32
 
 
@@ -44,11 +48,13 @@ class DeviceOutput(NamedTuple):
 
 
 class Device:
-    """A device section: a model whose first ``split`` layers give the feature map sent up.
+    """A device (or edge) section: a model whose first ``split`` layers give the
+    feature map sent up.
 
-    The layers after the split are the device's exit classifier. Keeping the
+    The layers after the split are the section's exit classifier. Keeping the
     two in one ``Model`` lets the whole chain be checked layer by layer, and
-    runs the device in one pass.
+    runs the section in one pass. The edge is a ``Device`` whose input is the
+    devices' aggregated feature maps.
     """
 
     def __init__(self, model, split):
@@ -72,7 +78,7 @@ class Device:
 
 
 class DDNN:
-    """Devices, a local exit and a cloud section, evaluated in one process.
+    """Devices, a local exit, an optional edge and a cloud section, evaluated in one process.
 
     >>> ddnn = load_ddnn("models/ddnn.h5")
     >>> result = ddnn.classify([view0, None, view2])     # device 1 is missing
@@ -80,17 +86,21 @@ class DDNN:
 
     ``local_aggregate`` and ``cloud_aggregate`` are "max", "average" or
     "concat". ``local`` is the model after a concatenation of scores (it
-    exists exactly when ``local_aggregate`` is "concat"); ``cloud`` reads the
-    aggregated feature maps: packed signs for max and concat, float32 for
-    average.
+    exists exactly when ``local_aggregate`` is "concat"). ``cloud_aggregate``
+    merges the devices' feature maps for the first tier above them: packed
+    signs for max and concat, float32 for average. That tier is ``edge`` (a
+    ``Device`` section with its exit at ``edge_threshold``) when given, and
+    the cloud then reads the edge's packed feature map; else the cloud.
     """
 
     def __init__(self, devices, cloud, local=None, local_aggregate="max",
-                 cloud_aggregate="concat", local_threshold=0.5, classes=None):
+                 cloud_aggregate="concat", local_threshold=0.5, classes=None, edge=None,
+                 edge_threshold=0.5):
         self.devices = list(devices)
-        self.cloud, self.local = cloud, local
+        self.cloud, self.local, self.edge = cloud, local, edge
         self.local_aggregate, self.cloud_aggregate = local_aggregate, cloud_aggregate
         self.local_threshold = float(local_threshold)
+        self.edge_threshold = float(edge_threshold)
         self.classes = [str(c) for c in (classes if classes is not None else cloud.classes)]
         self._check()
 
@@ -104,8 +114,9 @@ class DDNN:
             if kind not in aggregate.KINDS:
                 raise ModelFormatError(f"{name} {kind!r} unknown; supported: "
                                        f"{', '.join(aggregate.KINDS)}")
-        if not 0.0 <= self.local_threshold <= 1.0:
-            raise ModelFormatError(f"local_threshold {self.local_threshold} must be within [0, 1]")
+        for name in ("local_threshold", "edge_threshold"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ModelFormatError(f"{name} {getattr(self, name)} must be within [0, 1]")
         shape = self.devices[0].feature_shape
         for i, device in enumerate(self.devices):
             self._check_classes(f"devices/{i}", device.model)
@@ -114,7 +125,12 @@ class DDNN:
                                        f"devices/0 sends {shape}; every device must send the same")
         self.feature_shape = shape
         self._check_local()
-        self._check_input("cloud", self.cloud, *self._cloud_input())
+        if self.edge is None:
+            self._check_input("cloud", self.cloud, *self._cloud_input())
+        else:
+            self._check_input("edge", self.edge.model, *self._cloud_input())
+            self._check_classes("edge", self.edge.model)
+            self._check_input("cloud", self.cloud, "bits", self.edge.feature_shape)
         self._check_classes("cloud", self.cloud)
 
     def _check_local(self):
@@ -127,7 +143,7 @@ class DDNN:
             self._check_classes("local", self.local)
 
     def _cloud_input(self):
-        """``(input kind, logical shape)`` the cloud section must take."""
+        """``(input kind, logical shape)`` of the devices' merged maps (edge or cloud input)."""
         if self.cloud_aggregate == "average":
             return "float32", self.feature_shape
         if self.cloud_aggregate == "max":
@@ -160,32 +176,36 @@ class DDNN:
                 raise type(error)(f"device {i}: {error}") from None
         return outputs
 
-    def classify(self, views, threshold=None):
+    def classify(self, views, threshold=None, edge_threshold=None):
         """Classify one sample seen by the devices (``None`` for a missing one).
 
         Exits locally when the normalized entropy of the aggregated scores is
         below ``threshold`` (default: the file's ``local_threshold``), else
-        in the cloud. Raises NoDevicesError when every device is missing.
+        at the edge, if any, when its entropy is below ``edge_threshold``
+        (default: the file's), else in the cloud. Raises NoDevicesError when
+        every device is missing.
         """
         outputs = self.run_devices(views)
         return self.decide([None if o is None else o.scores for o in outputs], threshold,
-                           [None if o is None else o.features for o in outputs])
+                           [None if o is None else o.features for o in outputs],
+                           edge_threshold=edge_threshold)
 
-    def decide(self, scores, threshold=None, features=None, cloud=None):
+    def decide(self, scores, threshold=None, features=None, cloud=None, edge=None,
+               edge_threshold=None):
         """The answer from what the devices sent, wherever they ran.
 
         ``scores`` has each device's class scores, None for a missing device;
         ``features`` their packed feature maps, or a function that fetches
         them, called only when the sample does not exit locally (so a remote
-        device sends its map only then). ``cloud`` maps the aggregated feature
-        maps to the cloud's logits (default: the cloud section, here; a
-        Coordinator asks a cloud process). If no map arrives at all, or the
-        cloud fails (RemoteError), the local answer is returned marked
-        "local-fallback".
+        device sends its map only then). ``edge`` maps the devices' merged
+        maps to the edge's ``DeviceOutput`` and ``cloud`` the maps reaching
+        the cloud to its logits (defaults: the sections, here; a Coordinator
+        asks processes). If no map arrives at all, or the edge or the cloud
+        fails (RemoteError), the answer of the tier below stands, marked
+        "local-fallback" or "edge-fallback".
         """
-        threshold = self.local_threshold if threshold is None else float(threshold)
-        if not 0.0 <= threshold <= 1.0:
-            raise ValueError(f"threshold {threshold} must be within [0, 1]")
+        threshold = _threshold(self.local_threshold if threshold is None else threshold)
+        edge_threshold = _threshold(self.edge_threshold if edge_threshold is None else edge_threshold)
         if all(s is None for s in scores):
             raise NoDevicesError(f"all {len(scores)} devices are missing for this sample")
         sent = [0 if s is None else SCORE_BYTES * len(self.classes) for s in scores]
@@ -197,11 +217,20 @@ class DDNN:
             local.exit = "local-fallback"
             return local
         sent = [n + (0 if m is None else self.devices[0].feature_bytes) for n, m in zip(sent, maps)]
+        below = local
         try:
-            logits = self.cloud_logits(maps, cloud)
+            if self.edge is None:
+                up = self.cloud_input(maps)
+            else:
+                output = self.edge_output(maps, edge)
+                below = self._answer(output.scores, "edge", sent)
+                if should_exit(below.entropy, edge_threshold):
+                    return below
+                up = output.features
+            logits = self._cloud(up, cloud)
         except RemoteError:
-            local.exit = "local-fallback"
-            return local
+            below.exit += "-fallback"
+            return below
         return self._answer(logits, "cloud", sent)
 
     def local_logits(self, scores):
@@ -211,16 +240,35 @@ class DDNN:
             return merged
         return self.local.forward(self.local.check_input(merged)).copy()
 
-    def cloud_logits(self, maps, cloud=None):
-        """The cloud section's scores on the aggregated packed feature maps (see ``decide``)."""
+    def edge_output(self, maps, edge=None):
+        """The edge's ``DeviceOutput`` on the devices' merged maps (see ``decide``)."""
         merged = aggregate.feature_maps(self.cloud_aggregate, maps, self.feature_shape)
-        if cloud is not None:
-            logits = cloud(merged)
-            if logits.shape != (len(self.classes),):
-                raise RemoteError(f"cloud scores of shape {logits.shape}, expected "
-                                  f"({len(self.classes)},)")
-            return logits
-        return self.cloud.forward(self.cloud.check_input(merged)).copy()
+        output = edge(merged) if edge is not None else self.edge.run(merged)
+        if output.scores.shape != (len(self.classes),) or \
+                output.features.shape != (self.edge.feature_bytes,):
+            raise RemoteError(f"edge output of shapes {output.scores.shape} and "
+                              f"{output.features.shape}, expected ({len(self.classes)},) and "
+                              f"({self.edge.feature_bytes},)")
+        return output
+
+    def cloud_input(self, maps):
+        """What reaches the cloud from the devices' maps: their merge, or the edge's map of it."""
+        if self.edge is None:
+            return aggregate.feature_maps(self.cloud_aggregate, maps, self.feature_shape)
+        return self.edge_output(maps).features
+
+    def cloud_logits(self, maps):
+        """The cloud section's scores from the devices' packed feature maps."""
+        return self._cloud(self.cloud_input(maps))
+
+    def _cloud(self, x, cloud=None):
+        """The cloud's scores on its input ``x``, here or through ``cloud`` (see ``decide``)."""
+        if cloud is None:
+            return self.cloud.forward(self.cloud.check_input(x)).copy()
+        logits = cloud(x)
+        if logits.shape != (len(self.classes),):
+            raise RemoteError(f"cloud scores of shape {logits.shape}, expected ({len(self.classes)},)")
+        return logits
 
     def _answer(self, logits, tier, sent):
         result = Result(logits, self.classes, tier, bytes_sent=sent)
@@ -230,11 +278,20 @@ class DDNN:
 
     def with_kernels(self, kernels):
         """The same DDNN with every section bound to another kernel backend."""
-        return DDNN([Device(d.model.with_kernels(kernels), d.split) for d in self.devices],
-                    self.cloud.with_kernels(kernels),
+        def rebound(device):
+            return Device(device.model.with_kernels(kernels), device.split)
+        return DDNN([rebound(d) for d in self.devices], self.cloud.with_kernels(kernels),
                     self.local.with_kernels(kernels) if self.local is not None else None,
                     self.local_aggregate, self.cloud_aggregate, self.local_threshold,
-                    self.classes)
+                    self.classes, rebound(self.edge) if self.edge is not None else None,
+                    self.edge_threshold)
+
+
+def _threshold(value):
+    value = float(value)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"threshold {value} must be within [0, 1]")
+    return value
 
 
 class Coordinator:
@@ -250,15 +307,16 @@ class Coordinator:
     device that has not answered within ``deadline`` seconds, or fails, or
     answers garbage, is missing for that phase of that sample. The
     coordinator is the local aggregator (the gateway): the local exit runs
-    here, through ``ddnn.decide``, and so does the cloud section unless
-    ``cloud_url`` names a ``--section cloud`` process, which then gets the
-    aggregated feature map (within ``cloud_timeout`` seconds, else the
-    local answer stands as "local-fallback"). The answers are the
-    in-process ones for the devices that answered.
+    here, through ``ddnn.decide``, and so do the edge and the cloud
+    sections unless ``edge_url`` / ``cloud_url`` name ``--section edge`` /
+    ``--section cloud`` processes, which then get what reaches them (within
+    ``cloud_timeout`` seconds, else the answer of the tier below stands as
+    "local-fallback" or "edge-fallback"). The answers are the in-process
+    ones for the devices that answered.
     """
 
     def __init__(self, ddnn, urls, deadline=1.0, names=None, connect_timeout=None,
-                 cloud_url=None, cloud_timeout=5.0):
+                 cloud_url=None, cloud_timeout=5.0, edge_url=None):
         if len(urls) != len(ddnn.devices):
             raise ValueError(f"{len(urls)} device URLs for {len(ddnn.devices)} devices")
         self.ddnn, self.deadline = ddnn, deadline
@@ -270,11 +328,14 @@ class Coordinator:
                          for url, name in zip(urls, names)]
         self.cloud = None if cloud_url is None else RemoteModel(
             cloud_url, "cloud", connect, cloud_timeout, output="logits")
+        self.edge = None if edge_url is None else [
+            RemoteModel(edge_url, "edge", connect, cloud_timeout, output=output, dtype=None)
+            for output in ("scores", "features")]
         self.missing = [0] * len(urls)          # per device: phases it missed
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=4 * len(urls), thread_name_prefix="device")
 
-    def classify(self, views, threshold=None):
+    def classify(self, views, threshold=None, edge_threshold=None):
         """Like ``DDNN.classify``, with each present view sent to its device process."""
         if len(views) != len(self.scores):
             raise InputError(f"{len(views)} views for {len(self.scores)} devices "
@@ -284,7 +345,13 @@ class Coordinator:
         asked = [None if s is None else v for s, v in zip(scores, views)]
         features = (self.ddnn.devices[0].feature_bytes,), np.uint8
         return self.ddnn.decide(scores, threshold, lambda: self._gather(self.features, asked, features),
-                                self.cloud and self.cloud.infer)
+                                self.cloud and self.cloud.infer, self.edge and self._ask_edge,
+                                edge_threshold)
+
+    def _ask_edge(self, merged):
+        """The edge process's ``DeviceOutput`` for the devices' merged maps (two requests)."""
+        scores, features = (remote.infer(merged) for remote in self.edge)
+        return DeviceOutput(scores.astype(np.float32), features)
 
     def _gather(self, remotes, views, expected):
         """Each device's reply of the ``expected`` (shape, dtype), None when late or failed."""
@@ -316,7 +383,8 @@ class Coordinator:
 
     def close(self):
         self._pool.shutdown(wait=False, cancel_futures=True)
-        for remote in self.scores + self.features + [self.cloud] * (self.cloud is not None):
+        for remote in self.scores + self.features + [self.cloud] * (self.cloud is not None) \
+                + (self.edge or []):
             remote.close()
 
 
@@ -338,6 +406,11 @@ def save_ddnn(ddnn, path):
             group.attrs["split"] = device.split
         if ddnn.local is not None:
             write_model(f.create_group("local"), ddnn.local)
+        if ddnn.edge is not None:
+            f.attrs["edge_threshold"] = ddnn.edge_threshold
+            group = f.create_group("edge")
+            write_model(group, ddnn.edge.model)
+            group.attrs["split"] = ddnn.edge.split
         write_model(f.create_group("cloud"), ddnn.cloud)
 
 
@@ -355,21 +428,24 @@ def _read(reader, kernels):
     if system != SYSTEM:
         reader.fail("/", f"system {system!r}, expected {SYSTEM!r}")
     local_aggregate = reader.typed_attr(f, "local_aggregate", str, "/")
-    members = {"devices", "cloud"} | ({"local"} if local_aggregate == "concat" else set())
-    reader.only(f, ROOT_ATTRS, members, "/")
-    threshold = reader.attr(f, "local_threshold", "/")
-    if not isinstance(threshold, (float, int, np.floating, np.integer)):
-        reader.fail("/", f"local_threshold {threshold!r} is not a number")
+    has_edge = "edge" in f
+    members = {"devices", "cloud"} | ({"local"} if local_aggregate == "concat" else set()) \
+        | ({"edge"} if has_edge else set())
+    reader.only(f, ROOT_ATTRS + (EDGE_ATTRS if has_edge else ()), members, "/")
+    threshold = _number(reader, f, "local_threshold")
+    edge_threshold = _number(reader, f, "edge_threshold") if has_edge else 0.5
     classes = np.asarray(reader.attr(f, "classes", "/"))
     if classes.ndim != 1:
         reader.fail("/", "classes must be a list of names")
     devices = _read_devices(reader, f["devices"], kernels)
     local = _read_section(reader, f, "local", kernels) if "local" in f else None
+    edge = _read_device(reader, f, "edge", kernels) if has_edge else None
     cloud = _read_section(reader, f, "cloud", kernels)
     try:
         return DDNN(devices, cloud, local, local_aggregate,
-                    reader.typed_attr(f, "cloud_aggregate", str, "/"), float(threshold),
-                    [c.decode() if isinstance(c, bytes) else str(c) for c in classes])
+                    reader.typed_attr(f, "cloud_aggregate", str, "/"), threshold,
+                    [c.decode() if isinstance(c, bytes) else str(c) for c in classes],
+                    edge, edge_threshold)
     except ModelFormatError as error:
         raise ModelFormatError(f"{reader.path}: {error}") from None
 
@@ -380,15 +456,24 @@ def _read_devices(reader, group, kernels):
     names = sorted(group)
     if not names or names != sorted(str(i) for i in range(len(names))):
         reader.fail("devices", f"members must be named 0..n-1 (at least one), found {names}")
-    devices = []
-    for i in range(len(names)):
-        where = f"devices/{i}"
-        model = _read_section(reader, group, str(i), kernels, where, ("split",))
-        try:
-            devices.append(Device(model, reader.typed_attr(group[str(i)], "split", int, where)))
-        except ModelFormatError as error:
-            reader.fail(where, str(error))
-    return devices
+    return [_read_device(reader, group, str(i), kernels, f"devices/{i}") for i in range(len(names))]
+
+
+def _read_device(reader, parent, name, kernels, where=None):
+    """A device or the edge: a model group with its ``split``."""
+    where = where or name
+    model = _read_section(reader, parent, name, kernels, where, ("split",))
+    try:
+        return Device(model, reader.typed_attr(parent[name], "split", int, where))
+    except ModelFormatError as error:
+        reader.fail(where, str(error))
+
+
+def _number(reader, f, name):
+    value = reader.attr(f, name, "/")
+    if not isinstance(value, (float, int, np.floating, np.integer)):
+        reader.fail("/", f"{name} {value!r} is not a number")
+    return float(value)
 
 
 def _read_section(reader, parent, name, kernels, where=None, extra=()):

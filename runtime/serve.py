@@ -1,7 +1,7 @@
 """Serve a packed model over the Open Inference Protocol v2 (REST/JSON).
 
     python -m runtime.serve MODEL.h5 [--host 127.0.0.1] [--port 8000] [--name NAME]
-    python -m runtime.serve DDNN.h5 --section devices/0 | cloud | local [...]
+    python -m runtime.serve DDNN.h5 --section devices/0 | edge | cloud | local [...]
 
 The embedded default for a remote tier: standard library HTTP/1.1 with
 keep-alive, one thread per connection. It binds loopback unless told
@@ -91,7 +91,8 @@ class ModelServer(ThreadingHTTPServer):
 
 
 class DeviceServer(ModelServer):
-    """A DDNN device section: answers each view with its class ``scores`` and packed ``features``.
+    """A DDNN device (or edge) section: answers each input with its class ``scores`` and
+    packed ``features``.
 
     The coordinator asks for ``scores`` first and for ``features`` only when
     the sample does not exit locally, so each reply carries just what would
@@ -199,8 +200,8 @@ def main(argv=None):
     parser.add_argument("--name", help="model name in URLs (default: the file's stem)")
     parser.add_argument("--backend", choices=["c", "numpy"])
     parser.add_argument("--max-body", type=int, default=MAX_BODY_BYTES)
-    parser.add_argument("--section", help="serve one section of a DDNN file: devices/I, local "
-                                          "or cloud")
+    parser.add_argument("--section", help="serve one section of a DDNN file: devices/I, edge, "
+                                          "local or cloud")
     args = parser.parse_args(argv)
     name = args.name or os.path.splitext(os.path.basename(args.model))[0]
     try:
@@ -230,14 +231,19 @@ def _section_server(args, name):
     from .kernels import get_kernels
     ddnn = load_ddnn(args.model, kernels=get_kernels(args.backend))
     kind, _, index = args.section.partition("/")
+    device = None
     if kind == "devices" and index.isdigit() and int(index) < len(ddnn.devices):
         device = ddnn.devices[int(index)]
+    elif args.section == "edge":
+        device = ddnn.edge
+    if device is not None:        # the edge answers like a device: scores and features
         return DeviceServer((args.host, args.port), Runtime(device.model, backend=args.backend),
                             name, device, args.max_body)
     section = {"cloud": ddnn.cloud, "local": ddnn.local}.get(args.section)
     if section is None:
         raise EdgeError(f"section {args.section!r} not in {args.model}: choose devices/0.."
-                        f"devices/{len(ddnn.devices) - 1}, cloud" + (", local" if ddnn.local else ""))
+                        f"devices/{len(ddnn.devices) - 1}, cloud" + (", local" if ddnn.local else "")
+                        + (", edge" if ddnn.edge else ""))
     return ModelServer((args.host, args.port), Runtime(section, backend=args.backend), name,
                        args.max_body)
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from runtime import (BatchNorm, BinaryConv2d, BinaryDense, Dense, InputError, Model,
-                     ModelFormatError, Runtime, load_model, save_model)
+                     ModelFormatError, Runtime, Sign, load_model, save_model)
 from runtime import aggregate
 from runtime.bitpack import pack_signs, packed_bytes, unpack_signs
 from runtime.ddnn import DDNN, Device, NoDevicesError, load_ddnn, save_ddnn
@@ -40,13 +40,14 @@ def random_device(seed, flat_scores=False):
     return Device(Model([conv] + head, VIEW, "uint8", classes=CLASSES), split=1)
 
 
-def random_cloud(kind, devices, seed=50):
+def random_cloud(kind, devices, seed=50, shape=None):
+    """The cloud on the devices' merged maps (or on packed signs of ``shape``)."""
     rng = np.random.default_rng(seed)
     if kind == "average":
         size = math.prod(FEATURES)
         return Model([Dense(rng.standard_normal((len(CLASSES), size)), np.zeros(len(CLASSES)))],
                      FEATURES, "float32", classes=CLASSES)
-    shape = FEATURES if kind == "max" else aggregate.concat_shape(FEATURES, devices)
+    shape = shape or (FEATURES if kind == "max" else aggregate.concat_shape(FEATURES, devices))
     return Model(_scores_head(rng, shape), shape, "bits", classes=CLASSES)
 
 
@@ -57,10 +58,28 @@ def random_local(devices, seed=60):
                  (size,), "float32", classes=CLASSES)
 
 
-def random_ddnn(devices=4, local="max", cloud="concat", threshold=0.5, seed=0):
-    return DDNN([random_device(seed + i) for i in range(devices)], random_cloud(cloud, devices),
+EDGE_BITS = 12                     # the edge's map to the cloud: 12 signs, 2 bytes
+
+
+def random_edge(kind, devices, seed=70):
+    """The devices' merged maps -> [sign for average] -> binary dense 12 -> [split] -> scores."""
+    rng = np.random.default_rng(seed)
+    shape = aggregate.concat_shape(FEATURES, devices) if kind == "concat" else FEATURES
+    first = [Sign()] if kind == "average" else []
+    layout = (math.prod(shape),) if first else shape        # sign gives a flat vector
+    weight = pack_signs(rng.standard_normal((EDGE_BITS,) + layout)).reshape(EDGE_BITS, -1)
+    threshold, flip = fold_sign(rng.standard_normal(EDGE_BITS), rng.uniform(-3, 3, EDGE_BITS))
+    model = Model(first + [BinaryDense(weight, threshold, flip)] + _scores_head(rng, (EDGE_BITS,)),
+                  shape, "float32" if kind == "average" else "bits", classes=CLASSES)
+    return Device(model, split=len(first) + 1)
+
+
+def random_ddnn(devices=4, local="max", cloud="concat", threshold=0.5, seed=0, edge=False,
+                edge_threshold=0.5):
+    top = random_cloud("max", 1, shape=(EDGE_BITS,)) if edge else random_cloud(cloud, devices)
+    return DDNN([random_device(seed + i) for i in range(devices)], top,
                 random_local(devices) if local == "concat" else None, local, cloud, threshold,
-                CLASSES)
+                CLASSES, random_edge(cloud, devices) if edge else None, edge_threshold)
 
 
 def views(n_devices, seed=7):
@@ -197,7 +216,7 @@ def test_entropy_check_values():
 
 # the DDNN in one process -------------------------------------------------------
 
-def expected_answer(ddnn, views_, threshold):
+def expected_answer(ddnn, views_, threshold, edge_threshold=None):
     """The DDNN computed from its sections by hand: the oracle for classify."""
     outputs = [None if v is None else d.run(v) for d, v in zip(ddnn.devices, views_)]
     scores = [None if o is None else o.scores for o in outputs]
@@ -208,6 +227,12 @@ def expected_answer(ddnn, views_, threshold):
         return "local", merged
     maps = [None if o is None else o.features for o in outputs]
     merged = aggregate.feature_maps(ddnn.cloud_aggregate, maps, ddnn.feature_shape)
+    if ddnn.edge is not None:
+        edge = ddnn.edge.model
+        logits, cut = edge.forward_split(edge.check_input(merged), ddnn.edge.split)
+        if normalized_entropy(softmax(logits)) < edge_threshold:
+            return "edge", logits.copy()
+        merged = cut[:ddnn.edge.feature_bytes].copy()
     return "cloud", Runtime(ddnn.cloud).classify(merged).logits
 
 
@@ -428,3 +453,59 @@ def test_maps_are_fetched_only_when_the_sample_goes_up():
     assert asked and fallback.exit == "local-fallback"
     assert fallback.bytes_sent == [12, 12, 12]
     np.testing.assert_array_equal(fallback.logits, ddnn.classify(views(3), 1.0).logits)
+
+
+# the edge tier ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("cloud", aggregate.KINDS)
+def test_edge_tier_exits_between_local_and_cloud(cloud):
+    ddnn = random_ddnn(3, "max", cloud, edge=True)
+    seen = set()
+    for seed in range(6):
+        sample = views(3, seed)
+        sample[seed % 3] = None if seed % 2 else sample[seed % 3]
+        for threshold, edge_threshold in ((0.0, 0.0), (0.0, 1.0), (1.0, 0.0), (0.0, 0.9)):
+            result = ddnn.classify(sample, threshold, edge_threshold)
+            tier, logits = expected_answer(ddnn, sample, threshold, edge_threshold)
+            assert result.exit == tier
+            np.testing.assert_allclose(result.logits, logits, rtol=1e-6, atol=1e-6)
+            seen.add(tier)
+            up = tier != "local"
+            assert result.bytes_sent == [0 if v is None else 12 + up * ddnn.devices[0].feature_bytes
+                                         for v in sample]
+    assert seen == {"local", "edge", "cloud"}
+
+
+def test_edge_must_fit_the_devices_and_the_cloud():
+    good = random_ddnn(3, "max", "max", edge=True)
+    with pytest.raises(ModelFormatError, match="edge: takes bits"):
+        DDNN(good.devices, good.cloud, None, "max", "concat", 0.5, CLASSES, good.edge)
+    with pytest.raises(ModelFormatError, match=r"cloud: takes bits \(3, 3, 5\)"):
+        DDNN(good.devices, random_cloud("max", 3), None, "max", "max", 0.5, CLASSES, good.edge)
+    with pytest.raises(ModelFormatError, match="edge_threshold 1.5"):
+        DDNN(good.devices, good.cloud, None, "max", "max", 0.5, CLASSES, good.edge, 1.5)
+
+
+def test_edge_round_trips_through_the_file(tmp_path):
+    ddnn = random_ddnn(3, "concat", "concat", edge=True, edge_threshold=0.7)
+    save_ddnn(ddnn, tmp_path / "edge.h5")
+    loaded = load_ddnn(tmp_path / "edge.h5")
+    assert (loaded.edge.split, loaded.edge_threshold) == (1, 0.7)
+    for seed in range(4):
+        for thresholds in ((0.0, 0.0), (0.0, 1.0)):
+            a, b = ddnn.classify(views(3, seed), *thresholds), loaded.classify(views(3, seed), *thresholds)
+            assert (a.exit, a.label) == (b.exit, b.label)
+            np.testing.assert_array_equal(a.logits, b.logits)
+    assert loaded.classify(views(3), 0.0).exit == ddnn.classify(views(3), 0.0, 0.7).exit
+    edit(tmp_path / "edge.h5", lambda f: f.attrs.__delitem__("edge_threshold"))
+    with pytest.raises(ModelFormatError, match="edge_threshold"):
+        load_ddnn(tmp_path / "edge.h5")
+
+
+def test_edge_backends_agree():
+    ddnn = random_ddnn(3, "max", "concat", edge=True)
+    twin = ddnn.with_kernels(get_kernels("numpy"))
+    for seed in range(4):
+        a, b = ddnn.classify(views(3, seed), 0.0, 0.0), twin.classify(views(3, seed), 0.0, 0.0)
+        assert a.exit == b.exit == "cloud"
+        np.testing.assert_array_equal(a.logits, b.logits)

@@ -114,7 +114,7 @@ def test_a_late_or_broken_device_is_missing(ddnn_path, devices, mode):
 
 def test_cloud_section_served_alone(ddnn_path):
     ddnn = load_ddnn(ddnn_path)
-    cloud = start_cloud(ddnn_path)
+    cloud = start_section(ddnn_path, "cloud")
     try:
         outputs = [ddnn.devices[i].run(v) for i, v in enumerate(views(DEVICES))]
         merged = np.concatenate([o.features for o in outputs])
@@ -124,15 +124,15 @@ def test_cloud_section_served_alone(ddnn_path):
         cloud.stop()
 
 
-def start_cloud(path):
-    return Process(["-m", "runtime.serve", str(path), "--port", "0", "--section", "cloud",
-                    "--name", "cloud"])
+def start_section(path, section):
+    return Process(["-m", "runtime.serve", str(path), "--port", "0", "--section", section,
+                    "--name", section])
 
 
 def test_every_tier_a_process_answers_as_in_process(ddnn_path, devices):
     """Devices and cloud as processes, the coordinator as the gateway; then the cloud dies."""
     ddnn = load_ddnn(ddnn_path)
-    cloud = start_cloud(ddnn_path)
+    cloud = start_section(ddnn_path, "cloud")
     remote = Coordinator(ddnn, [p.url for p in devices], deadline=2.0, cloud_url=cloud.url,
                          cloud_timeout=2.0)
     try:
@@ -156,6 +156,36 @@ def test_every_tier_a_process_answers_as_in_process(ddnn_path, devices):
     finally:
         remote.close()
         cloud.stop()
+
+
+def test_edge_and_cloud_processes_answer_as_in_process(tmp_path_factory):
+    """Devices, edge and cloud each a process; then the cloud dies, then the edge."""
+    path = tmp_path_factory.mktemp("edge") / "edge.h5"
+    save_ddnn(random_ddnn(DEVICES, "max", "concat", edge=True, edge_threshold=0.6), path)
+    ddnn = load_ddnn(path)
+    devices, edge, cloud = start_devices(path), start_section(path, "edge"), start_section(path, "cloud")
+    remote = Coordinator(ddnn, [p.url for p in devices], deadline=2.0, cloud_url=cloud.url,
+                         edge_url=edge.url, cloud_timeout=2.0)
+    try:
+        exits = set()
+        for seed in range(8):
+            for thresholds in ((0.0, 0.0), (0.0, 1.0), (0.0, 0.6), (1.0, 0.0)):
+                local = ddnn.classify(views(DEVICES, seed), *thresholds)
+                assert_same(remote.classify(views(DEVICES, seed), *thresholds), local)
+                exits.add(local.exit)
+        assert exits == {"local", "edge", "cloud"}
+        cloud.kill()
+        result = remote.classify(views(DEVICES), 0.0, 0.0)
+        assert result.exit == "edge-fallback"
+        np.testing.assert_array_equal(result.logits, ddnn.classify(views(DEVICES), 0.0, 1.0).logits)
+        edge.kill()
+        result = remote.classify(views(DEVICES), 0.0, 0.0)
+        assert result.exit == "local-fallback"
+        np.testing.assert_array_equal(result.logits, ddnn.classify(views(DEVICES), 1.0).logits)
+    finally:
+        remote.close()
+        for process in devices + [edge, cloud]:
+            process.stop()
 
 
 def test_unknown_section_is_refused(ddnn_path):
