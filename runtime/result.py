@@ -11,8 +11,9 @@ class Result:
     softmax probabilities of ``logits`` (the answering model's raw outputs);
     ``entropy`` is their normalized entropy in [0, 1]; ``exit`` names the
     tier that answered: "local", "remote" or "local-fallback" (the remote
-    tier failed); a DDNN answers "local", "cloud", or "local-fallback" when
-    no device's feature map reached the cloud. ``timings`` (seconds per tier
+    tier failed); a DDNN answers "local", "edge", "cloud", or "local-fallback"
+    / "edge-fallback" when the tier above that one could not answer (no
+    feature map arrived, or its process failed). ``timings`` (seconds per tier
     and in total) is filled in by cascades and is None for a local-only
     runtime. ``bytes_sent`` is filled in by a DDNN: the bytes each device sent
     for this sample (0 for a missing device), None elsewhere.
