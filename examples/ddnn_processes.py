@@ -1,10 +1,11 @@
-"""Run a DDNN's devices and its cloud as separate processes over loopback; kill a device halfway.
+"""Run a DDNN's devices, edge and cloud as separate processes over loopback; kill a device halfway.
 
     python3 examples/ddnn_processes.py --data ../shared/data/mnist [--model models/ddnn/max-concat.h5]
-        [--samples 200] [--deadline 0.5] [--threshold T]
+        [--samples 200] [--deadline 0.5] [--threshold T] [--edge-threshold T]
 
 Starts one ``python -m runtime.serve MODEL --section devices/I`` process per
-device and one ``--section cloud`` process, classifies multi-view test
+device, one ``--section cloud`` process and, when the model has an edge, one
+``--section edge`` process, classifies multi-view test
 digits through a ``Coordinator`` (the gateway: it aggregates and takes the
 local exit), kills
 device 0 halfway through, and checks every answer against the in-process
@@ -39,39 +40,40 @@ def main(argv=None):
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--deadline", type=float, default=0.5)
     parser.add_argument("--threshold", type=float, help="local exit threshold T (default: the file's)")
+    parser.add_argument("--edge-threshold", type=float, help="edge exit threshold (default: the file's)")
     args = parser.parse_args(argv)
     ddnn = load_ddnn(args.model)
     images, labels = mnist.load(args.data, "test")
     views = multiview.make_views(images[:args.samples], "test")
     servers = [start(args.model, f"devices/{i}") for i in range(len(ddnn.devices))]
-    cloud = start(args.model, "cloud")
+    tiers = [start(args.model, "cloud")] + ([start(args.model, "edge")] if ddnn.edge else [])
     coordinator = Coordinator(ddnn, [url for _, url in servers], deadline=args.deadline,
                               names=[f"devices{i}" for i in range(len(servers))],
-                              cloud_url=cloud[1])
-    correct = same = sent = clouded = 0
+                              cloud_url=tiers[0][1], edge_url=tiers[1][1] if ddnn.edge else None)
+    correct = same = sent = 0
+    exits = {}
     try:
         for i in range(args.samples):
             if i == args.samples // 2:
                 servers[0][0].kill()
                 print(f"killed device 0 before sample {i}")
             sample = list(views[:, i])
-            result = coordinator.classify(sample, args.threshold)
+            result = coordinator.classify(sample, args.threshold, args.edge_threshold)
             if i >= args.samples // 2:
                 sample[0] = None
-            expected = ddnn.classify(sample, args.threshold)
+            expected = ddnn.classify(sample, args.threshold, args.edge_threshold)
             same += (result.label, result.exit, result.bytes_sent) == \
                 (expected.label, expected.exit, expected.bytes_sent)
             correct += result.label == labels[i]
-            clouded += result.exit == "cloud"
+            exits[result.exit] = exits.get(result.exit, 0) + 1
             sent += sum(result.bytes_sent)
     finally:
         coordinator.close()
-        for process, _ in servers + [cloud]:
+        for process, _ in servers + tiers:
             process.kill()
             process.wait()
     print(f"{args.samples} samples: accuracy {correct / args.samples:.2%}, "
-          f"{sent / args.samples:.0f} bytes sent per sample, {clouded} answered by the cloud "
-          f"process, "
+          f"{sent / args.samples:.0f} bytes sent per sample, answers per tier {exits}, "
           f"{same} answers identical to the in-process DDNN, device 0 missed "
           f"{coordinator.missing[0]} phases")
 
