@@ -4,7 +4,9 @@
 
 In one run, interleaved: the floor (bench/binary_floor.c, sizes fixed at
 compile time, built with -O3 -march=native, over the same packed weights),
-``classify`` on the C backend, on the NumPy twin, and the float
+``classify`` on the C backend, the C backend's ``Model.forward`` alone (the
+kernel's one call, without input checks, softmax summary and result), on
+the NumPy twin, and the float
 784-1000-500-10 ``classify``; then a binary conv net's time and the peak
 memory one ``classify`` allocates.
 """
@@ -96,7 +98,13 @@ def main():
         def loop(rt):
             return lambda: [rt.classify(x) for x in inputs]
 
-        times = interleaved({"floor": floor, "binary C": loop(runtimes["c"]),
+        model = runtimes["c"].model
+        checked = [model.check_input(x) for x in inputs]
+
+        def forward():      # the one C call of the chain, without checks, summary and result
+            return [model.forward(x) for x in checked]
+
+        times = interleaved({"floor": floor, "binary C": loop(runtimes["c"]), "C forward": forward,
                              "binary NumPy": loop(runtimes["numpy"]), "float": loop(float_rt)},
                             calls=1, rounds=15, warmup=2)
     per_sample = {name: t / SAMPLES for name, t in times.items()}

@@ -74,7 +74,8 @@ def test_reproduction_script_on_tiny_nets(trained, mnist_dir, tmp_path):
                          "--out", str(out), "--test", "60", "--threshold", "0.5"])
     text = out.read_text()
     for heading in ("### Threshold sweep (local exit)", "### Each device removed (T = 0.50)",
-                    "## With an edge tier", "### Edge threshold sweep (local T = 0.50)",
+                    "## With an edge tier", "### Edge threshold sweep", "| 0.50 | 0.40 |",
                     "## Aggregation comparison"):
         assert heading in text
     assert "| max | concat |" in text and "| concat | average |" in text and "+- 0.00" in text
+    assert "Per aggregator" in text and "local exit accuracy" in text
