@@ -99,10 +99,13 @@ static inline struct emitter emitter_start(const int32_t *threshold, const uint8
  * loop is compiled without the test. */
 static inline void emit(const struct emitter *e, int to_bits, int32_t j, int32_t dot)
 {
-    if (!to_bits)
+    if (!to_bits) {
         e->dots[j] = (float)dot;   /* exact: callers keep |dot| < 2^24 */
-    else if ((dot >= e->threshold[j]) ^ (e->flip[j] & 1))
-        e->bits[j >> 3] |= (uint8_t)(0x80u >> (j & 7));
+    } else {
+        /* no branch on the bit: on real inputs it is a coin toss the CPU would mispredict */
+        const unsigned bit = (unsigned)(dot >= e->threshold[j]) ^ (e->flip[j] & 1u);
+        e->bits[j >> 3] |= (uint8_t)(bit << (7 - (j & 7)));
+    }
 }
 
 #if defined(__GNUC__) || defined(__clang__)
