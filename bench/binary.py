@@ -106,7 +106,7 @@ def main():
 
         times = interleaved({"floor": floor, "binary C": loop(runtimes["c"]), "C forward": forward,
                              "binary NumPy": loop(runtimes["numpy"]), "float": loop(float_rt)},
-                            calls=1, rounds=15, warmup=2)
+                            calls=5, rounds=15, warmup=2, rotate=True)
     per_sample = {name: t / SAMPLES for name, t in times.items()}
     per_sample["floor"] = float(np.median(floor_times))
     base = per_sample["binary C"]

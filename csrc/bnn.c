@@ -108,6 +108,27 @@ static inline void emit(const struct emitter *e, int to_bits, int32_t j, int32_t
     }
 }
 
+/* Four outputs j..j+3, j a multiple of 4: their bits share one byte, so
+ * they are gathered into a nibble and written once. */
+static inline void emit4(const struct emitter *e, int to_bits, int32_t j, int32_t d0, int32_t d1,
+                         int32_t d2, int32_t d3)
+{
+    if (!to_bits) {
+        emit(e, 0, j, d0);
+        emit(e, 0, j + 1, d1);
+        emit(e, 0, j + 2, d2);
+        emit(e, 0, j + 3, d3);
+        return;
+    }
+    const int32_t *t = e->threshold + j;
+    const uint8_t *f = e->flip + j;
+    const unsigned nibble = (((unsigned)(d0 >= t[0]) ^ (f[0] & 1u)) << 3)
+                          | (((unsigned)(d1 >= t[1]) ^ (f[1] & 1u)) << 2)
+                          | (((unsigned)(d2 >= t[2]) ^ (f[2] & 1u)) << 1)
+                          | ((unsigned)(d3 >= t[3]) ^ (f[3] & 1u));
+    e->bits[j >> 3] |= (uint8_t)(nibble << (4 - (j & 4)));
+}
+
 #if defined(__GNUC__) || defined(__clang__)
 #define BNN_ALWAYS_INLINE inline __attribute__((always_inline))
 #else
@@ -228,17 +249,20 @@ void bnn_bitplanes(const uint8_t *x, int32_t n, int32_t plane_bytes, uint8_t *pl
 
 void bnn_pack_signs(const float *x, int32_t n, uint8_t *out)
 {
-    unsigned pending = 0;
-    int32_t i;
-    for (i = 0; i < n; i++) {
-        pending = (pending << 1) | (unsigned)(x[i] >= 0.0f);
-        if ((i & 7) == 7) {
-            out[i >> 3] = (uint8_t)pending;
-            pending = 0;
-        }
+    int32_t i = 0;
+    /* eight comparisons per byte, no loop-carried shifting: compilers turn
+     * this into straight-line (or vector) code */
+    for (; i + 8 <= n; i += 8)
+        out[i >> 3] = (uint8_t)((unsigned)(x[i] >= 0.0f) << 7 | (unsigned)(x[i + 1] >= 0.0f) << 6
+                              | (unsigned)(x[i + 2] >= 0.0f) << 5 | (unsigned)(x[i + 3] >= 0.0f) << 4
+                              | (unsigned)(x[i + 4] >= 0.0f) << 3 | (unsigned)(x[i + 5] >= 0.0f) << 2
+                              | (unsigned)(x[i + 6] >= 0.0f) << 1 | (unsigned)(x[i + 7] >= 0.0f));
+    if (i < n) {
+        unsigned byte = 0;
+        for (int32_t k = 0; i + k < n; k++)
+            byte |= (unsigned)(x[i + k] >= 0.0f) << (7 - k);
+        out[i >> 3] = (uint8_t)byte;
     }
-    if (n & 7)
-        out[n >> 3] = (uint8_t)(pending << (8 - (n & 7)));
 }
 
 void bnn_scale_shift(const float *in, int32_t n, const float *scale, const float *shift,
