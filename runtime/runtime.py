@@ -62,20 +62,22 @@ class Runtime:
     def classify_local(self, x):
         """Classify one sample with the model on this device only."""
         model = self.model
-        return self._result(model.forward(model.check_input(x)).copy())
+        logits = model.forward(model.check_input(x))      # this thread's reused buffer
+        return self._result(logits.copy(), model.kernels.summarize(logits))
 
     def classify_batch(self, x):
         """Classify many samples (first axis); the same answers as a loop."""
         logits = self.model.forward_batch(self.model.check_batch(x))
-        return [self._result(row) for row in logits]
+        summarize = self.model.kernels.summarize
+        return [self._result(row, summarize(row)) for row in logits]
 
     def close(self):
         """Release the remote tier's connections and threads (cascades)."""
         if self.cascade is not None:
             self.cascade.close()
 
-    def _result(self, logits):
-        result = Result(logits, self._names, "local", summary=self.model.kernels.summarize(logits))
+    def _result(self, logits, summary):
+        result = Result(logits, self._names, "local", summary=summary)
         if not result.finite:
             raise InputError("the model's outputs are not finite for this input "
                              "(values far outside the trained range?)")

@@ -53,14 +53,25 @@ def summarize(logits):
     """``exits.summarize`` in C: ``(label, confidence, normalized_entropy)`` of float32 logits.
 
     The same formulas in double; the label is always the same, confidence and
-    entropy may differ from Python's in the last bits (summation order).
+    entropy may differ from Python's in the last bits (summation order). The
+    pointer of the last array seen is kept: a model's output buffer, summarized
+    sample after sample, is converted once.
     """
-    if logits.dtype is not _FLOAT32 or logits.ndim != 1 or logits.size < 2:
+    last = _last_logits[0]
+    if logits is last[0]:
+        pointer = last[1]
+    elif logits.dtype is not _FLOAT32 or logits.ndim != 1 or logits.size < 2:
         raise ValueError(f"logits: expected a 1-D float32 array of at least 2 scores, "
                          f"got {logits.dtype} {logits.shape}")
-    # from_buffer refuses an array that is not contiguous
-    s = lib.bnn_summarize(ffi.from_buffer("float[]", logits), logits.size)
+    else:
+        # from_buffer refuses an array that is not contiguous
+        pointer = ffi.from_buffer("float[]", logits)
+        _last_logits[0] = (logits, pointer)      # one assignment: safe across threads
+    s = lib.bnn_summarize(pointer, logits.size)
     return s.label, s.confidence, s.entropy
+
+
+_last_logits = [(None, None)]
 
 
 def _step(fields, source, out):
