@@ -247,22 +247,35 @@ void bnn_bitplanes(const uint8_t *x, int32_t n, int32_t plane_bytes, uint8_t *pl
     }
 }
 
-void bnn_pack_signs(const float *x, int32_t n, uint8_t *out)
+int32_t bnn_pack_signs(const float *x, int32_t n, uint8_t *out)
 {
+    /* x * 0 is +-0 for every finite x and NaN for NaN and infinity: eight
+     * running sums of it (no dependence between them) flag a bad value
+     * without a branch, at the cost of a multiply-add per value */
+    float probe[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
     int32_t i = 0;
     /* eight comparisons per byte, no loop-carried shifting: compilers turn
      * this into straight-line (or vector) code */
-    for (; i + 8 <= n; i += 8)
+    for (; i + 8 <= n; i += 8) {
         out[i >> 3] = (uint8_t)((unsigned)(x[i] >= 0.0f) << 7 | (unsigned)(x[i + 1] >= 0.0f) << 6
                               | (unsigned)(x[i + 2] >= 0.0f) << 5 | (unsigned)(x[i + 3] >= 0.0f) << 4
                               | (unsigned)(x[i + 4] >= 0.0f) << 3 | (unsigned)(x[i + 5] >= 0.0f) << 2
                               | (unsigned)(x[i + 6] >= 0.0f) << 1 | (unsigned)(x[i + 7] >= 0.0f));
+        for (int32_t k = 0; k < 8; k++)
+            probe[k] += x[i + k] * 0.0f;
+    }
     if (i < n) {
         unsigned byte = 0;
-        for (int32_t k = 0; i + k < n; k++)
+        for (int32_t k = 0; i + k < n; k++) {
             byte |= (unsigned)(x[i + k] >= 0.0f) << (7 - k);
+            probe[k] += x[i + k] * 0.0f;
+        }
         out[i >> 3] = (uint8_t)byte;
     }
+    int32_t bad = 0;
+    for (int32_t k = 0; k < 8; k++)
+        bad |= probe[k] != probe[k];
+    return bad;
 }
 
 void bnn_scale_shift(const float *in, int32_t n, const float *scale, const float *shift,
@@ -299,8 +312,9 @@ bnn_summary bnn_summarize(const float *logits, int32_t n)
     return s;
 }
 
-void bnn_run(const bnn_step *steps, int32_t n_steps, const void *input)
+int32_t bnn_run(const bnn_step *steps, int32_t n_steps, const void *input)
 {
+    int32_t bad = 0;
     for (int32_t k = 0; k < n_steps; k++) {
         const bnn_step *s = &steps[k];
         const void *in = k ? s->in : input;
@@ -308,7 +322,7 @@ void bnn_run(const bnn_step *steps, int32_t n_steps, const void *input)
         float *dots = s->threshold ? NULL : s->out;
         switch (s->op) {
         case BNN_PACK_SIGNS:
-            bnn_pack_signs(in, s->n_in, s->out);
+            bad |= bnn_pack_signs(in, s->n_in, s->out);
             break;
         case BNN_DENSE_BITS:
             bnn_dense_bits(in, s->weight, s->n_out, s->row_bytes, s->n_in, s->threshold,
@@ -327,6 +341,7 @@ void bnn_run(const bnn_step *steps, int32_t n_steps, const void *input)
             break;
         }
     }
+    return bad;
 }
 
 const char *bnn_popcount_path(void)

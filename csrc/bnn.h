@@ -59,8 +59,9 @@ typedef struct {
 void bnn_conv_pool(const uint8_t *x, const bnn_conv_shape *shape, const uint8_t *weight,
                    const int32_t *threshold, const uint8_t *flip, uint8_t *out);
 
-/* Signs of float values, packed: bit = (x >= 0). */
-void bnn_pack_signs(const float *x, int32_t n, uint8_t *out);
+/* Signs of float values, packed: bit = (x >= 0). Returns nonzero when a
+ * value is NaN or infinite (its sign means nothing; the caller refuses it). */
+int32_t bnn_pack_signs(const float *x, int32_t n, uint8_t *out);
 
 /* Float scores: out[j] = in[j] * scale[j] + shift[j], rounded to float after
  * the product and after the sum (as NumPy does: no fused multiply-add). */
@@ -106,7 +107,8 @@ typedef struct {
     const bnn_conv_shape *conv;
 } bnn_step;
 
-void bnn_run(const bnn_step *steps, int32_t n_steps, const void *input);
+/* Returns nonzero when a PACK_SIGNS step met a NaN or infinite value. */
+int32_t bnn_run(const bnn_step *steps, int32_t n_steps, const void *input);
 
 /* Which popcount the kernels use on this CPU: "neon", "popcnt" or "portable". */
 const char *bnn_popcount_path(void);

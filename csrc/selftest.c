@@ -7,6 +7,7 @@
  *
  *   cc -std=c99 -O2 csrc/bnn.c csrc/selftest.c -o selftest && ./selftest
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,8 +171,19 @@ int main(void)
     float floats[19] = {0.0f, -0.0f, 1.5f, -2.0f, 3.0f, -1e-30f, 1e-30f, 7.0f, -7.0f, 0.5f,
                         -0.5f, 2.0f, -3.0f, 4.0f, -4.0f, 0.0f, 1.0f, -1.0f, 9.0f};
     uint8_t packed[3];
-    bnn_pack_signs(floats, 19, packed);
+    int32_t bad = bnn_pack_signs(floats, 19, packed);
     expect(packed[0] == 0xEB && packed[1] == 0x55 && packed[2] == 0xA0, "pack_signs", packed[0], packed[1]);
+    expect(bad == 0, "pack_signs: finite values", bad, 0);
+    const float odd[10] = {1.0f, NAN, -INFINITY, 2.0f, 0.0f, 3.0f, 4.0f, 5.0f, INFINITY, -1.0f};
+    uint8_t odd_packed[2];
+    bad = bnn_pack_signs(odd, 10, odd_packed);
+    expect(bad != 0, "pack_signs: NaN and infinite values flagged", bad, 1);
+    for (int k = 0; k < 10; k++) {       /* each position alone, in the body and the tail */
+        float one[10] = {0.0f, 1.0f, 2.0f, 3.0f, 4.0f, 5.0f, 6.0f, 7.0f, 8.0f, 9.0f};
+        one[k] = k % 2 ? NAN : -INFINITY;
+        bad = bnn_pack_signs(one, 10, odd_packed);
+        expect(bad != 0, "pack_signs: one bad value flagged", k, bad);
+    }
     mix(packed, 3);
     printf("bnn selftest: %s, popcount path %s, checksum %08x\n",
            failures ? "FAILED" : "ok", bnn_popcount_path(), (unsigned)checksum);

@@ -28,3 +28,6 @@ class InputError(EdgeError, ValueError):
 
 class InputTypeError(InputError, TypeError):
     """A sample is not a NumPy array."""
+
+
+NON_FINITE = "input contains NaN or infinite values"

@@ -11,7 +11,7 @@ import threading
 import numpy as np
 
 from .bitpack import packed_bytes, padding_mask, word_padded
-from .errors import InputError, InputTypeError, ModelFormatError
+from .errors import NON_FINITE, InputError, InputTypeError, ModelFormatError
 from .layers import Signal
 from .layers.base import Layer
 
@@ -179,6 +179,10 @@ class Model:
         if signal.kind != "float":
             raise ModelFormatError(f"the last layer gives {signal.describe()}, expected float scores")
         self.output = signal
+        # a sign step reading the (preprocessed) input refuses NaN and infinity
+        # itself, in the same pass: the input check then need not scan the values
+        first = next(step for step in steps if step.kind != "preprocess")
+        self._sign_reads_input = first.kind == "sign"
         return steps
 
     @property
@@ -224,8 +228,8 @@ class Model:
             raise InputError(f"input dtype {x.dtype}, expected a float array")
         # x.x is finite exactly when every value is, unless a huge value
         # overflows the square: only then look value by value.
-        if not (math.isfinite(np.vdot(x, x)) or np.isfinite(x).all()):
-            raise InputError("input contains NaN or infinite values")
+        if not (self._sign_reads_input or math.isfinite(np.vdot(x, x)) or np.isfinite(x).all()):
+            raise InputError(NON_FINITE)
         return x if x.dtype == np.float32 else x.astype(np.float32)
 
     def _checked_bits(self, x):

@@ -4,7 +4,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from runtime import (BatchNorm, BinaryConv2d, BinaryDense, Dense, Model, ModelFormatError,
+from runtime import (BatchNorm, BinaryConv2d, BinaryDense, Dense, InputError, Model, ModelFormatError,
                      Runtime, Sign, save_model)
 from runtime.bitpack import pack_signs
 from runtime.fold import fold_sign
@@ -182,3 +182,28 @@ def test_per_thread_runners_and_buffers_are_made_once():
     first = rt.model._local.runs
     rt.classify(images(1)[0])
     assert rt.model._local.runs is first
+
+
+@pytest.mark.parametrize("where", [0, 7, 8, 20])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_signs_of_nan_or_infinity_are_refused(where, bad):
+    """The sign step checks its input itself (the model then skips its own scan)."""
+    rng = np.random.default_rng(3)
+    model = Model([Sign(), BinaryDense(pack_signs(rng.standard_normal((4, 21))))], (21,))
+    runtime = Runtime(model)
+    x = rng.standard_normal(21).astype(np.float32)
+    assert np.isfinite(runtime.classify(x).entropy)
+    x[where] = bad
+    with pytest.raises(InputError, match="NaN or infinite"):
+        runtime.classify(x)
+    with pytest.raises(InputError, match="NaN or infinite"):
+        runtime.classify_batch(np.stack([np.zeros_like(x), x]))
+
+
+def test_a_sign_after_an_overflowing_float_layer_refuses_it():
+    dense = Dense(np.full((16, 3), 1e30), np.zeros(16))
+    model = Model([dense, Sign(), BinaryDense(pack_signs(np.ones((2, 16))))], (3,))
+    runtime = Runtime(model)
+    assert runtime.classify(np.full(3, 1e-3, np.float32)).label in (0, 1)
+    with np.errstate(over="ignore"), pytest.raises(InputError, match="NaN or infinite"):
+        runtime.classify(np.full(3, 1e10, np.float32))

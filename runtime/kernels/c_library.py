@@ -12,6 +12,7 @@ from itertools import groupby
 
 import numpy as np
 
+from ..errors import NON_FINITE, InputError
 from ._bnn import ffi, lib
 
 name = "c"
@@ -84,7 +85,8 @@ def _step(fields, source, out):
     call = lib.bnn_run
 
     def run(x):
-        call(steps, 1, source(x))
+        if call(steps, 1, source(x)):
+            raise InputError(NON_FINITE)
         return out
     run.step = (fields, source, out)        # also keeps the pointers' owners alive
     return run
@@ -112,7 +114,8 @@ def _chain(runs):
     n_steps, source, out, call = len(runs), runs[0].step[1], runs[-1].step[2], lib.bnn_run
 
     def run(x):
-        call(steps, n_steps, source(x))
+        if call(steps, n_steps, source(x)):     # a sign step met NaN or infinity
+            raise InputError(NON_FINITE)
         return out
     run.keep = fields
     return run

@@ -9,6 +9,7 @@ and integer matrix products), so comparing it with the C kernel tests both.
 import numpy as np
 
 from ..bitpack import unpack_signs
+from ..errors import NON_FINITE, InputError
 from ..exits import summarize  # noqa: F401  (the C backend's is bnn_summarize)
 
 name = "numpy"
@@ -99,6 +100,8 @@ class PackSigns:
 
     def runner(self, work, out):
         def run(x):
+            if not np.isfinite(x).all():    # a sign of NaN or infinity means nothing
+                raise InputError(NON_FINITE)
             bits = np.packbits(x >= 0)
             out[:bits.size] = bits
             return out
