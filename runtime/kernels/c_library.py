@@ -81,14 +81,8 @@ def _step(fields, source, out):
     ``fields`` are the step's ``bnn_step`` fields but its input, which
     ``source(x)`` checks and converts per call.
     """
-    steps = ffi.new("bnn_step[1]", [fields])
-    call = lib.bnn_run
-
-    def run(x):
-        if call(steps, 1, source(x)):
-            raise InputError(NON_FINITE)
-        return out
-    run.step = (fields, source, out)        # also keeps the pointers' owners alive
+    run = _call([fields], source, out)
+    run.step = (fields, source, out)
     return run
 
 
@@ -110,14 +104,19 @@ def _chain(runs):
     for k in range(1, len(runs)):
         # each step reads the buffer its predecessor writes, checked as any input
         fields[k]["in"] = runs[k].step[1](runs[k - 1].step[2])
+    return _call(fields, runs[0].step[1], runs[-1].step[2])
+
+
+def _call(fields, source, out):
+    """The per-sample call of the ``bnn_step``s ``fields``: one ``bnn_run``."""
     steps = ffi.new("bnn_step[]", fields)
-    n_steps, source, out, call = len(runs), runs[0].step[1], runs[-1].step[2], lib.bnn_run
+    n_steps, call = len(fields), lib.bnn_run
 
     def run(x):
         if call(steps, n_steps, source(x)):     # a sign step met NaN or infinity
             raise InputError(NON_FINITE)
         return out
-    run.keep = fields
+    run.keep = fields                           # the owners of the pointers in steps
     return run
 
 
