@@ -239,12 +239,22 @@ void bnn_conv_pool(const uint8_t *x, const bnn_conv_shape *shape, const uint8_t 
 void bnn_bitplanes(const uint8_t *x, int32_t n, int32_t plane_bytes, uint8_t *planes)
 {
     memset(planes, 0, (size_t)8 * plane_bytes);
-    for (int32_t i = 0; i < n; i++) {
-        const unsigned v = x[i], mask = 0x80u >> (i & 7);
+    int32_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        /* eight values in one word; per plane, bit b of each byte masked to
+         * the byte's lowest bit, and one multiply gathers the 8 bits, value
+         * i first (MSB), into the top byte: no branch on the pixel values */
+        uint64_t v = 0;
+        for (int k = 0; k < 8; k++)
+            v |= (uint64_t)x[i + k] << (8 * k);
         for (int b = 0; b < 8; b++)
-            if ((v >> b) & 1u)
-                planes[(size_t)b * plane_bytes + (i >> 3)] |= (uint8_t)mask;
+            planes[(size_t)b * plane_bytes + (i >> 3)] =
+                (uint8_t)((((v >> b) & 0x0101010101010101ULL) * 0x8040201008040201ULL) >> 56);
     }
+    for (; i < n; i++)
+        for (int b = 0; b < 8; b++)
+            planes[(size_t)b * plane_bytes + (i >> 3)] |=
+                (uint8_t)(((x[i] >> b) & 1u) << (7 - (i & 7)));
 }
 
 int32_t bnn_pack_signs(const float *x, int32_t n, uint8_t *out)

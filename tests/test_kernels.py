@@ -254,3 +254,15 @@ def test_long_rows_of_opposite_signs_count_every_bit(kernels, n_bits):
     dots = np.zeros(5, np.float32)
     kernels.DenseBits(weight, n_bits).runner(None, dots)(x)
     np.testing.assert_array_equal(dots, -n_bits)
+
+
+@pytest.mark.parametrize("n_values", LONG_ROWS)
+def test_long_rows_of_full_bit_planes_count_every_bit(kernels, n_values):
+    """uint8 input 255 and +1 weights: every bit of every plane counts (SIMD overflow check)."""
+    x = np.full(n_values, 255, np.uint8)
+    weight = pack_signs(np.ones((3, n_values)))
+    row_bytes = -(-n_values // 8)
+    dots = np.zeros(3, np.float32)
+    kernels.DensePlanes(np.pad(weight, ((0, 0), (0, -row_bytes % 8))), n_values).runner(
+        np.zeros(8 * (row_bytes + -row_bytes % 8), np.uint8), dots)(x)
+    np.testing.assert_array_equal(dots, 255 * n_values)
