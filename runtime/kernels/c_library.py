@@ -18,7 +18,6 @@ from ._bnn import ffi, lib
 name = "c"
 popcount_path = ffi.string(lib.bnn_popcount_path()).decode()
 
-_FLOAT32 = np.dtype(np.float32)
 _C_TYPES = {np.dtype(np.uint8): "uint8_t[]", np.dtype(np.int32): "int32_t[]",
             np.dtype(np.float32): "float[]"}
 
@@ -33,20 +32,26 @@ def _pointer(array, dtype, size, what):
     return ffi.from_buffer(_C_TYPES[array.dtype], array)
 
 
-def _input(dtype, size):
-    """``pointer_of(x)``: the pointer of the last array seen, else check and convert."""
-    last = [None, None]
+def _input(dtype, size, what="input"):
+    """``pointer_of(x)``: the pointer of the last array seen, else check and convert.
+
+    The last ``(array, pointer)`` pair is replaced in one assignment, so a
+    ``pointer_of`` shared by threads never pairs one array with another's
+    pointer.
+    """
+    last = [(None, None)]
     dtype = np.dtype(dtype)
     c_type = _C_TYPES[dtype]
 
     def pointer_of(x):
-        if x is not last[0]:
+        seen, pointer = last[0]
+        if x is not seen:
             if type(x) is np.ndarray and x.dtype is dtype and x.size >= size:
-                last[1] = ffi.from_buffer(c_type, x)    # refuses a non-contiguous array
+                pointer = ffi.from_buffer(c_type, x)    # refuses a non-contiguous array
             else:
-                last[1] = _pointer(x, dtype, size, "input")
-            last[0] = x
-        return last[1]
+                pointer = _pointer(x, dtype, size, what)
+            last[0] = (x, pointer)
+        return pointer
     return pointer_of
 
 
@@ -58,21 +63,13 @@ def summarize(logits):
     pointer of the last array seen is kept: a model's output buffer, summarized
     sample after sample, is converted once.
     """
-    last = _last_logits[0]
-    if logits is last[0]:
-        pointer = last[1]
-    elif logits.dtype is not _FLOAT32 or logits.ndim != 1 or logits.size < 2:
-        raise ValueError(f"logits: expected a 1-D float32 array of at least 2 scores, "
-                         f"got {logits.dtype} {logits.shape}")
-    else:
-        # from_buffer refuses an array that is not contiguous
-        pointer = ffi.from_buffer("float[]", logits)
-        _last_logits[0] = (logits, pointer)      # one assignment: safe across threads
-    s = lib.bnn_summarize(pointer, logits.size)
+    if logits.ndim != 1:
+        raise ValueError(f"logits: expected one vector of scores, got shape {logits.shape}")
+    s = lib.bnn_summarize(_logits_pointer(logits), logits.size)
     return s.label, s.confidence, s.entropy
 
 
-_last_logits = [(None, None)]
+_logits_pointer = _input(np.float32, 2, "logits")      # shared by every thread
 
 
 def _step(fields, source, out):
