@@ -328,9 +328,8 @@ class Coordinator:
                          for url, name in zip(urls, names)]
         self.cloud = None if cloud_url is None else RemoteModel(
             cloud_url, "cloud", connect, cloud_timeout, output="logits")
-        self.edge = None if edge_url is None else [
-            RemoteModel(edge_url, "edge", connect, cloud_timeout, output=output, dtype=None)
-            for output in ("scores", "features")]
+        self.edge = None if edge_url is None else RemoteModel(
+            edge_url, "edge", connect, cloud_timeout, dtype=None)
         self.missing = [0] * len(urls)          # per device: phases it missed
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=4 * len(urls), thread_name_prefix="device")
@@ -349,9 +348,10 @@ class Coordinator:
                                 edge_threshold)
 
     def _ask_edge(self, merged):
-        """The edge process's ``DeviceOutput`` for the devices' merged maps (two requests)."""
-        scores, features = (remote.infer(merged) for remote in self.edge)
-        return DeviceOutput(scores.astype(np.float32), features)
+        """The edge process's ``DeviceOutput`` for the devices' merged maps, in one request
+        (its map is needed whenever its own exit is not taken, which is decided here)."""
+        outputs = self.edge.infer_outputs(merged, ["scores", "features"])
+        return DeviceOutput(outputs["scores"].astype(np.float32), outputs["features"])
 
     def _gather(self, remotes, views, expected):
         """Each device's reply of the ``expected`` (shape, dtype), None when late or failed."""
@@ -383,8 +383,7 @@ class Coordinator:
 
     def close(self):
         self._pool.shutdown(wait=False, cancel_futures=True)
-        for remote in self.scores + self.features + [self.cloud] * (self.cloud is not None) \
-                + (self.edge or []):
+        for remote in self.scores + self.features + [r for r in (self.cloud, self.edge) if r]:
             remote.close()
 
 

@@ -66,17 +66,25 @@ class RemoteModel:
 
     def infer(self, x):
         """Scores of one sample (or a batch: first axis) as ``dtype`` (float32 by default)."""
+        outputs = self.infer_outputs(x, [self.output] if self.output else None)
+        return outputs[self.output] if self.output else next(iter(outputs.values()))
+
+    def infer_outputs(self, x, names=None):
+        """``{name: array}``: the tensors ``names`` (default: all the server
+        returns) of one request, each as ``dtype``."""
         body = {"inputs": [encode_tensor(self.input_name, x)]}
-        if self.output:
-            body["outputs"] = [{"name": self.output}]
+        if names:
+            body["outputs"] = [{"name": name} for name in names]
         reply = self._request("POST", infer_path(self.model), body)
         try:
-            outputs = reply["outputs"]
-            chosen = next(t for t in outputs if self.output in (None, t.get("name")))
-            _, scores = decode_tensor(chosen)
-        except (KeyError, TypeError, StopIteration, ValueError) as error:
+            outputs = {t.get("name"): decode_tensor(t)[1] for t in reply["outputs"]}
+            missing = [name for name in names or () if name not in outputs]
+            if missing or not outputs:
+                raise KeyError(f"no tensor {missing[0] if missing else 'at all'}")
+        except (KeyError, TypeError, AttributeError, ValueError) as error:
             raise RemoteError(f"{self.url}: reply is not a v2 inference response ({error})") from None
-        return scores if self.dtype is None else scores.astype(self.dtype)
+        return {name: array if self.dtype is None else array.astype(self.dtype)
+                for name, array in outputs.items()}
 
     def ready(self):
         """True when the server says the model is ready; False when it cannot be reached."""
