@@ -12,11 +12,13 @@
 #    Negative controls prove the emulated CPUs lack what they should lack: a
 #    NEON build dies with SIGILL on a Cortex-A7 without NEON, a -mpopcnt build
 #    on the N270.
-# 2. The whole Python package in Debian bookworm roots, installed with pip as
-#    README.md says (the C kernel built in the root by the root's compiler,
-#    csrc/build.py reading the board's /proc/cpuinfo), the popcount path
-#    checked, then the tests, both backends through the suite's autouse
-#    fixture:
+# 2. The whole Python package in Debian bookworm roots, the way README.md
+#    says a fleet of boards gets it: a wheel built once on a board with a
+#    compiler (the C kernel built by the root's compiler, csrc/build.py
+#    reading the board's /proc/cpuinfo), then installed with pip on a clean
+#    root of the same board that has no compiler at all; the popcount path
+#    checked there, then the tests, both backends through the suite's
+#    autouse fixture:
 #      armhf Pi 2, qemu cortex-a7 (NEON)       the suite (see PI2_TESTS below)
 #      armhf, qemu cortex-a7,neon=off          kernel and binary-layer tests
 #      i386 natively (host CPU, POPCNT)        the whole suite
@@ -302,20 +304,50 @@ in_board() {   # command...: run in /src of the board's root, with a clean envir
         "${BOARD_ENV[@]}" "${LAUNCH[@]}" chroot "$ROOT" /bin/sh -c 'cd /src && exec "$@"' sh "$@"
 }
 
-board_install() {   # pip install -e . as README.md says (the C kernel is built in the root)
-    local log=$WORK/$BOARD-pip.log t0=$SECONDS
-    if in_board "${PREFIX[@]}" /usr/bin/python3 -m pip install --no-build-isolation --no-deps \
-            --break-system-packages -e . >"$log" 2>&1; then
-        pass "$LABEL: pip install -e . ($((SECONDS - t0)) s)"
+board_wheel() {   # pip wheel . on a board with a compiler: the wheel lands in $WORK/wheels-$BOARD
+    local log=$WORK/$BOARD-wheel.log t0=$SECONDS
+    if in_board "${PREFIX[@]}" /usr/bin/python3 -m pip wheel --no-build-isolation --no-deps \
+            -w /wheels . >"$log" 2>&1 && mkdir -p "$WORK/wheels-$BOARD" \
+            && cp "$ROOT"/wheels/edgebnn-*.whl "$WORK/wheels-$BOARD/"; then
+        WHEELS=$WORK/wheels-$BOARD
+        pass "$LABEL: pip wheel . ($((SECONDS - t0)) s): $(basename "$WHEELS"/*.whl)"
     else
-        fail "$LABEL: pip install -e . failed: $(tail -5 "$log" | tr '\n' ' ')"
+        fail "$LABEL: pip wheel . failed: $(tail -5 "$log" | tr '\n' ' ')"
         return 1
     fi
 }
 
-CHECK_KERNEL='import runtime.kernels as k
+board_install_wheel() {   # on a fresh root of the board, with every compiler removed: pip install the wheel
+    local log=$WORK/$BOARD-pip.log t0=$SECONDS
+    rm -rf "$ROOT"/usr/bin/*gcc* "$ROOT"/usr/bin/cc "$ROOT"/usr/bin/c89* "$ROOT"/usr/bin/c99* \
+        "$ROOT"/usr/bin/*cpp* "$ROOT"/usr/lib/gcc "$ROOT"/usr/libexec/gcc
+    if in_board /bin/sh -c 'command -v cc || command -v gcc || ls /usr/lib/gcc' >/dev/null 2>&1; then
+        fail "$LABEL: a compiler is still in the root"
+        return 1
+    fi
+    mkdir -p "$ROOT/wheels" && cp "$WHEELS"/edgebnn-*.whl "$ROOT/wheels/"
+    if in_board "${PREFIX[@]}" /usr/bin/python3 -m pip install --no-index --no-deps \
+            --break-system-packages /wheels/"$(basename "$WHEELS"/*.whl)" >"$log" 2>&1; then
+        pass "$LABEL: no compiler in the root; pip install of the wheel ($((SECONDS - t0)) s)"
+    else
+        fail "$LABEL: pip install of the wheel failed: $(tail -5 "$log" | tr '\n' ' ')"
+        return 1
+    fi
+}
+
+board_build_then_install() {   # cached-root cpuinfo: a wheel on a board with a compiler, installed on one without
+    local name=$BOARD label=$LABEL
+    BOARD=$name-build LABEL="$label, with a compiler"
+    board_up "$1" "$2" || { fail "$LABEL: root not set up"; return 1; }
+    board_wheel || return 1
+    BOARD=$name LABEL=$label
+    board_up "$1" "$2" || { fail "$LABEL: root not set up"; return 1; }
+    board_install_wheel
+}
+
+CHECK_KERNEL='import edgebnn.kernels as k
 assert k.c_available(), k._c_error
-from runtime.kernels import c_library
+from edgebnn.kernels import c_library
 print(c_library.popcount_path)'
 
 board_path() {   # expected popcount path
@@ -370,8 +402,7 @@ chain_arm_neon() {
     # Raspberry Pi 2: csrc/build.py finds NEON in /proc/cpuinfo; the full suite
     BOARD=armhf-neon LABEL="armhf Pi 2 (qemu cortex-a7, NEON)"
     BOARD_ENV=(QEMU_CPU=cortex-a7) LAUNCH=() PREFIX=()
-    board_up "$ROOT_ARMHF" "$PI2_CPUINFO" || { fail "$LABEL: root not set up"; return 0; }
-    board_install || return 0
+    board_build_then_install "$ROOT_ARMHF" "$PI2_CPUINFO" || return 0
     board_path neon
     board_tests "${PI2_TESTS[@]}"
 }
@@ -385,9 +416,7 @@ chain_x86_then_arm_scalar() {
     local want=portable
     grep -qw popcnt /proc/cpuinfo && want=popcnt
     grep -qw popcnt /proc/cpuinfo && grep -qw avx2 /proc/cpuinfo && want=avx2
-    if ! board_up "$ROOT_I386" ""; then
-        fail "$LABEL: root not set up"
-    elif board_install; then
+    if board_build_then_install "$ROOT_I386" ""; then
         board_path "$want"
         board_tests tests
         # the same install on an emulated N270 (Bonnell: no POPCNT, no SSE4):
@@ -403,8 +432,7 @@ chain_x86_then_arm_scalar() {
     # NEON on, and the build must run where a NEON instruction is SIGILL
     BOARD=armhf-vfp LABEL="armhf without NEON (qemu cortex-a7,neon=off)"
     BOARD_ENV=("QEMU_CPU=cortex-a7,neon=off") LAUNCH=() PREFIX=()
-    board_up "$ROOT_ARMHF" "$WORK/cpuinfo-noneon" || { fail "$LABEL: root not set up"; return 0; }
-    board_install || return 0
+    board_build_then_install "$ROOT_ARMHF" "$WORK/cpuinfo-noneon" || return 0
     board_path portable
     board_tests "${CPU_TESTS[@]}"
 }

@@ -18,6 +18,14 @@ done
 
 git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t "$work"
 (cd "$work" && EDGEBNN_CFLAGS="$SAN" python3 setup.py -q build_ext --inplace >/dev/null)
+# the copy importable as edgebnn, ahead of the installed package: the folders
+# laid out as setup.py installs them (runtime/ is the package)
+mkdir "$work/site"
+ln -s "$work/runtime" "$work/site/edgebnn"
+for part in converters bench models; do ln -s "$work/$part" "$work/runtime/$part"; done
 preload="$(cc -print-file-name=libasan.so):$(cc -print-file-name=libubsan.so)"
-(cd "$work" && LD_PRELOAD="$preload" ASAN_OPTIONS=detect_leaks=0 \
+(cd "$work" && PYTHONPATH="$work/site" LD_PRELOAD="$preload" ASAN_OPTIONS=detect_leaks=0 python3 -c \
+    'import edgebnn.kernels.c_library as c, sys; assert c.__file__.startswith(sys.argv[1]), c.__file__' \
+    "$work/site/")
+(cd "$work" && PYTHONPATH="$work/site" LD_PRELOAD="$preload" ASAN_OPTIONS=detect_leaks=0 \
     python3 -m pytest -q -p no:cacheprovider tests/test_kernels.py tests/test_binary_layers.py)

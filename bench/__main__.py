@@ -1,10 +1,10 @@
 """The benchmark harness a user runs on the board before deploying.
 
-    python -m bench latency MODEL.h5      per-sample latency of one model
-    python -m bench sweep                 time vs size, fitted lines, the board's profile
-    python -m bench budget --ms 40        the largest network that fits a budget
-    python -m bench compare --shape 784-1000-500-10   vs onnxruntime and PyTorch
-    python -m bench report                reports/bench.md from all of the above
+    python -m edgebnn.bench latency MODEL.h5      per-sample latency of one model
+    python -m edgebnn.bench sweep                 time vs size, fitted lines, the board's profile
+    python -m edgebnn.bench budget --ms 40        the largest network that fits a budget
+    python -m edgebnn.bench compare --shape 784-1000-500-10   vs onnxruntime and PyTorch
+    python -m edgebnn.bench report                reports/bench.md from all of the above
 
 Installed, the same is the ``edgebnn-bench`` command. BLAS runs on one
 thread (set OPENBLAS_NUM_THREADS yourself to change that): per-sample
@@ -217,7 +217,7 @@ def run_report(args):
 
 def _prog():
     name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
-    return "python -m bench" if name in ("", "__main__.py", "-c") else name
+    return "python -m edgebnn.bench" if name in ("", "__main__.py", "-c") else name
 
 
 def main(argv=None):

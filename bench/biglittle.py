@@ -1,8 +1,8 @@
 """Big-Little on loopback: each policy's latency and local share, and the server's overhead.
 
-    python -m bench.biglittle --little L.h5 --big B.h5 --data DIR [--link-ms 15]
+    python -m edgebnn.bench.biglittle --little L.h5 --big B.h5 --data DIR [--link-ms 15]
 
-Starts ``python -m runtime.serve`` on the big model, injects the link delay
+Starts ``python -m edgebnn.serve`` on the big model, injects the link delay
 each way in the client, streams MNIST test digits through a cascade per
 policy and prints mean and p99 latency, the share answered on the device and
 the accuracy. Then the paper's break-even (the little net answers first
@@ -26,14 +26,14 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from runtime import Dense, Model, Policy, RemoteModel, Runtime, save_model  # noqa: E402
+from edgebnn import Dense, Model, Policy, RemoteModel, Runtime, save_model  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PAPER_BIG = (784, 2500, 2000, 1500, 1000, 500, 10)
 
 
 def start_server(path):
-    process = subprocess.Popen([sys.executable, "-m", "runtime.serve", path, "--port", "0",
+    process = subprocess.Popen([sys.executable, "-m", "edgebnn.serve", path, "--port", "0",
                                 "--name", "big"], stdout=subprocess.PIPE, text=True)
     port = re.search(r":(\d+) ", process.stdout.readline()).group(1)
     return process, f"http://127.0.0.1:{port}"

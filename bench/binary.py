@@ -1,6 +1,6 @@
 """Binary 784-1000-500-10 per sample: the C backend against a standalone C floor.
 
-    python -m bench.binary
+    python -m edgebnn.bench.binary
 
 In one run, interleaved: the floor (bench/binary_floor.c, sizes fixed at
 compile time, built with -O3 -march=native, over the same packed weights),
@@ -22,10 +22,10 @@ import tracemalloc  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from runtime import (BatchNorm, BinaryConv2d, BinaryDense, Dense, Model, Runtime,  # noqa: E402
+from edgebnn import (BatchNorm, BinaryConv2d, BinaryDense, Dense, Model, Runtime,  # noqa: E402
                      Sign)
-from runtime.bitpack import pack_signs  # noqa: E402
-from runtime.fold import fold_sign  # noqa: E402
+from edgebnn.bitpack import pack_signs  # noqa: E402
+from edgebnn.fold import fold_sign  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SAMPLES = 64

@@ -10,7 +10,7 @@ and reported as skipped when not installed.
 """
 import numpy as np
 
-from runtime import Dense, Runtime, load_model
+from edgebnn import Dense, Runtime, load_model
 
 from .binary import float_mlp
 from .sweep import available_backends

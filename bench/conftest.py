@@ -3,6 +3,6 @@
 pytest imports this file before the test modules, and nothing has loaded
 NumPy yet at that point (checked: pytest-benchmark does not).
 """
-from bench.timing import single_threaded
+from edgebnn.bench.timing import single_threaded
 
 single_threaded()

@@ -1,6 +1,6 @@
 """Float MLPs of the paper's shapes: ``Runtime.classify`` against the bare NumPy chain.
 
-    python -m bench.float_chain
+    python -m edgebnn.bench.float_chain
 
 The bare chain is ``h = relu(h @ W + b)`` per layer, the least a Python
 program can do; ``classify`` adds input checks, softmax, entropy and the
@@ -12,7 +12,7 @@ single_threaded()
 
 import numpy as np  # noqa: E402  (after pinning BLAS threads)
 
-from runtime import Runtime  # noqa: E402
+from edgebnn import Runtime  # noqa: E402
 
 from .binary import float_mlp  # noqa: E402
 from .shapes import mlp_weights  # noqa: E402

@@ -13,7 +13,7 @@ import tracemalloc
 
 import numpy as np
 
-from runtime import Runtime
+from edgebnn import Runtime
 
 from .stats import scaled, summarize
 

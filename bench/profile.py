@@ -1,6 +1,6 @@
 """A board's timing profile: the sweep's lines and points, with the machine they came from.
 
-A user runs ``python -m bench sweep --json board.json`` once on each board
+A user runs ``python -m edgebnn.bench sweep --json board.json`` once on each board
 and keeps the file; ``budget --profile board.json`` (or ``--remote-profile``
 for the server) then plans without measuring again. The file is plain JSON
 so it can be read without this package. Loading checks everything it uses
@@ -63,7 +63,7 @@ def load_average():
 def machine_info():
     """What the timings depend on: CPU, Python, NumPy, the kernel's popcount path."""
     import numpy
-    from runtime.kernels import c_available
+    from edgebnn.kernels import c_available
     info = {"machine": platform.machine(), "processor": _processor(),
             "platform": platform.platform(), "cpus": os.cpu_count(),
             "python": platform.python_version(), "numpy": numpy.__version__,
@@ -71,7 +71,7 @@ def machine_info():
             "last_level_cache": last_level_cache(), "c_kernel": c_available(),
             "popcount_path": None, "load_average": load_average()}
     if c_available():
-        from runtime.kernels import c_library
+        from edgebnn.kernels import c_library
         info["popcount_path"] = c_library.popcount_path
     return info
 
@@ -105,7 +105,7 @@ def load_profile(path):
             profile = json.load(f)
     except FileNotFoundError:
         raise ValueError(f"profile {path}: no such file (save one with "
-                         f"'python -m bench sweep --profile {path}')") from None
+                         f"'python -m edgebnn.bench sweep --profile {path}')") from None
     except (OSError, UnicodeDecodeError) as error:
         raise ValueError(f"profile {path}: cannot read it ({error})") from None
     except json.JSONDecodeError as error:

@@ -13,8 +13,8 @@ import time
 
 import numpy as np
 
-from runtime import Runtime
-from runtime.kernels import c_available
+from edgebnn import Runtime
+from edgebnn.kernels import c_available
 
 from .binary import binary_mlp, float_mlp
 from .fit import fit_line

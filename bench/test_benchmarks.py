@@ -8,11 +8,11 @@ measure, they do not check. Every binary case runs on each kernel backend.
 import numpy as np
 import pytest
 
-from bench.binary import binary_mlp, conv_net, float_mlp
-from runtime import Runtime
-from runtime.bitpack import pack_signs, word_padded
-from runtime.fold import fold_sign
-from runtime.kernels import c_available, get_kernels
+from edgebnn.bench.binary import binary_mlp, conv_net, float_mlp
+from edgebnn import Runtime
+from edgebnn.bitpack import pack_signs, word_padded
+from edgebnn.fold import fold_sign
+from edgebnn.kernels import c_available, get_kernels
 
 BACKENDS = [pytest.param("c", marks=pytest.mark.skipif(not c_available(), reason="C kernel not built")),
             "numpy"]

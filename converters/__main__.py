@@ -1,13 +1,13 @@
 """Convert a trained model into the runtime's packed file, and optionally check it.
 
-    python -m converters SOURCE OUT.h5 [--check] [--input-shape 28,28] [--input-dtype uint8]
+    python -m edgebnn.converters SOURCE OUT.h5 [--check] [--input-shape 28,28] [--input-dtype uint8]
                          [--scale 0.00392156862745098] [--offset 0] [--classes a,b,...]
 
 The kind of SOURCE comes from the file itself: an HDF5 file with a Keras
-``model_config`` (``model.save("net.h5")``) is converted by converters.keras,
-an ``.onnx`` file by converters.onnx, and a ``.pt`` / ``.pth`` file holding a
-whole module (``torch.save(net, path)``) by converters.pytorch. The result is
-written by ``runtime.save_model``, read back, and with ``--check`` both the
+``model_config`` (``model.save("net.h5")``) is converted by edgebnn.converters.keras,
+an ``.onnx`` file by edgebnn.converters.onnx, and a ``.pt`` / ``.pth`` file holding a
+whole module (``torch.save(net, path)``) by edgebnn.converters.pytorch. The result is
+written by ``edgebnn.save_model``, read back, and with ``--check`` both the
 source framework (when installed) and the runtime classify the same random
 samples, and the largest difference of class probabilities and the label
 agreement are printed.
@@ -22,7 +22,7 @@ import sys
 import h5py
 import numpy as np
 
-from runtime import Runtime, save_model
+from edgebnn import Runtime, save_model
 
 class SourceError(Exception):
     """The source cannot be read or converted: exit status 2 with this message."""
@@ -47,7 +47,7 @@ def main(argv=None):
 
 def _parser():
     parser = argparse.ArgumentParser(
-        prog="python -m converters",
+        prog="python -m edgebnn.converters",
         description="Convert a Keras/Larq .h5, ONNX or PyTorch model to the packed runtime format.")
     parser.add_argument("source", help="Keras .h5 (model.save), .onnx, or .pt/.pth "
                         "(torch.save of a whole nn.Sequential; unpickling runs code: trusted files only)")
@@ -123,13 +123,13 @@ def convert(kind, args):
                               f"{model.input_shape}")
         return model, model.input_shape
     if kind == "onnx":
-        onnx_converter = _optional("converters.onnx", "onnx")
+        onnx_converter = _optional("edgebnn.converters.onnx", "onnx")
         proto = onnx_converter.load(args.source)
         model = onnx_converter.convert(proto, input_shape=args.input_shape, **options)
         return model, onnx_converter.source_input_shape(proto, args.input_shape)
     if args.input_shape is None:
         raise SourceError("a PyTorch module does not record its input shape; give --input-shape")
-    torch_converter = _optional("converters.pytorch", "torch")
+    torch_converter = _optional("edgebnn.converters.pytorch", "torch")
     module = _load_module(args.source)
     return torch_converter.convert(module, args.input_shape, **options), args.input_shape
 

@@ -6,7 +6,7 @@ own terms (weights already as +-1 signs where the layer is binary).
 ``build_model`` then groups them the way the runtime needs them: a float
 linear layer takes the ReLU or final softmax after it; a binary layer takes
 the max pool, batch norm and sign after it, folded into integer thresholds
-(runtime.fold), including, for a first layer on the raw uint8 input, the
+(edgebnn.fold), including, for a first layer on the raw uint8 input, the
 preprocessing ``x_real = input_scale * x + input_offset``: the runtime takes
 the exact integer dot over the raw values, and ``sum(w * x_real) =
 input_scale * dot + input_offset * sum(w)``.
@@ -26,9 +26,9 @@ from typing import Optional
 
 import numpy as np
 
-import runtime as rt
-from runtime.bitpack import pack_signs
-from runtime.fold import fold_sign
+import edgebnn as rt
+from edgebnn.bitpack import pack_signs
+from edgebnn.fold import fold_sign
 
 
 @dataclass

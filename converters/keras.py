@@ -1,8 +1,8 @@
 """Convert a Keras / Larq model saved as HDF5 (``model.save("net.h5")``) into a runtime ``Model``.
 
-    from converters.keras import convert
-    model = convert("net.h5")                  # a runtime.Model
-    runtime.save_model(model, "models/net.h5")
+    from edgebnn.converters.keras import convert
+    model = convert("net.h5")                  # a edgebnn.Model
+    edgebnn.save_model(model, "models/net.h5")
 
 Only h5py is needed: the architecture comes from the JSON in the file's
 root attribute ``model_config`` and the weights from ``model_weights/<layer>``,
@@ -26,7 +26,7 @@ import os
 import h5py
 import numpy as np
 
-from runtime.fold import batchnorm_affine
+from edgebnn.fold import batchnorm_affine
 
 from .common import Step, build_model, is_plus_minus_one
 

@@ -1,8 +1,8 @@
 """Convert an ONNX model (a file or a ``ModelProto``) into a runtime ``Model``.
 
-    from converters.onnx import convert
-    model = convert("net.onnx")                 # a runtime.Model
-    runtime.save_model(model, "models/net.h5")
+    from edgebnn.converters.onnx import convert
+    model = convert("net.onnx")                 # a edgebnn.Model
+    edgebnn.save_model(model, "models/net.h5")
 
 Needs the ``onnx`` package (an optional extra), nothing else. The graph
 must be one chain from its single input to its single output; every node on
@@ -17,7 +17,7 @@ over the latent weight, which becomes the +-1 weight that marks the layer as
 binary. A MatMul / Gemm / Conv is binary
 when its weights are all +-1 and it reads signs (after a Sign) or, as the
 first layer, the raw uint8 input; the batch norm and sign after it fold
-into integer thresholds (runtime.fold). Two forms count as a sign: PyTorch's
+into integer thresholds (edgebnn.fold). Two forms count as a sign: PyTorch's
 ``Where(x >= 0, 1, -1)``, which is the runtime's (sign(0) = +1), and ONNX's
 ``Sign``, which gives 0 at exactly 0 where the runtime gives +1 (the two
 agree unless a value is exactly 0, e.g. after a ReLU).
@@ -34,7 +34,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 from onnx.reference import ReferenceEvaluator
-from runtime.fold import batchnorm_affine
+from edgebnn.fold import batchnorm_affine
 
 from .common import Step, build_model
 

@@ -1,8 +1,8 @@
 """Convert a trained PyTorch ``nn.Sequential`` into the runtime's packed ``Model``.
 
-    from converters.pytorch import convert
-    model = convert(net.eval(), input_shape=(28, 28))      # a runtime.Model
-    runtime.save_model(model, "models/net.h5")
+    from edgebnn.converters.pytorch import convert
+    model = convert(net.eval(), input_shape=(28, 28))      # a edgebnn.Model
+    edgebnn.save_model(model, "models/net.h5")
 
 The converter describes each module of the (flattened) sequence as
 converters.common ``Step``s, which ``common.build_model`` groups into runtime
@@ -12,7 +12,7 @@ mode. Anything it does not know raises a ValueError naming the module: a
 model is never converted with a piece quietly left out.
 
 Binary layers fold everything between their integer dot product and the
-next sign into an integer threshold (runtime.fold), including, for a first
+next sign into an integer threshold (edgebnn.fold), including, for a first
 layer that reads the raw uint8 input, the preprocessing
 ``x_real = input_scale * x + input_offset``.
 
@@ -28,7 +28,7 @@ from functools import partial
 import numpy as np
 from torch import nn
 
-from runtime.fold import batchnorm_affine
+from edgebnn.fold import batchnorm_affine
 
 from . import binary_layers as bl
 from .common import Step, build_model

@@ -1,4 +1,4 @@
-"""cffi build of the C kernel (API, out-of-line mode): ``runtime.kernels._bnn``.
+"""cffi build of the C kernel (API, out-of-line mode): ``edgebnn.kernels._bnn``.
 
 setup.py names it in ``cffi_modules``. Extra compiler flags come from the
 environment variable EDGEBNN_CFLAGS; on a 32-bit ARM board whose CPU reports
@@ -37,7 +37,7 @@ def _cpu_reports(feature):
 
 ffi = FFI()
 ffi.cdef(declarations())
-ffi.set_source("runtime.kernels._bnn", '#include "bnn.h"',
+ffi.set_source("edgebnn.kernels._bnn", '#include "bnn.h"',
                sources=[os.path.relpath(os.path.join(HERE, "bnn.c"))],
                include_dirs=[os.path.relpath(HERE)],
                depends=[os.path.relpath(os.path.join(HERE, name))

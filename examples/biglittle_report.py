@@ -82,7 +82,7 @@ def latency_ms(runtime, images, count):
 
 def evaluate(path, images, labels, count):
     """Labels of the test set through the runtime, plus size, latency and the training record."""
-    from runtime import Runtime
+    from edgebnn import Runtime
     runtime = Runtime(path)
     predicted = np.array([r.label for r in runtime.classify_batch(images)])
     record = {}

@@ -1,6 +1,6 @@
 """A sensor script with a Big-Little cascade: little net here, big net on a v2 server.
 
-    python -m runtime.serve models/mnist-mlp.h5 --name big &       # the "cloud"
+    python -m edgebnn.serve models/mnist-mlp.h5 --name big &       # the "cloud"
     python examples/biglittle_sensor.py --little models/mnist-mlp.h5 \\
         --remote http://127.0.0.1:8000 --policy sequential --link-ms 15
 
@@ -15,7 +15,7 @@ import sys
 
 import numpy as np
 
-from runtime import Policy, RemoteModel, Runtime
+from edgebnn import Policy, RemoteModel, Runtime, models
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -26,7 +26,7 @@ def stream(data, count):
         import mnist
         images, labels = mnist.load(data, "test")
     else:
-        samples = np.load(os.path.join(HERE, "data", "mnist-samples.npz"))
+        samples = np.load(models.path("mnist-samples.npz"))
         images, labels = samples["images"], samples["labels"]
     for i in range(count):
         yield images[i % len(images)], int(labels[i % len(labels)])

@@ -18,7 +18,7 @@ Training uses the paper's split (examples/mnist.py: the first 50,000 training
 images train, the last 10,000 validate) and examples/train_binary.py's loop
 (Adam, decaying rate, seeded shuffles); the epoch with the best validation
 score (F1 of class K for a little net, accuracy for the big one) is kept,
-converted with converters.pytorch.convert and evaluated once on the test set
+converted with edgebnn.converters.pytorch.convert and evaluated once on the test set
 through the runtime. One-vs-all classes are imbalanced (about 1 in 10 is K),
 so the cross entropy weighs class K by ``--pos-weight``. Beside each model a
 ``.json`` records the command, the epochs and the training time, which
@@ -40,9 +40,9 @@ sys.path.insert(0, HERE)
 import mnist  # noqa: E402
 import train_binary  # noqa: E402
 from biglittle_report import binary_metrics  # noqa: E402
-from converters.binary_layers import BinaryLinear, Sign  # noqa: E402
-from converters.pytorch import convert  # noqa: E402
-from runtime import Runtime, save_model  # noqa: E402
+from edgebnn.converters.binary_layers import BinaryLinear, Sign  # noqa: E402
+from edgebnn.converters.pytorch import convert  # noqa: E402
+from edgebnn import Runtime, save_model  # noqa: E402
 
 KINDS = ("little-float", "little-binary", "big")
 DEFAULT_HIDDEN = {"little-float": "1000,500", "little-binary": "1000,500",

@@ -3,7 +3,7 @@
     python3 examples/ddnn_processes.py --data ../shared/data/mnist [--model models/ddnn/max-concat.h5]
         [--samples 200] [--deadline 0.5] [--threshold T] [--edge-threshold T]
 
-Starts one ``python -m runtime.serve MODEL --section devices/I`` process per
+Starts one ``python -m edgebnn.serve MODEL --section devices/I`` process per
 device, one ``--section cloud`` process and, when the model has an edge, one
 ``--section edge`` process, classifies multi-view test
 digits through a ``Coordinator`` (the gateway: it aggregates and takes the
@@ -20,13 +20,13 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from runtime.ddnn import Coordinator, load_ddnn  # noqa: E402
+from edgebnn.ddnn import Coordinator, load_ddnn  # noqa: E402
 import mnist  # noqa: E402
 import multiview  # noqa: E402
 
 
 def start(model, section):
-    process = subprocess.Popen([sys.executable, "-m", "runtime.serve", model, "--port", "0",
+    process = subprocess.Popen([sys.executable, "-m", "edgebnn.serve", model, "--port", "0",
                                 "--section", section, "--name", section.replace("/", "")],
                                stdout=subprocess.PIPE, text=True)
     port = re.search(r":(\d+) ", process.stdout.readline()).group(1)

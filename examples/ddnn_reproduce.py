@@ -31,8 +31,8 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from runtime.ddnn import SCORE_BYTES, load_ddnn  # noqa: E402
-from runtime.exits import summarize  # noqa: E402
+from edgebnn.ddnn import SCORE_BYTES, load_ddnn  # noqa: E402
+from edgebnn.exits import summarize  # noqa: E402
 import mnist  # noqa: E402
 import multiview  # noqa: E402
 

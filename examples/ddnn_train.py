@@ -34,11 +34,11 @@ from torch import nn
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from converters import binary_layers as bl  # noqa: E402
-from converters.pytorch import convert  # noqa: E402
-from runtime import Model  # noqa: E402
-from runtime.aggregate import concat_shape  # noqa: E402
-from runtime.ddnn import DDNN, Device, save_ddnn  # noqa: E402
+from edgebnn.converters import binary_layers as bl  # noqa: E402
+from edgebnn.converters.pytorch import convert  # noqa: E402
+from edgebnn import Model  # noqa: E402
+from edgebnn.aggregate import concat_shape  # noqa: E402
+from edgebnn.ddnn import DDNN, Device, save_ddnn  # noqa: E402
 import mnist  # noqa: E402
 import multiview  # noqa: E402
 
@@ -111,7 +111,7 @@ class TorchDDNN(nn.Module):
 
 
 def merge(kind, stacked, mask, fill):
-    """runtime.aggregate in PyTorch: ``stacked`` (B, D, n), ``mask`` (B, D, 1) of present devices.
+    """edgebnn.aggregate in PyTorch: ``stacked`` (B, D, n), ``mask`` (B, D, 1) of present devices.
 
     ``fill`` is what a missing device contributes to a concatenation: 0 for
     scores, -1 (zero bytes) for maps of signs.

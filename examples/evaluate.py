@@ -9,7 +9,7 @@ import time
 import numpy as np
 
 import mnist
-from runtime import Runtime
+from edgebnn import Runtime
 
 
 def main(argv=None):

@@ -6,7 +6,7 @@ A binarized 784-1000-500-10 network (+-1 weights, +-1 hidden activations,
 batch norms folded into integer thresholds by the converter), trained with
 Adam on the first 50,000 training images from x / 255. The epoch with the
 best accuracy on the last 10,000 is kept, converted with
-converters.pytorch.convert and evaluated once on the test set through the
+edgebnn.converters.pytorch.convert and evaluated once on the test set through the
 runtime itself, one image at a time as a sensor script would.
 
 Needs PyTorch (an optional extra; the runtime never imports it).
@@ -22,9 +22,9 @@ import torch
 from torch import nn
 
 import mnist
-from converters.binary_layers import BinaryLinear, Sign, clip_weights
-from converters.pytorch import convert
-from runtime import Runtime, save_model
+from edgebnn.converters.binary_layers import BinaryLinear, Sign, clip_weights
+from edgebnn.converters.pytorch import convert
+from edgebnn import Runtime, save_model
 
 
 def build(hidden):

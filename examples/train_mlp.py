@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 import mnist
-from runtime import Dense, Model, Runtime, save_model
+from edgebnn import Dense, Model, Runtime, save_model
 
 
 def train(x, y, x_val, y_val, sizes, epochs, batch, rate, seed):

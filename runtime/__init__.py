@@ -1,20 +1,41 @@
-"""Embedded inference runtime: packed binary and float networks for small boards.
+"""edgebnn: packed float and binarized networks, classified on small boards.
+
+    >>> from edgebnn import Runtime, models
+    >>> rt = Runtime(models.path("mnist-bnn.h5"))
+    >>> rt.classify(frame).label
 
 The main path: ``Runtime`` (runtime.py) -> ``Model`` (model.py) -> layers
-(layers/) -> kernels (kernels/, C with a NumPy twin).
+(layers/) -> kernels (kernels/, C with a NumPy twin). The network tiers
+(``RemoteModel``, the DDNN) are imported on first use, so a sensor script
+that classifies locally loads no HTTP or thread-pool code.
 """
+if __name__ != "edgebnn":      # the source folder imported by path, unbuilt and misnamed
+    raise ImportError(f"this is edgebnn's source folder, imported as {__name__!r}: install "
+                      "the package (pip install -e .) and import edgebnn")
+
 from .errors import (EdgeError, InputError, InputTypeError, ModelFileError,
-                     ModelFormatError, ModelVersionError)
+                     ModelFormatError, ModelVersionError, RemoteError)
 from .format import load_model, save_model
 from .layers import BatchNorm, BinaryConv2d, BinaryDense, Dense, Sign
-from .cascade import Policy
-from .ddnn import DDNN, Device, load_ddnn, save_ddnn
 from .model import Model
-from .remote import RemoteError, RemoteModel
 from .result import Result
 from .runtime import Runtime
 
-__all__ = ["Runtime", "Result", "Policy", "RemoteModel", "RemoteError", "Model", "Dense",
-           "BatchNorm", "Sign", "BinaryDense", "BinaryConv2d", "load_model", "save_model",
-           "EdgeError", "InputError", "InputTypeError", "ModelFileError", "ModelFormatError",
-           "ModelVersionError", "DDNN", "Device", "load_ddnn", "save_ddnn"]
+__version__ = "0.2.0"
+
+_LAZY = {"Policy": "cascade", "RemoteModel": "remote", "DDNN": "ddnn", "Device": "ddnn",
+         "load_ddnn": "ddnn", "save_ddnn": "ddnn"}
+
+__all__ = ["Runtime", "Result", "Model", "Dense", "BatchNorm", "Sign", "BinaryDense",
+           "BinaryConv2d", "load_model", "save_model", "EdgeError", "InputError",
+           "InputTypeError", "ModelFileError", "ModelFormatError", "ModelVersionError",
+           "RemoteError", *_LAZY]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -14,7 +14,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
-from .remote import RemoteError
+from .errors import RemoteError
 from .result import Result
 
 KINDS = ("local", "sequential", "parallel", "remote")

@@ -300,7 +300,7 @@ class Coordinator:
     >>> coordinator = Coordinator(ddnn, ["http://127.0.0.1:8101", ...], deadline=0.5)
     >>> coordinator.classify(views)
 
-    Each device is a ``python -m runtime.serve DDNN.h5 --section devices/I``
+    Each device is a ``python -m edgebnn.serve DDNN.h5 --section devices/I``
     process; in these experiments the coordinator hands each one its view
     (standing in for the device's own sensor). It asks every device for its
     ``scores``, and for its ``features`` only when the sample goes up. A

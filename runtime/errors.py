@@ -30,4 +30,8 @@ class InputTypeError(InputError, TypeError):
     """A sample is not a NumPy array."""
 
 
+class RemoteError(EdgeError, OSError):
+    """A remote tier could not give an answer: unreachable, late, refused or garbled."""
+
+
 NON_FINITE = "input contains NaN or infinite values"

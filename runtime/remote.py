@@ -1,7 +1,7 @@
 """A client for a model served over the Open Inference Protocol v2 (standard library only).
 
 Works against any server that speaks the protocol's REST/JSON form: this
-package's own ``python -m runtime.serve``, KServe, Triton or MLServer. Each
+package's own ``python -m edgebnn.serve``, KServe, Triton or MLServer. Each
 thread keeps one persistent HTTP/1.1 connection; the connect and read
 timeouts bound how long a call can take; every failure (refused, timed out,
 a 4xx/5xx answer, a reply that is not the expected tensor) is a
@@ -16,12 +16,8 @@ import urllib.parse
 
 import numpy as np
 
-from .errors import EdgeError
+from .errors import RemoteError
 from .protocol import decode_tensor, encode_tensor, infer_path, model_path
-
-
-class RemoteError(EdgeError, OSError):
-    """The remote model could not give an answer."""
 
 
 class _Connection(http.client.HTTPConnection):

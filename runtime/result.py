@@ -43,6 +43,13 @@ class Result:
             self._scores = softmax(self.logits)
         return self._scores
 
+    def to_dict(self) -> dict:
+        """The answer as JSON-ready built-in types (for logs, MQTT, HTTP)."""
+        return {"label": int(self.label), "name": self.name,
+                "confidence": float(self.confidence), "entropy": float(self.entropy),
+                "exit": self.exit, "scores": [float(p) for p in self.scores],
+                "timings": self.timings, "bytes_sent": self.bytes_sent}
+
     def __repr__(self):
         return (f"Result(label={self.label}, name={self.name!r}, "
                 f"confidence={self.confidence:.4f}, entropy={self.entropy:.4f}, "

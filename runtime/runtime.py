@@ -1,7 +1,6 @@
 """Runtime: what a sensor script holds. Load once, then ``classify`` per sample."""
 import os
 
-from .cascade import Cascade, Policy
 from .errors import InputError
 from .model import Model
 from .result import Result
@@ -18,9 +17,9 @@ class Runtime:
     chooses the binary kernel ("c" or "numpy"; default: C when built, unless
     the environment variable EDGEBNN_BACKEND says otherwise).
 
-    With ``remote`` (a :class:`runtime.remote.RemoteModel`) the model is the
+    With ``remote`` (a :class:`edgebnn.remote.RemoteModel`) the model is the
     little net of a Big-Little cascade and ``policy`` (a
-    :class:`runtime.cascade.Policy` or one of its kinds: "local",
+    :class:`edgebnn.cascade.Policy` or one of its kinds: "local",
     "sequential", "parallel", "remote") says when the remote model is asked;
     ``counters`` then counts answers per tier, remote calls and errors.
     """
@@ -36,6 +35,7 @@ class Runtime:
         self._names = self.model.classes
         self.cascade = None
         if remote is not None:
+            from .cascade import Cascade, Policy
             policy = policy if isinstance(policy, Policy) else Policy(policy)
             self.cascade = Cascade(self, remote, policy)
 

@@ -1,7 +1,7 @@
 """Serve a packed model over the Open Inference Protocol v2 (REST/JSON).
 
-    python -m runtime.serve MODEL.h5 [--host 127.0.0.1] [--port 8000] [--name NAME]
-    python -m runtime.serve DDNN.h5 --section devices/0 | edge | cloud | local [...]
+    python -m edgebnn.serve MODEL.h5 [--host 127.0.0.1] [--port 8000] [--name NAME]
+    python -m edgebnn.serve DDNN.h5 --section devices/0 | edge | cloud | local [...]
 
 The embedded default for a remote tier: standard library HTTP/1.1 with
 keep-alive, one thread per connection. It binds loopback unless told
@@ -193,7 +193,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m runtime.serve", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m edgebnn.serve", description=__doc__.splitlines()[0])
     parser.add_argument("model", help="packed model file (.h5)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")
     parser.add_argument("--port", type=int, default=8000, help="0 picks a free port")

@@ -4,8 +4,8 @@ import sys
 import numpy as np
 import pytest
 
-from runtime import Dense, Model
-from runtime.kernels import ENVIRONMENT_VARIABLE, c_available
+from edgebnn import Dense, Model
+from edgebnn.kernels import ENVIRONMENT_VARIABLE, c_available
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_DATA = os.path.join(ROOT, "..", "shared", "data")

@@ -5,13 +5,13 @@ import math
 import numpy as np
 import pytest
 
-from bench import budget
-from bench.__main__ import main
-from bench.fit import Line, fit_line
-from bench.profile import load_profile, machine_info, make_profile, save_profile
-from bench.shapes import mlp_weights, parse_shape, sizes_for, sweep_shapes
-from bench.stats import percentile, summarize
-from runtime import Runtime, save_model
+from edgebnn.bench import budget
+from edgebnn.bench.__main__ import main
+from edgebnn.bench.fit import Line, fit_line
+from edgebnn.bench.profile import load_profile, machine_info, make_profile, save_profile
+from edgebnn.bench.shapes import mlp_weights, parse_shape, sizes_for, sweep_shapes
+from edgebnn.bench.stats import percentile, summarize
+from edgebnn import Runtime, save_model
 
 from conftest import random_mlp
 
@@ -202,7 +202,7 @@ def profile_file(tmp_path):
 
 
 def run_cli(args, capsys):
-    """(exit code, stdout, stderr) of ``python -m bench ARGS``."""
+    """(exit code, stdout, stderr) of ``python -m edgebnn.bench ARGS``."""
     try:
         code = main(args)
     except SystemExit as exit:
@@ -302,7 +302,7 @@ def test_latency_rejects_samples_of_the_wrong_shape(model_file, tmp_path, capsys
 # --- sweep and compare, tiny and untimed -------------------------------------------------------
 
 def test_sweep_of_tiny_nets_fits_a_line_per_kind(backend, tmp_path):
-    from bench import sweep
+    from edgebnn.bench import sweep
     result = sweep.run_sweep([(8, 4, 4, 2), (8, 16, 16, 2), (8, 32, 32, 2)], [backend], rounds=2,
                              passes=2, progress=False)
     assert set(result["lines"]) == {"float", f"binary/{backend}"}
@@ -313,15 +313,15 @@ def test_sweep_of_tiny_nets_fits_a_line_per_kind(backend, tmp_path):
 
 def test_sweep_plot_is_written_when_matplotlib_is_there(tmp_path):
     pytest.importorskip("matplotlib")
-    from bench import sweep
+    from edgebnn.bench import sweep
     points = [{"line": "float", "weights": w, "seconds": 1e-5 + w * 1e-10} for w in (10, 20, 30)]
     assert sweep.plot(points, sweep.fit_lines(points), tmp_path / "sweep.png")
     assert (tmp_path / "sweep.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_compare_rebuilds_only_float_dense_chains():
-    from bench import compare
-    from bench.binary import binary_mlp
+    from edgebnn.bench import compare
+    from edgebnn.bench.binary import binary_mlp
     assert compare.dense_chain(binary_mlp(np.random.default_rng(0), (8, 16, 4))) is None
     model = random_mlp((6, 5, 3))
     assert [w.shape for w, _, _ in compare.dense_chain(model)] == [(5, 6), (3, 5)]
@@ -330,7 +330,7 @@ def test_compare_rebuilds_only_float_dense_chains():
 @pytest.mark.parametrize("framework", ["onnxruntime", "torch"])
 def test_other_frameworks_compute_what_this_runtime_does(framework):
     pytest.importorskip(framework)
-    from bench import compare
+    from edgebnn.bench import compare
     model = random_mlp((12, 8, 3), input_shape=(3, 4), input_dtype="uint8", scale=1 / 255,
                        offset=-0.5)
     build = compare.onnx_session if framework == "onnxruntime" else compare.torch_module

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import biglittle_report  # noqa: E402  (examples/ is on the path: see conftest.py)
-from runtime import Runtime
+from edgebnn import Runtime
 
 
 def test_metrics_on_a_hand_made_confusion():

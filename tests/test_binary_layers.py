@@ -4,10 +4,10 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from runtime import (BatchNorm, BinaryConv2d, BinaryDense, Dense, InputError, Model, ModelFormatError,
+from edgebnn import (BatchNorm, BinaryConv2d, BinaryDense, Dense, InputError, Model, ModelFormatError,
                      Runtime, Sign, save_model)
-from runtime.bitpack import pack_signs
-from runtime.fold import fold_sign
+from edgebnn.bitpack import pack_signs
+from edgebnn.fold import fold_sign
 
 
 def thresholds(rng, n_out, span):

@@ -1,4 +1,4 @@
-"""``python -m converters``: the source kind from the file, the packed output, --check, exit 2."""
+"""``python -m edgebnn.converters``: the source kind from the file, the packed output, --check, exit 2."""
 import os
 import shutil
 import subprocess
@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 import pytest
 
-from runtime import Dense, Model, Runtime, save_model
+from edgebnn import Dense, Model, Runtime, save_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KERAS = os.path.join(ROOT, "tests", "fixtures", "keras")
@@ -73,7 +73,7 @@ def test_pytorch_module_file_with_check(tmp_path):
     torch = pytest.importorskip("torch")
     from torch import nn
 
-    from converters.binary_layers import BinaryConv2d, BinaryLinear, Sign
+    from edgebnn.converters.binary_layers import BinaryConv2d, BinaryLinear, Sign
     torch.manual_seed(0)
     net = nn.Sequential(BinaryConv2d(1, 4, 3), nn.MaxPool2d(2), nn.BatchNorm2d(4), Sign(),
                         nn.Flatten(), BinaryLinear(4 * 3 * 3, 3), nn.BatchNorm1d(3)).eval()

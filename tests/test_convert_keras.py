@@ -1,4 +1,4 @@
-"""converters.keras against Keras itself, through outputs Keras saved beside the fixtures.
+"""edgebnn.converters.keras against Keras itself, through outputs Keras saved beside the fixtures.
 
 The fixtures in tests/fixtures/keras were built by examples/make_keras_fixtures.py
 with tf-keras 2.21 + larq 0.14 (and Keras 3.15 for float_mlp_keras3); these
@@ -14,8 +14,8 @@ import h5py
 import numpy as np
 import pytest
 
-from converters.keras import convert
-from runtime import BinaryDense, Model, Runtime, load_model, save_model
+from edgebnn.converters.keras import convert
+from edgebnn import BinaryDense, Model, Runtime, load_model, save_model
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "keras")
 
@@ -115,7 +115,7 @@ def test_classes_are_named():
 
 
 def test_conversion_imports_neither_tensorflow_nor_torch():
-    code = ("import sys; from converters.keras import convert; "
+    code = ("import sys; from edgebnn.converters.keras import convert; "
             f"convert({os.path.join(FIXTURES, 'binary_conv.h5')!r}); "
             "assert not {'tensorflow', 'torch', 'keras', 'onnx'} & set(sys.modules), sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True,

@@ -1,4 +1,4 @@
-"""converters.onnx against onnxruntime, and against converters.pytorch on exported nets.
+"""edgebnn.converters.onnx against onnxruntime, and against edgebnn.converters.pytorch on exported nets.
 
 Graphs built with onnx.helper and nets exported from PyTorch run in
 onnxruntime (graph optimizations off, so it computes the graph as written);
@@ -15,8 +15,8 @@ import pytest
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-from converters.onnx import convert  # noqa: E402
-from runtime import BinaryDense, Model, Runtime, load_model, save_model  # noqa: E402
+from edgebnn.converters.onnx import convert  # noqa: E402
+from edgebnn import BinaryDense, Model, Runtime, load_model, save_model  # noqa: E402
 
 N_SAMPLES = 300
 OPSET = 17
@@ -200,7 +200,7 @@ def torch_nets():
     torch = pytest.importorskip("torch")
     from torch import nn
 
-    from converters.binary_layers import BinaryConv2d, BinaryLinear, Sign
+    from edgebnn.converters.binary_layers import BinaryConv2d, BinaryLinear, Sign
     torch.manual_seed(0)
     return {
         # name: (net, input shape, scale, offset)
@@ -259,7 +259,7 @@ def runtime_layout(x, net_shape):
 @pytest.mark.parametrize("name", ["float", "binary mlp", "binary conv", "one channel"])
 def test_pytorch_and_its_onnx_export_convert_to_the_same_packed_model(name, tmp_path):
     net, path, x, _, shape, scale, offset = exported(name, tmp_path)
-    from converters import pytorch
+    from edgebnn.converters import pytorch
     direct = pytorch.convert(net, shape, "uint8", scale, offset)
     via_onnx = convert(path, "uint8", scale, offset)
     save_model(direct, tmp_path / "direct.h5")

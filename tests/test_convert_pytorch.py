@@ -1,13 +1,13 @@
-"""converters.pytorch against PyTorch itself: float scores, labels and integer dot products."""
+"""edgebnn.converters.pytorch against PyTorch itself: float scores, labels and integer dot products."""
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
-from converters.binary_layers import BinaryConv2d, BinaryLinear, Sign  # noqa: E402
-from converters.pytorch import convert  # noqa: E402
-from runtime import BinaryDense, Model, Runtime, load_model, save_model  # noqa: E402
+from edgebnn.converters.binary_layers import BinaryConv2d, BinaryLinear, Sign  # noqa: E402
+from edgebnn.converters.pytorch import convert  # noqa: E402
+from edgebnn import BinaryDense, Model, Runtime, load_model, save_model  # noqa: E402
 
 N_SAMPLES = 300
 

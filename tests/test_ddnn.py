@@ -5,15 +5,15 @@ import h5py
 import numpy as np
 import pytest
 
-from runtime import (BatchNorm, BinaryConv2d, BinaryDense, Dense, InputError, Model,
+from edgebnn import (BatchNorm, BinaryConv2d, BinaryDense, Dense, InputError, Model,
                      ModelFormatError, Runtime, Sign, load_model, save_model)
-from runtime import aggregate
-from runtime.bitpack import pack_signs, packed_bytes, unpack_signs
-from runtime.ddnn import DDNN, Device, NoDevicesError, load_ddnn, save_ddnn
-from runtime.exits import normalized_entropy, softmax
-from runtime.fold import fold_sign
-from runtime.kernels import get_kernels
-from runtime.layers import Signal
+from edgebnn import aggregate
+from edgebnn.bitpack import pack_signs, packed_bytes, unpack_signs
+from edgebnn.ddnn import DDNN, Device, NoDevicesError, load_ddnn, save_ddnn
+from edgebnn.exits import normalized_entropy, softmax
+from edgebnn.fold import fold_sign
+from edgebnn.kernels import get_kernels
+from edgebnn.layers import Signal
 
 CLASSES = ["a", "b", "c"]
 VIEW = (8, 8)
@@ -149,7 +149,7 @@ def test_bits_input_model_checks():
 
 
 def test_bits_model_metadata_on_the_server():
-    from runtime.serve import ModelServer
+    from edgebnn.serve import ModelServer
     model = random_cloud("max", 1)
     server = ModelServer(("127.0.0.1", 0), Runtime(model), "cloud")
     try:

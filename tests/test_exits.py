@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from runtime.exits import normalized_entropy, should_exit, softmax, softmax_entropy
+from edgebnn.exits import normalized_entropy, should_exit, softmax, softmax_entropy
 
 
 def test_entropy_of_softmax_2_1_0_matches_the_published_value():

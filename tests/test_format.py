@@ -2,7 +2,7 @@ import h5py
 import numpy as np
 import pytest
 
-from runtime import (ModelFileError, ModelFormatError, ModelVersionError, Runtime,
+from edgebnn import (ModelFileError, ModelFormatError, ModelVersionError, Runtime,
                      load_model, save_model)
 from conftest import random_mlp
 

@@ -2,11 +2,11 @@
 import numpy as np
 import pytest
 
-from runtime.bitpack import pack_signs, padding_mask, unpack_signs
-from runtime.exits import summarize
-from runtime.fold import fold_sign
-from runtime.kernels import get_kernels
-from runtime.kernels.geometry import ConvShape
+from edgebnn.bitpack import pack_signs, padding_mask, unpack_signs
+from edgebnn.exits import summarize
+from edgebnn.fold import fold_sign
+from edgebnn.kernels import get_kernels
+from edgebnn.kernels.geometry import ConvShape
 
 AWKWARD_BITS = [1, 3, 7, 8, 9, 31, 32, 33, 63, 64, 65, 127, 128, 129, 1000]
 LONG_ROWS = [31 * 256 + 8, 8200]    # past the 31 steps of 32 bytes an AVX2 byte counter takes

@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from runtime import Dense, Model, Policy, RemoteError, RemoteModel, Runtime, save_model
+from edgebnn import Dense, Model, Policy, RemoteError, RemoteModel, Runtime, save_model
 from conftest import random_mlp
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -65,7 +65,7 @@ def serve(models):
     started = []
 
     def start(*args):
-        server = Process(["-m", "runtime.serve", str(models / "big.h5"), "--port", "0",
+        server = Process(["-m", "edgebnn.serve", str(models / "big.h5"), "--port", "0",
                           "--name", "big", *args])
         started.append(server)
         return server
@@ -76,7 +76,7 @@ def serve(models):
 
 @pytest.fixture(scope="module")
 def server(models):
-    process = Process(["-m", "runtime.serve", str(models / "big.h5"), "--port", "0", "--name", "big"])
+    process = Process(["-m", "edgebnn.serve", str(models / "big.h5"), "--port", "0", "--name", "big"])
     yield process
     assert process.stop() == 0
 
@@ -298,6 +298,6 @@ def test_server_stops_cleanly_on_sigterm(serve):
 def test_server_refuses_a_broken_model_file(tmp_path):
     path = tmp_path / "broken.h5"
     path.write_text("no model here")
-    done = subprocess.run([sys.executable, "-m", "runtime.serve", str(path), "--port", "0"],
+    done = subprocess.run([sys.executable, "-m", "edgebnn.serve", str(path), "--port", "0"],
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 2 and "not a readable HDF5 file" in done.stderr

@@ -3,7 +3,7 @@ import threading
 import numpy as np
 import pytest
 
-from runtime import Dense, InputError, InputTypeError, Model, Runtime, save_model
+from edgebnn import Dense, InputError, InputTypeError, Model, Runtime, save_model
 from conftest import random_mlp, reference_logits
 
 

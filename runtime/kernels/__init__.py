@@ -3,9 +3,11 @@
 Both expose the same functions with the same results, bit for bit. The C
 backend is used when it was built at install time; the environment variable
 ``EDGEBNN_BACKEND=numpy`` (or ``Runtime(..., backend="numpy")``) forces the
-twin.
+twin. Falling back to the twin without being asked is never silent: the
+first time it happens, a ``SlowBackendWarning`` says why and what it costs.
 """
 import os
+import warnings
 
 from . import numpy_twin
 
@@ -13,10 +15,14 @@ BACKENDS = ("c", "numpy")
 ENVIRONMENT_VARIABLE = "EDGEBNN_BACKEND"
 
 
+class SlowBackendWarning(RuntimeWarning):
+    """The C kernel is missing, so binary layers run on the much slower NumPy twin."""
+
+
 def get_kernels(name=None):
     """The kernel module for ``name`` ("c", "numpy" or None for the default)."""
     if name is None:
-        name = os.environ.get(ENVIRONMENT_VARIABLE) or ("c" if c_available() else "numpy")
+        name = os.environ.get(ENVIRONMENT_VARIABLE) or ("c" if c_available() else _fallback())
     if name not in BACKENDS:
         raise ValueError(f"backend {name!r} unknown; choose one of {', '.join(BACKENDS)}")
     if name == "numpy":
@@ -29,6 +35,7 @@ def get_kernels(name=None):
 
 _c_backend = None
 _c_error = "not looked for yet"
+_warned = False
 
 
 def c_available():
@@ -40,3 +47,16 @@ def c_available():
         except ImportError as error:
             _c_error = str(error)
     return _c_backend is not None
+
+
+def _fallback():
+    """The twin, said once per process: binary layers then run 10-75x slower."""
+    global _warned
+    if not _warned:
+        _warned = True
+        message = (f"edgebnn's C kernel is not available ({_c_error}), so binary layers run "
+                   f"on the NumPy backend, 10-75x slower. Install a C compiler (e.g. "
+                   f"'apt install gcc python3-dev') and reinstall edgebnn, or set "
+                   f"{ENVIRONMENT_VARIABLE}=numpy to choose the NumPy backend knowingly.")
+        warnings.warn(message, SlowBackendWarning, stacklevel=4)
+    return "numpy"

@@ -2,7 +2,7 @@
 
 Used before the final scores, which must stay real numbers for softmax and
 entropy; a batch norm before a sign is folded into the binary layer's
-threshold instead (runtime.fold).
+threshold instead (edgebnn.fold).
 """
 import numpy as np
 

@@ -1,6 +1,6 @@
 """Classify the bundled sample digits with the shipped demo models.
 
-    python examples/demo.py [MODEL.h5 ...]
+    python -m edgebnn.demo [MODEL.h5 ...]
 
 Prints, per model, each digit's true label, the answer, its confidence and
 the time of that one ``classify`` call, then the median latency.
@@ -12,10 +12,9 @@ import time
 
 import numpy as np
 
-from runtime import Runtime
+from . import models
+from .runtime import Runtime
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-MODELS = os.path.join(HERE, "..", "models")
 DEFAULT_MODELS = ["mnist-mlp.h5", "mnist-bnn.h5"]
 
 
@@ -37,13 +36,14 @@ def demo(path, images, labels):
     print(f"  {correct}/{len(labels)} right, median {statistics.median(times):.1f} us per sample\n")
 
 
-def main(argv):
-    samples = np.load(os.path.join(HERE, "data", "mnist-samples.npz"))
-    paths = argv or [os.path.join(MODELS, name) for name in DEFAULT_MODELS]
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    samples = np.load(models.path("mnist-samples.npz"))
+    paths = argv or [models.path(name) for name in DEFAULT_MODELS]
     for path in paths:
         demo(path, samples["images"], samples["labels"])
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())
