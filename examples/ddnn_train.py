@@ -1,7 +1,8 @@
-"""Train a DDNN on multi-view MNIST jointly in PyTorch and convert it to a DDNN file.
+"""Train a DDNN on multi-view MNIST jointly in PyTorch, choose its thresholds on validation
+data, and write it as one DDNN file.
 
-    python3 examples/ddnn_train.py --data ../shared/data/mnist --out models/ddnn-mnist.h5 \
-        [--local max] [--cloud concat] [--edge] [--epochs 4] [--train 50000] [--seed 0]
+    python3 examples/ddnn_train.py --data DIR --out models/ddnn/max-concat.h5 \
+        [--local max] [--cloud concat] [--edge] [--epochs 3] [--drop 0.1] [--seed 0]
 
 Six devices (examples/multiview.py), each: binary conv 3x3 (8 filters, zero
 padding 1) + max pool 2 + batch norm + sign, giving a 14x14x8 map of signs
@@ -17,11 +18,25 @@ to the cloud (binary dense 128 + batch norm + sign -> binary dense 10 +
 batch norm), and has its own exit, binary dense 10 + batch norm.
 
 The loss is the sum of the exits' cross entropies (local, edge, cloud), equal
-weights, as in the paper. During training each device is dropped from a
-sample with probability ``--drop`` (never all of them), so the aggregators
-learn to answer with devices missing.
+weights, as in the paper. With ``--drop`` > 0 each device is dropped from a
+training sample with that probability (never all of them), so the
+aggregators learn to answer with devices missing: our addition, not the
+paper's.
+
+Every choice is made on the validation split (the last 10,000 training
+digits, seen through the same six devices with their own noise), never on
+the test set, which this script does not read: the epoch (the best mean of
+the exits' validation accuracies, all devices present) and, through the
+runtime on the converted file, the thresholds of examples/ddnn_eval.py's
+rules. The file keeps the robust rule's T (else the within-1 rule's); a
+``.json`` beside it records every epoch's validation figures, the chosen
+thresholds and each device's accuracy alone. One PyTorch thread,
+deterministic algorithms and seeded shuffles and device drops make the same
+command write the same file on a given machine.
 """
 import argparse
+import copy
+import json
 import os
 import sys
 import time
@@ -39,6 +54,7 @@ from edgebnn.converters.pytorch import convert  # noqa: E402
 from edgebnn import Model  # noqa: E402
 from edgebnn.aggregate import concat_shape  # noqa: E402
 from edgebnn.ddnn import DDNN, Device, save_ddnn  # noqa: E402
+import ddnn_eval  # noqa: E402
 import mnist  # noqa: E402
 import multiview  # noqa: E402
 
@@ -137,15 +153,25 @@ def random_presence(batch, devices, drop, generator):
 
 
 def train(images, labels, local="max", cloud="concat", epochs=4, batch=128, lr=3e-3, drop=0.1,
-          seed=0, log=print, edge=False):
-    """A jointly trained ``TorchDDNN`` (loss: the sum of the exits' losses, equal weights)."""
+          seed=0, log=print, edge=False, validation=None):
+    """A jointly trained ``TorchDDNN`` (loss: the sum of the exits' losses, equal weights) and
+    each epoch's record.
+
+    With ``validation`` ``(images, labels)``, each epoch is scored by the mean
+    of its exits' accuracies on them (all devices present) and the net comes
+    back with the best epoch's weights.
+    """
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     views, _ = tensor_views(images, "train")
     targets = torch.from_numpy(labels.astype(np.int64))
+    if validation is not None:
+        val_views, _ = tensor_views(validation[0], "validation")
+        val_targets = torch.from_numpy(validation[1].astype(np.int64))
     net = TorchDDNN(local, cloud, len(views), edge)
     optimizer = torch.optim.Adam(net.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(1, epochs))
+    history, best = [], (-1.0, None)
     for epoch in range(epochs):
         net.train()
         started, total = time.perf_counter(), 0.0
@@ -161,9 +187,34 @@ def train(images, labels, local="max", cloud="concat", epochs=4, batch=128, lr=3
             bl.clip_weights(net)
             total += float(loss.detach()) * len(index)
         schedule.step()
-        log(f"epoch {epoch + 1}/{epochs}: loss {total / len(targets):.4f} "
-            f"({time.perf_counter() - started:.0f} s)")
-    return net.eval()
+        record = {"epoch": epoch + 1, "loss": total / len(targets),
+                  "seconds": round(time.perf_counter() - started, 1)}
+        if validation is not None:
+            record["validation"] = exit_accuracies(net, val_views, val_targets)
+            score = float(np.mean(record["validation"]))
+            if score > best[0]:
+                best = (score, copy.deepcopy(net.state_dict()))
+        history.append(record)
+        log(f"epoch {epoch + 1}/{epochs}: loss {record['loss']:.4f}"
+            + (f", validation exits {', '.join(f'{a:.4f}' for a in record['validation'])}"
+               if validation is not None else "") + f" ({record['seconds']:.0f} s)")
+    if best[1] is not None:
+        net.load_state_dict(best[1])
+    return net.eval(), history
+
+
+def exit_accuracies(net, views, targets, batch=1000):
+    """Each exit's accuracy (local, [edge,] cloud) with every device present."""
+    net.eval()
+    right = None
+    with torch.no_grad():
+        for start in range(0, len(targets), batch):
+            chunk = views[:, start:start + batch]
+            present = torch.ones(chunk.shape[1], len(views), dtype=torch.bool)
+            hits = [int((scores.argmax(1) == targets[start:start + batch]).sum())
+                    for scores in net(chunk, present)]
+            right = hits if right is None else [a + b for a, b in zip(right, hits)]
+    return [r / len(targets) for r in right]
 
 
 def to_runtime(net, threshold=0.8, edge_threshold=0.5):
@@ -207,28 +258,79 @@ def _on_signs(section, shape):
     return Model(flat.layers[1:], shape, "bits", classes=CLASSES)
 
 
+def select(ddnn, images, labels):
+    """Thresholds and figures chosen on ``images`` (validation digits), through the runtime."""
+    views = multiview.make_views(images, "validation")
+    outputs = ddnn_eval.device_outputs(ddnn, views)
+    devices = len(ddnn.devices)
+    if ddnn.edge is not None:
+        answers = ddnn_eval.EdgeAnswers(ddnn, outputs, labels)
+        threshold, edge_threshold = answers.choose()
+        share, edge_share, _, accuracy, _ = answers.at(threshold, edge_threshold)
+        return {"threshold": threshold, "edge_threshold": edge_threshold,
+                "local_exits": share, "edge_exits": edge_share, "overall": accuracy,
+                "exits": {"local": float(np.mean(answers.local == labels)),
+                          "edge": float(np.mean(answers.edge == labels)),
+                          "cloud": float(np.mean(answers.cloud == labels))}}
+    everyone, *missing = [ddnn_eval.Answers(ddnn, outputs, labels, present)
+                          for present in ddnn_eval.present_sets(devices)]
+    alone = [ddnn_eval.Answers(ddnn, outputs, labels, [d == i for d in range(devices)])
+             for i in range(devices)]
+    thresholds = ddnn_eval.choose_thresholds(everyone, missing)
+    at = {}
+    for rule, t in list(thresholds.items()) + [("paper-T", ddnn_eval.PAPER_T)]:
+        if t is not None:
+            share, accuracy, _ = everyone.at(t)
+            at[rule] = {"T": t, "local_exits": share, "overall": accuracy,
+                        "missing": [m.at(t)[1] for m in missing]}
+    return {"threshold": ddnn_eval.deployed_threshold(thresholds), "thresholds": thresholds,
+            "at": at, "exits": {"local": everyone.local_accuracy(), "cloud": everyone.cloud_accuracy()},
+            "alone": [a.local_accuracy() for a in alone]}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="folder with the MNIST *-ubyte.gz files")
-    parser.add_argument("--out", required=True, help="DDNN file to write")
+    parser.add_argument("--out", required=True, help="DDNN file to write (a .json goes beside it)")
     parser.add_argument("--local", default="max", choices=["max", "average", "concat"])
     parser.add_argument("--cloud", default="concat", choices=["max", "average", "concat"])
-    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--epochs", type=int, default=3, help="epochs run; the best on "
+                        "validation is kept")
+    parser.add_argument("--drop", type=float, default=0.1, help="probability of dropping a "
+                        "device from a training sample (0: the paper's way)")
     parser.add_argument("--train", type=int, default=50_000, help="training images used")
     parser.add_argument("--edge", action="store_true", help="add an edge section between devices "
                         "and cloud")
-    parser.add_argument("--threshold", type=float, default=0.8)
-    parser.add_argument("--edge-threshold", type=float, default=0.5)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    (images, labels), _ = mnist.train_validation(args.data)
-    net = train(images[:args.train], labels[:args.train], args.local, args.cloud, args.epochs,
-                seed=args.seed, edge=args.edge)
-    save_ddnn(to_runtime(net, args.threshold, args.edge_threshold), args.out)
-    print(f"wrote {args.out}")
+    command = "python3 examples/ddnn_train.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    (images, labels), (val_images, val_labels) = mnist.train_validation(args.data)
+    started = time.perf_counter()
+    net, history = train(images[:args.train], labels[:args.train], args.local, args.cloud,
+                         args.epochs, drop=args.drop, seed=args.seed, edge=args.edge,
+                         validation=(val_images, val_labels))
+    seconds = time.perf_counter() - started
+    ddnn = to_runtime(net)
+    chosen = select(ddnn, val_images, val_labels)
+    ddnn.local_threshold = chosen["threshold"]
+    if ddnn.edge is not None:
+        ddnn.edge_threshold = chosen["edge_threshold"]
+    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
+    save_ddnn(ddnn, args.out)
+    best = max(history, key=lambda r: np.mean(r["validation"]))
+    record = {"local": args.local, "cloud": args.cloud, "edge": args.edge, "drop": args.drop,
+              "seed": args.seed, "epochs": args.epochs, "best_epoch": best["epoch"],
+              "history": history, "validation": chosen, "train_images": len(images[:args.train]),
+              "validation_images": len(val_labels), "train_seconds": round(seconds, 1),
+              "torch": torch.__version__, "threads": torch.get_num_threads(), "command": command}
+    with open(os.path.splitext(args.out)[0] + ".json", "w") as f:
+        json.dump(record, f, indent=1)
+    print(f"wrote {args.out}: epoch {best['epoch']}, T = {chosen['threshold']} "
+          f"({time.perf_counter() - started:.0f} s)")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -29,12 +29,15 @@ def recipes(mnist_dir, tmp_path_factory):
     pytest.importorskip("torch")
     import biglittle_train
     out = tmp_path_factory.mktemp("biglittle")
-    for kind, hidden, extra in (("little-float", "16,8", []), ("little-binary", "32,16", []),
-                                ("little-binary", "16,8", ["--tag", "small"]),
+    for kind, hidden, extra in (("little-float", "16,8", ["--digit", "1"]),
+                                ("little-float", "16,8", ["--digit", "8"]),
+                                ("little-binary", "32,16", ["--digit", "1"]),
+                                ("little-binary", "32,16", ["--digit", "8"]),
+                                ("little-binary", "16,8", ["--digit", "8", "--tag", "small"]),
                                 ("big", "16,8", ["--shift", "2"])):
-        assert biglittle_train.main(["--data", mnist_dir, "--kind", kind, "--classes", "1,8",
-                                     "--out-dir", str(out), "--hidden", hidden, "--epochs", "1",
-                                     "--limit", "300", "--threads", "1"] + extra) == 0
+        assert biglittle_train.main(["--data", mnist_dir, "--kind", kind, "--out-dir", str(out),
+                                     "--hidden", hidden, "--epochs", "1", "--limit", "300"]
+                                    + extra) == 0
     return out
 
 

@@ -20,7 +20,7 @@ def trained(mnist_dir, tmp_path_factory):
     (images, labels), (held_out, _) = mnist.train_validation(mnist_dir)
     nets = {}
     for local, cloud, edge in CONFIGS:
-        net = ddnn_train.train(images[:300], labels[:300], local, cloud, epochs=1, batch=100,
+        net, _ = ddnn_train.train(images[:300], labels[:300], local, cloud, epochs=1, batch=100,
                                log=lambda line: None, edge=edge)
         path = tmp_path_factory.mktemp("ddnn") / f"{local}-{cloud}-{edge}.h5"
         save_ddnn(ddnn_train.to_runtime(net, threshold=0.5), path)

@@ -1,0 +1,230 @@
+"""Every training run behind reports/biglittle.md and reports/ddnn.md, as one queue.
+
+    python3 examples/reproduce.py list
+    python3 examples/reproduce.py train --data DIR --root ROOT [--workers 1] [--only PATTERN ...]
+    python3 examples/reproduce.py check --data DIR --root EMPTY_DIR --report reports/biglittle.md \\
+        [--only PATTERN ...]
+
+``train`` runs the plan's jobs, most important first, skipping those whose
+files exist (so a stopped queue resumes): the models the repository ships
+go to ``models/biglittle`` and ``models/ddnn``, the others (float little
+nets but those of digits 1 and 8 seed 0, the big nets) to ``ROOT``. Each
+job logs to ``ROOT/logs/NAME.log``; ``ROOT/logs/queue.log`` says when each
+started and ended. Jobs run at the lowest priority (nice 19), one PyTorch
+thread each; ``--workers`` runs that many at once.
+
+``check`` trains the chosen jobs again, everything into ``EMPTY_DIR``, and
+compares each file's SHA-256 with the digest the report lists for it
+(training is deterministic for a seed on a given machine, so the recorded
+command rebuilds the same bytes). ``--only`` takes shell patterns of job
+names (``list`` shows them), e.g. ``--only 'big*' 'little-float-[02-79]'``.
+"""
+import argparse
+import fnmatch
+import hashlib
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from typing import NamedTuple
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHIPPED = {"biglittle": "models/biglittle", "ddnn": "models/ddnn"}
+EPOCHS = {"little-float": 8, "little-binary": 6, "small": 10, "big": 8, "ddnn": 3}
+SEEDS = (0, 1, 2)
+HEADLINE_DIGITS = (1, 8)
+OTHER_DIGITS = (0, 2, 3, 4, 5, 6, 7, 9)
+AGGREGATORS = ("max", "average", "concat")
+MAIN_DROP = 0.1          # device dropout of the main DDNN (our addition; the pairings use 0)
+
+
+class Job(NamedTuple):
+    name: str            # the file stem, unique across the plan
+    report: str          # "biglittle" or "ddnn"
+    script: str
+    args: tuple          # without --data and the output option
+    shipped: bool
+    folder: str = ""     # below the report's folder
+
+    def output(self, root, check=False):
+        """The ``.h5`` this job writes: shipped models into the repository, unless checking."""
+        base = os.path.join(REPO, SHIPPED[self.report]) if self.shipped and not check \
+            else os.path.join(root, self.report)
+        return os.path.join(base, self.folder, self.name + ".h5")
+
+    def argv(self, data, root, check=False):
+        out = self.output(root, check)
+        place = ("--out-dir", os.path.dirname(out)) if self.report == "biglittle" else ("--out", out)
+        return [sys.executable, os.path.join(REPO, "examples", self.script), "--data", data,
+                *place, *self.args]
+
+
+def little(kind, digit, seed, shipped, hidden=None, tag=None, epochs=None):
+    name = f"{kind}-{digit}" + (f"-{tag}" if tag else "") + (f"-s{seed}" if seed else "")
+    args = ["--kind", kind, "--digit", str(digit), "--seed", str(seed),
+            "--epochs", str(epochs or EPOCHS[kind])]
+    args += ["--hidden", hidden, "--tag", tag] if tag else []
+    return Job(name, "biglittle", "biglittle_train.py", tuple(args), shipped)
+
+
+def big(seed, shift=0):
+    tag = f"shift{shift}" if shift else None
+    name = "big" + (f"-{tag}" if tag else "") + (f"-s{seed}" if seed else "")
+    args = ["--kind", "big", "--seed", str(seed), "--epochs", str(EPOCHS["big"])]
+    args += ["--shift", str(shift), "--tag", tag] if shift else []
+    return Job(name, "biglittle", "biglittle_train.py", tuple(args), False)
+
+
+def ddnn(local, cloud, seed, drop, folder="", edge=False):
+    """A DDNN run; the pairings (no device dropout) are ``LOCAL-CLOUD-nodrop-sSEED``."""
+    name = f"{local}-{cloud}" + ("-edge" if edge else "") + ("-nodrop" if not drop else "") \
+        + (f"-s{seed}" if seed or not drop else "")
+    args = ["--local", local, "--cloud", cloud, "--seed", str(seed), "--drop", str(drop),
+            "--epochs", str(EPOCHS["ddnn"])] + (["--edge"] if edge else [])
+    return Job(name, "ddnn", "ddnn_train.py", tuple(args), True, folder)
+
+
+def plan():
+    """Every job, most important first: the headline models' first seed, their other seeds,
+    the aggregation comparison, the remaining digits, then what goes beyond the paper."""
+    like_for_like = ddnn("max", "concat", 0, 0.0, "pairings")
+    first = [ddnn("max", "concat", 0, MAIN_DROP)]
+    first += [little(kind, d, 0, True) for kind in ("little-float", "little-binary")
+              for d in HEADLINE_DIGITS]
+    first += [like_for_like, big(0)]
+    seeds = [ddnn("max", "concat", s, MAIN_DROP) for s in SEEDS[1:]]
+    seeds += [little(kind, d, s, kind == "little-binary") for s in SEEDS[1:]
+              for kind in ("little-float", "little-binary") for d in HEADLINE_DIGITS]
+    seeds += [big(s) for s in SEEDS[1:]]
+    pairings = [ddnn(local, cloud, s, 0.0, "pairings") for s in SEEDS
+                for local in AGGREGATORS for cloud in AGGREGATORS]
+    pairings.remove(like_for_like)
+    digits = [little(kind, d, 0, kind == "little-binary")
+              for d in OTHER_DIGITS for kind in ("little-float", "little-binary")]
+    smaller = [little("little-binary", d, 0, True, hidden, tag, EPOCHS["small"])
+               for d, hidden, tag in ((1, "256,128", "small"), (8, "256,128", "small"),
+                                      (8, "512,256", "medium"))]
+    beyond = [ddnn("max", "concat", 0, MAIN_DROP, edge=True), big(0, shift=2)]
+    return first + seeds + pairings + digits + smaller + beyond
+
+
+def chosen(jobs, patterns):
+    if not patterns:
+        return jobs
+    picked = [j for j in jobs if any(fnmatch.fnmatchcase(j.name, p) for p in patterns)]
+    if not picked:
+        raise SystemExit(f"no job matches {' '.join(patterns)}; see `reproduce.py list`")
+    return picked
+
+
+def sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def listed_digests(report_text):
+    """``{file name: SHA-256}`` from a report's table of files."""
+    return {m.group(1): m.group(2) for m in
+            re.finditer(r"`(?:[^`]*/)?([\w.-]+\.h5)`[^\n]*?\b([0-9a-f]{64})\b", report_text)}
+
+
+class Queue:
+    """Runs jobs in order on ``workers`` threads, each job a nice-19 child process."""
+
+    def __init__(self, jobs, data, root, check, logs):
+        self.pending, self.data, self.root, self.check, self.logs = list(jobs), data, root, check, logs
+        self.lock, self.failed = threading.Lock(), []
+        os.makedirs(logs, exist_ok=True)
+
+    def note(self, line):
+        with self.lock, open(os.path.join(self.logs, "queue.log"), "a") as f:
+            f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
+        print(line, flush=True)
+
+    def work(self):
+        while True:
+            with self.lock:
+                if not self.pending:
+                    return
+                job = self.pending.pop(0)
+            out = job.output(self.root, self.check)
+            if os.path.exists(out) and os.path.exists(out[:-3] + ".json"):
+                continue
+            self.run(job)
+
+    def run(self, job):
+        env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
+                   OPENBLAS_NUM_THREADS="1")
+        started = time.perf_counter()
+        with open(os.path.join(self.logs, job.name + ".log"), "w") as log:
+            child = subprocess.Popen(job.argv(self.data, self.root, self.check), cwd=REPO, env=env,
+                                     stdout=log, stderr=subprocess.STDOUT,
+                                     preexec_fn=lambda: os.nice(19))
+            self.note(f"started {job.name} (pid {child.pid})")
+            code = child.wait()
+        self.note(f"{'finished' if code == 0 else f'FAILED ({code})'} {job.name} "
+                  f"in {time.perf_counter() - started:.0f} s")
+        if code:
+            with self.lock:
+                self.failed.append(job.name)
+
+    def run_all(self, workers):
+        threads = [threading.Thread(target=self.work) for _ in range(workers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return self.failed
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("action", choices=["list", "train", "check"])
+    parser.add_argument("--data", help="folder with the MNIST IDX .gz files")
+    parser.add_argument("--root", help="folder for the models the repository does not ship")
+    parser.add_argument("--only", nargs="+", help="shell patterns of job names")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--logs", help="log folder (default ROOT/logs)")
+    parser.add_argument("--report", help="check: the report listing the digests")
+    args = parser.parse_args(argv)
+    jobs = chosen(plan(), args.only)
+    if args.action == "list":
+        for job in jobs:
+            print(f"{job.name:32} {job.report:9} {'shipped' if job.shipped else 'rebuilt':8} "
+                  f"{job.script} {' '.join(job.args)}")
+        return 0
+    if not args.data or not args.root:
+        parser.error(f"{args.action} needs --data and --root")
+    check = args.action == "check"
+    if check:
+        if not args.report:
+            parser.error("check needs --report")
+        with open(args.report) as f:
+            listed = listed_digests(f.read())
+        jobs = [j for j in jobs if j.report in os.path.basename(args.report)]
+        missing = [j.name for j in jobs if j.name + ".h5" not in listed]
+        if missing:
+            parser.error(f"{args.report} lists no digest for {', '.join(missing)}")
+    failed = Queue(jobs, os.path.abspath(args.data), os.path.abspath(args.root), check,
+                   args.logs or os.path.join(args.root, "logs")).run_all(args.workers)
+    if failed:
+        print(f"failed: {', '.join(failed)}")
+        return 1
+    if check:
+        wrong = 0
+        for job in jobs:
+            digest = sha256(job.output(os.path.abspath(args.root), True))
+            same = digest == listed[job.name + ".h5"]
+            wrong += not same
+            print(f"{job.name}.h5: {digest} {'same as listed' if same else 'DIFFERS from ' + listed[job.name + '.h5']}")
+        return 1 if wrong else 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
