@@ -55,9 +55,11 @@ class Job(NamedTuple):
         return os.path.join(base, self.folder, self.name + ".h5")
 
     def argv(self, data, root, check=False):
-        out = self.output(root, check)
+        """The command, run from the repository (so a shipped model's record says models/...)."""
+        out = os.path.relpath(self.output(root, check), REPO) if self.shipped and not check \
+            else self.output(root, check)
         place = ("--out-dir", os.path.dirname(out)) if self.report == "biglittle" else ("--out", out)
-        return [sys.executable, os.path.join(REPO, "examples", self.script), "--data", data,
+        return [sys.executable, os.path.join("examples", self.script), "--data", data,
                 *place, *self.args]
 
 
