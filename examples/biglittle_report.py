@@ -1,22 +1,24 @@
-"""Evaluate the Big-Little nets through the runtime and write reports/biglittle.md.
+"""Evaluate the Big-Little nets on the MNIST test set through the runtime; write reports/biglittle.md.
 
-    python3 examples/biglittle_report.py --data ../shared/data/mnist \\
-        --models models/biglittle /tmp/biglittle --out reports/biglittle.md
+    python3 examples/biglittle_report.py --data DIR --models models/biglittle ROOT/biglittle \\
+        --out reports/biglittle.md [--latency-samples 300]
 
-Loads every packed file examples/biglittle_train.py wrote (``little-float-K.h5``,
-``little-binary-K.h5``, ``big.h5``; the first folder holding a file wins;
-and binary nets of other shapes, ``little-binary-K-TAG.h5``) with
-``runtime.Runtime`` -- not with the training framework -- and classifies the
-10,000 MNIST test images. Per priority class K it computes, for the little
-nets (K against the rest) and for the big net (its answer "K" against any
-other answer), the paper's recall TP/(TP+FN), specificity TN/(TN+FP),
-precision TP/(TP+FP) and F1 = 2TP/(2TP+FP+FN); for the big net also the test
-error. It prints the paper's Table 3 beside ours, file sizes, per-sample
-latency (median of ``classify`` calls) and the training commands and times
-from the ``.json`` records beside the models. Needs no PyTorch.
+Finds every net examples/biglittle_train.py wrote (a ``.h5`` with its
+``.json`` record; the first folder holding a name wins), loads it with
+``edgebnn.Runtime`` -- not with the training framework -- and classifies
+the 10,000 test images once; every test figure of the report comes from
+those answers. Per priority digit K it computes, for the little nets (K
+against the rest) and for the big net (its answer "K" against any other
+answer), the paper's recall TP/(TP+FN), specificity TN/(TN+FP), precision
+TP/(TP+FP) and F1 = 2TP/(2TP+FP+FN); for the big net also the test error.
+Nets trained with several seeds are summarized by the mean and the standard
+deviation over the seeds, beside the seed-0 net (the one the repository
+ships, or rebuilds by its recorded command). Each file's SHA-256 is computed
+here, from the file. Needs no PyTorch.
 """
 import argparse
 import glob
+import hashlib
 import json
 import os
 import platform
@@ -32,12 +34,15 @@ for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
 
 # De Coninck et al. (2015), Table 3, in percent.
 PAPER_LITTLE = {1: (98.94, 99.92, 99.38, 99.16), 8: (96.41, 99.76, 97.71, 97.05)}
 PAPER_BIG_F1 = {1: 99.16, 8: 97.02}
 PAPER_BIG_ERROR = 2.11
+HEADLINE = (1, 8)
 METRICS = ("recall", "specificity", "precision", "f1")
+FIGURES_HEADER = ["net", "file", "seed", "recall", "specificity", "precision", "F1", "test error"]
 
 
 def binary_metrics(tp, fp, fn, tn):
@@ -60,12 +65,36 @@ def dense_weight_count(sizes):
     return sum(a * b + b for a, b in zip(sizes, sizes[1:]))
 
 
-def find(folders, name):
+def sha256(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def display_path(path):
+    """``path`` relative to the repository when inside it (how the tests find shipped files)."""
+    path = os.path.abspath(path)
+    inside = os.path.commonpath([path, REPO]) == REPO
+    return os.path.relpath(path, REPO) if inside else path
+
+
+def find_nets(folders):
+    """``{name: (path, record)}`` of every net with a ``.json`` record."""
+    nets = {}
     for folder in folders:
-        path = os.path.join(folder, name)
-        if os.path.exists(path):
-            return path
-    return None
+        for sidecar in sorted(glob.glob(os.path.join(folder, "*.json"))):
+            path = sidecar[:-len(".json")] + ".h5"
+            with open(sidecar) as f:
+                record = json.load(f)
+            if os.path.exists(path) and "kind" in record:
+                nets.setdefault(record["name"], (path, record))
+    return nets
+
+
+def test_labels(path, images):
+    """The runtime's label for every test image (the one pass over the test set)."""
+    from edgebnn import Runtime
+    runtime = Runtime(path)
+    return runtime, np.array([r.label for r in runtime.classify_batch(images)])
 
 
 def latency_ms(runtime, images, count):
@@ -80,23 +109,53 @@ def latency_ms(runtime, images, count):
     return 1e3 * statistics.median(times)
 
 
-def evaluate(path, images, labels, count):
-    """Labels of the test set through the runtime, plus size, latency and the training record."""
-    from edgebnn import Runtime
-    runtime = Runtime(path)
-    predicted = np.array([r.label for r in runtime.classify_batch(images)])
-    record = {}
-    sidecar = os.path.splitext(path)[0] + ".json"
-    if os.path.exists(sidecar):
-        with open(sidecar) as f:
-            record = json.load(f)
-    return {"path": path, "bytes": os.path.getsize(path), "classes": runtime.classes,
-            "predicted": predicted, "latency": latency_ms(runtime, images, count),
-            "backend": runtime.backend, "record": record}
+class Net:
+    """One trained net: its record, its file and its answers on the test set."""
+
+    def __init__(self, path, record, images, labels, latency_samples):
+        self.path, self.record = path, record
+        self.name, self.kind, self.seed = record["name"], record["kind"], record["seed"]
+        self.digit, self.tag = record.get("digit"), record.get("tag")
+        runtime, self.predicted = test_labels(path, images)
+        self.labels = labels
+        self.bytes, self.sha256 = os.path.getsize(path), sha256(path)
+        self.weight_bytes = sum(layer.weight.nbytes for layer in runtime.model.layers
+                                if hasattr(layer, "weight"))
+        self.backend = runtime.backend
+        self.latency = latency_ms(runtime, images, latency_samples) if latency_samples else None
+
+    @property
+    def shape(self):
+        return "-".join(map(str, self.record["shape"]))
+
+    def metrics(self, digit=None):
+        """The paper's measures for ``digit`` (a little net: its own)."""
+        if self.kind == "big":
+            return class_metrics(self.predicted == digit, self.labels == digit)
+        return class_metrics(self.predicted == 0, self.labels == self.digit)
+
+    def error(self):
+        return float(np.mean(self.predicted != self.labels)) if self.kind == "big" else None
 
 
 def pct(value):
     return f"{100 * value:.2f}"
+
+
+def listing(values, unit=""):
+    """``12.34 (mean of 3 seeds: 12.30, 12.35, 12.37)``, or the one value."""
+    if len(values) == 1:
+        return f"{values[0]:.2f}{unit} (one seed)"
+    return (f"{np.mean(values):.2f}{unit} (mean of {len(values)} seeds: "
+            f"{', '.join(f'{v:.2f}' for v in values)}{unit})")
+
+
+def spread(values):
+    """``mean ± std`` in percent over seeds (sample standard deviation), or the one value."""
+    values = [100 * v for v in values]
+    if len(values) == 1:
+        return f"{values[0]:.2f}"
+    return f"{np.mean(values):.2f} ± {np.std(values, ddof=1):.2f}"
 
 
 def table(header, rows):
@@ -105,135 +164,221 @@ def table(header, rows):
     return "\n".join(lines)
 
 
-def report(folders, images, labels, count, argv):
-    found = {}
+class Groups:
+    """The nets sorted into the report's rows: seeds of one recipe together."""
+
+    def __init__(self, nets):
+        self.all = sorted(nets, key=lambda n: (n.kind == "big", n.digit or 0, n.tag or "",
+                                               n.kind, n.seed))
+        self.recipes = {}
+        for net in self.all:
+            key = (net.kind, net.digit, net.tag)
+            self.recipes.setdefault(key, []).append(net)
+
+    def seeds(self, kind, digit=None, tag=None):
+        return self.recipes.get((kind, digit, tag), [])
+
+    def bigs(self):
+        """``[(label, nets)]``: the big nets trained the paper's way (no augmentation) first,
+        then each recipe with shifted images, which goes beyond the paper."""
+        found = [nets for (kind, _, _), nets in self.recipes.items() if kind == "big"]
+        found.sort(key=lambda nets: nets[0].record["shift"])
+        return [("ours: big, the paper's way" if nets[0].record["shift"] == 0 else
+                 f"ours: big, shifts of up to {nets[0].record['shift']} pixels (beyond the paper)",
+                 nets) for nets in found]
+
+    def paper_big(self):
+        return next((nets for label, nets in self.bigs() if nets[0].record["shift"] == 0), [])
+
+
+def seed_zero(nets):
+    return next((n for n in nets if n.seed == 0), None)
+
+
+def table3(groups):
+    rows = []
+    header = ["digit", "net", "seeds", "recall", "specificity", "precision", "F1",
+              "F1 of seed 0"]
+    for k in HEADLINE:
+        rows.append([k, "paper: little 784-1000-500-2", "", *[f"{v:.2f}" for v in PAPER_LITTLE[k]], ""])
+        for kind in ("little-float", "little-binary"):
+            nets = groups.seeds(kind, k)
+            if nets:
+                rows.append([k, f"ours: {kind} {nets[0].shape}", len(nets)]
+                            + [spread([n.metrics()[m] for n in nets]) for m in METRICS]
+                            + [pct(seed_zero(nets).metrics()["f1"]) if seed_zero(nets) else ""])
+        rows.append([k, f"paper: big (test error {PAPER_BIG_ERROR}%)", "", "", "", "",
+                     f"{PAPER_BIG_F1[k]:.2f}", ""])
+        for label, nets in groups.bigs():
+            rows.append([k, label, len(nets)]
+                            + [spread([n.metrics(k)[m] for n in nets]) for m in METRICS]
+                            + [pct(seed_zero(nets).metrics(k)["f1"]) if seed_zero(nets) else ""])
+    return table(header, rows)
+
+
+def goals(groups):
+    """Issue 17's numbers, each with its figures and whether it is reached."""
+    lines = []
+    for k in HEADLINE:
+        floats, binaries = groups.seeds("little-float", k), groups.seeds("little-binary", k)
+        if floats:
+            f1 = [100 * n.metrics()["f1"] for n in floats]
+            lines.append(f"- little float, digit {k}: F1 {listing(f1)} against the paper's "
+                         f"{PAPER_LITTLE[k][3]:.2f}: "
+                         f"{'reached' if np.mean(f1) >= PAPER_LITTLE[k][3] else 'NOT reached'}")
+        if floats and binaries:
+            f1f = np.mean([100 * n.metrics()["f1"] for n in floats])
+            f1b = [100 * n.metrics()["f1"] for n in binaries]
+            gap = f1f - np.mean(f1b)
+            ratio = floats[0].weight_bytes / binaries[0].weight_bytes
+            lines.append(f"- little binary, digit {k}: F1 {listing(f1b)}, {abs(gap):.2f} points "
+                         f"{'under' if gap > 0 else 'over'} the float mean (goal: within 1 point: "
+                         f"{'reached' if gap <= 1 else 'NOT reached'}), with "
+                         f"1/{ratio:.1f} of its weight bytes ({binaries[0].weight_bytes:,} against "
+                         f"{floats[0].weight_bytes:,}; whole files {binaries[0].bytes:,} and "
+                         f"{floats[0].bytes:,} bytes)")
+    bigs = groups.paper_big()
+    if bigs:
+        errors = [100 * n.error() for n in bigs]
+        lines.append(f"- big net trained the paper's way: test error {listing(errors, '%')} "
+                     f"against the paper's {PAPER_BIG_ERROR}%: "
+                     f"{'reached' if np.mean(errors) <= PAPER_BIG_ERROR else 'NOT reached'}")
+    return lines or ["- no models found"]
+
+
+def figures_table(groups):
+    """Every net's own test figures: the rows tests/test_reports.py recomputes."""
+    rows = []
+    for net in groups.all:
+        digits = HEADLINE if net.kind == "big" else [net.digit]
+        for k in digits:
+            m = net.metrics(k)
+            label = f"{net.kind} {net.shape}" + (f" {net.tag}" if net.tag else "") + \
+                (f", digit {k}" if net.kind == "big" else f" for {k}")
+            rows.append([label, f"`{display_path(net.path)}`", net.seed]
+                        + [pct(m[x]) for x in METRICS]
+                        + [pct(net.error()) if net.kind == "big" else ""])
+    return table(FIGURES_HEADER, rows)
+
+
+def all_digits(groups):
+    rows = []
     for k in range(10):
         for kind in ("little-float", "little-binary"):
-            path = find(folders, f"{kind}-{k}.h5")
-            if path:
-                found[kind, k] = evaluate(path, images, labels, count)
-    smaller = {}              # (k, tag): other binary shapes, little-binary-K-TAG.h5
-    for folder in folders:
-        for path in sorted(glob.glob(os.path.join(folder, "little-binary-[0-9]-*.h5"))):
-            k, tag = os.path.basename(path)[len("little-binary-"):-len(".h5")].split("-", 1)
-            smaller.setdefault((int(k), tag), evaluate(path, images, labels, count))
-    big_path = find(folders, "big.h5")
-    big = evaluate(big_path, images, labels, count) if big_path else None
-    classes = sorted({k for _, k in found})
+            net = seed_zero(groups.seeds(kind, k))
+            if net:
+                rows.append([k, kind] + [pct(net.metrics()[m]) for m in METRICS])
+        big = seed_zero(groups.paper_big())
+        if big:
+            rows.append([k, "big, the paper's way"] + [pct(big.metrics(k)[m]) for m in METRICS])
+    return table(["digit", "net (seed 0)", "recall", "specificity", "precision", "F1"], rows)
 
-    def little(kind, k):
-        e = found.get((kind, k))
-        if e is None:
-            return None
-        assert e["classes"] == [str(k), "other"], e["classes"]
-        return class_metrics(e["predicted"] == 0, labels == k)
 
-    def big_class(k):
-        return class_metrics(big["predicted"] == k, labels == k) if big else None
+def smaller_shapes(groups):
+    lines = []
+    for (kind, k, tag), nets in sorted(groups.recipes.items(), key=lambda i: str(i[0])):
+        full = seed_zero(groups.seeds("little-binary", k))
+        if kind != "little-binary" or not tag or not full:
+            continue
+        net = nets[0]
+        better = net.metrics()["f1"] >= full.metrics()["f1"]
+        lines.append(f"- digit {k}, binary {net.shape}: F1 {pct(net.metrics()['f1'])} against "
+                     f"{pct(full.metrics()['f1'])} for {full.shape} (seed 0) with "
+                     f"1/{full.weight_bytes / net.weight_bytes:.1f} of the weight bytes: "
+                     f"{'the same F1 or better' if better else 'lower'}")
+    return lines
 
+
+def choices_table(groups):
+    """What validation chose for each net, and from what."""
+    rows = []
+    for net in groups.all:
+        r = net.record
+        options = "; ".join(f"dropout {c['dropout']}: {c['validation']:.4f} (epoch {c['best_epoch']})"
+                            for c in r["candidates"])
+        rows.append([net.name, r["score"], options, f"dropout {r['dropout']}, "
+                     f"epoch {r['best_epoch']} of {r['epochs']}", f"{r['validation']:.4f}"])
+    return table(["net", "validation score", "candidates: best validation score (epoch)",
+                  "chosen", "validation"], rows)
+
+
+def files_table(groups):
+    rows = []
+    for net in groups.all:
+        shipped = display_path(net.path).startswith("models" + os.sep)
+        rows.append([f"`{display_path(net.path)}`", "shipped" if shipped else "rebuilt",
+                     net.shape, f"{net.bytes:,}", f"{net.weight_bytes:,}", net.sha256,
+                     net.backend, "" if net.latency is None else f"{net.latency:.3f}"])
+    return table(["file", "in the repository", "shape", "bytes", "weight bytes", "SHA-256",
+                  "backend", "latency (ms)"], rows)
+
+
+def commands_table(groups):
+    rows = [[net.name, f"`{net.record['command']}`", f"{net.record['train_seconds']:.0f} s"]
+            for net in groups.all]
+    return table(["net", "command", "training time"], rows)
+
+
+def report(folders, images, labels, latency_samples, argv):
+    nets = find_nets(folders)
+    groups = Groups(Net(path, record, images, labels, latency_samples)
+                    for path, record in nets.values())
     out = ["# Big-Little on MNIST: the paper's Table 3 and ours", "",
            f"Generated by `python3 examples/biglittle_report.py {' '.join(argv)}` on "
            f"{platform.machine()} ({platform.python_implementation()} {platform.python_version()}, "
-           f"{os.cpu_count()} cores), {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. "
-           f"All numbers come from the packed files run by `runtime.Runtime` on the "
-           f"{len(labels):,} MNIST test images (not from PyTorch).", "",
+           f"{os.cpu_count()} cores), {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.", "",
+           "**How the figures were made.** Every choice -- the epoch, the dropout rate of the "
+           "float nets -- was made on the paper's split of the training set: the first 50,000 "
+           "images train, the last 10,000 validate (`examples/biglittle_train.py`, which never "
+           "reads the test set). The 10,000 test images are read by this report generator only, "
+           "once per final net: each packed file is run by `edgebnn.Runtime` (not by PyTorch) "
+           "and every test figure below comes from those answers. Training is deterministic for "
+           "a seed on a given machine (one PyTorch thread, deterministic algorithms, seeded data "
+           "order): each net's recorded command rebuilds its file byte for byte, which its "
+           "SHA-256 below checks. Where several seeds were trained, figures are the mean ± "
+           "standard deviation over the seeds (n - 1 in the denominator), beside the seed-0 net.",
+           "",
            "Little nets are one-vs-all 784-1000-500-2 with classes `[K, other]`: "
            f"{dense_weight_count([784, 1000, 500, 2]):,} weights and biases "
            "(the paper prints 1,250,502, which fits 748 inputs). The big net is "
            f"784-2500-2000-1500-1000-500-10, {dense_weight_count([784, 2500, 2000, 1500, 1000, 500, 10]):,}"
            " weights and biases. Percentages; F1 = 2TP / (2TP + FP + FN).", ""]
-
-    out += ["## Table 3, classes 1 and 8", ""]
-    rows = []
-    for k in (1, 8):
-        rows.append([k, "paper little 784-1000-500-2"] + [f"{v:.2f}" for v in PAPER_LITTLE[k]])
-        for kind in ("little-float", "little-binary"):
-            m = little(kind, k)
-            rows.append([k, f"ours {kind}"] + ([pct(m[x]) for x in METRICS] if m else ["not trained"] * 4))
-        rows.append([k, f"paper big (test error {PAPER_BIG_ERROR}%)", "", "", "", f"{PAPER_BIG_F1[k]:.2f}"])
-        m = big_class(k)
-        rows.append([k, "ours big" + (f" (test error {pct(np.mean(big['predicted'] != labels))}%)"
-                                      if big else "")]
-                    + ([pct(m[x]) for x in METRICS] if m else ["not trained"] * 4))
-    out += [table(["class", "net", "recall", "specificity", "precision", "F1"], rows), ""]
-
-    goals = []
-    for k, goal in ((1, 99.16), (8, 97.05)):
-        f, b = little("little-float", k), little("little-binary", k)
-        if f:
-            goals.append(f"- little float, class {k}: F1 {pct(f['f1'])} vs goal >= {goal}: "
-                         f"{'met' if 100 * f['f1'] >= goal else 'NOT met'}")
-        if f and b:
-            gap = 100 * (f["f1"] - b["f1"])
-            ratio = found["little-float", k]["bytes"] / found["little-binary", k]["bytes"]
-            goals.append(f"- little binary, class {k}: F1 {pct(b['f1'])}, {gap:.2f} points below float "
-                         f"(goal: within 1): {'met' if gap <= 1 else 'NOT met'}; its file is "
-                         f"1/{ratio:.1f} of the float one's")
-    for (k, tag), e in sorted(smaller.items()):
-        m, full = class_metrics(e["predicted"] == 0, labels == k), little("little-binary", k)
-        if full:
-            shape = "-".join(str(n) for n in e["record"].get("shape", [])) or tag
-            ratio = found["little-binary", k]["bytes"] / e["bytes"]
-            goals.append(f"- smaller binary {shape}, class {k}: F1 {pct(m['f1'])} vs "
-                         f"{pct(full['f1'])} for 784-1000-500-2 in a file 1/{ratio:.1f} the size: "
-                         f"{'the same F1 or better' if m['f1'] >= full['f1'] else 'lower'}")
-    if big:
-        error = 100 * np.mean(big["predicted"] != labels)
-        goals.append(f"- big: test error {error:.2f}% vs goal <= 1.5%: "
-                     f"{'met' if error <= 1.5 else 'NOT met'}")
-    out += ["## Goals of issue 8", ""] + (goals or ["- no models found"]) + [""]
-
-    out += ["## All trained priority classes", ""]
-    rows = []
-    for k in classes:
-        for kind in ("little-float", "little-binary"):
-            m = little(kind, k)
-            if m:
-                rows.append([k, kind] + [pct(m[x]) for x in METRICS])
-        m = big_class(k)
-        if m:
-            rows.append([k, "big"] + [pct(m[x]) for x in METRICS])
-    for (k, tag), e in sorted(smaller.items()):
-        m = class_metrics(e["predicted"] == 0, labels == k)
-        shape = "-".join(str(n) for n in e["record"].get("shape", [])) or tag
-        rows.append([k, f"little-binary {shape}"] + [pct(m[x]) for x in METRICS])
-    out += [table(["class", "net", "recall", "specificity", "precision", "F1"], rows), ""]
-    if big:
-        out += ["Big net, per-class F1 over all ten digits: "
-                + ", ".join(f"{k}: {pct(big_class(k)['f1'])}" for k in range(10)), ""]
-
-    out += ["## Files, sizes and latency", "",
-            f"Latency: median wall time of {count} single `Runtime.classify` calls on test images "
-            "(this machine is shared; other jobs ran at the same time).", ""]
-    rows = []
-    listed = [found[key] for key in sorted(found)] + [smaller[key] for key in sorted(smaller)] \
-        + ([big] if big else [])
-    for e in listed:
-        r = e["record"]
-        rows.append([f"`{e['path']}`", f"{e['bytes']:,}",
-                     "-".join(str(n) for n in r.get("shape", [])) or "?",
-                     f"{r['weights']:,}" if "weights" in r else "?",
-                     e["backend"], f"{e['latency']:.3f}"])
-    out += [table(["file", "bytes", "shape", "weights + biases", "backend", "latency (ms)"], rows), ""]
-
-    out += ["## Training", "",
-            "Commands (PyTorch CPU on this shared machine; `--threads`, default 2, is the number of "
-            "PyTorch threads; other jobs shared the cores, so the times are upper bounds), epochs, "
-            "the best epoch on the 10,000 validation images, and the time of the training loop:", ""]
-    rows = []
-    for e in listed:
-        r = e["record"]
-        if r:
-            run = r.get("epochs_run", r["epochs"])
-            rows.append([r["name"], f"`{r['command']}`",
-                         f"{r['best_epoch']} of {run} run ({r['epochs']} planned)",
-                         f"{r['score']} {r['validation']:.4f}", f"{r['train_images']:,}",
-                         f"{r['train_seconds']:.0f} s"])
-    out += [table(["net", "command", "best epoch", "validation", "train images", "time"], rows), ""]
-    missing = [f"{kind}-{k}" for k in range(10) for kind in ("little-float", "little-binary")
-               if (kind, k) not in found]
-    if missing or not big:
-        out += ["## Not trained yet", "", ", ".join(missing + ([] if big else ["big"])), ""]
+    out += ["## Table 3, digits 1 and 8", "",
+            "\"The paper's way\" for the big net: its shape, no augmentation (dropout 0.2 after each "
+            "hidden layer, our choice, fixed before training). Rows marked \"beyond the paper\" "
+            "use training the paper did not (random shifts of the training images).", "",
+            table3(groups), ""]
+    out += ["## Goals of issue 17", ""] + goals(groups) + [""]
+    bigs = [(label, n) for label, nets in groups.bigs() for n in nets]
+    if bigs:
+        out += ["## Big net", "", table(
+            ["net", "seed", "recipe", "validation accuracy (epoch)", "test error"],
+            [[n.name, n.seed, label[len("ours: big, "):],
+              f"{n.record['validation']:.4f} ({n.record['best_epoch']} of {n.record['epochs']})",
+              f"{pct(n.error())}%"] for label, n in bigs]), ""]
+    out += ["## Every digit (seed 0)", "", all_digits(groups), ""]
+    smaller = smaller_shapes(groups)
+    if smaller:
+        out += ["## Smaller binary shapes", ""] + smaller + [""]
+    out += ["## Test figures of every net", "",
+            "Each net's own figures on the 10,000 test images (the tables above summarize "
+            "these); `tests/test_reports.py` recomputes the rows of the shipped files.", "",
+            figures_table(groups), ""]
+    out += ["## What validation chose", "",
+            "Each float little net trains once per dropout rate from the same seed; the best "
+            "validation score (over the epochs of each) picks the rate and the epoch.", "",
+            choices_table(groups), ""]
+    out += ["## Files", "",
+            "\"Shipped\" files are in the repository; \"rebuilt\" ones are made by their command "
+            "(`python3 examples/reproduce.py check --data DIR --root EMPTY_DIR --report "
+            "reports/biglittle.md --only NAME...` retrains them and compares the SHA-256). "
+            f"Latency: median wall time of {latency_samples} single `Runtime.classify` calls on "
+            "test images (a shared machine; other jobs ran at the same time).", "",
+            files_table(groups), ""]
+    out += ["## Training commands", "",
+            "One PyTorch thread each, at the lowest priority, two at a time on a 2-core machine "
+            "shared with other jobs (so the times are upper bounds). `examples/reproduce.py` runs "
+            "them all as one queue.", "", commands_table(groups), ""]
     return "\n".join(out)
 
 
@@ -241,7 +386,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="folder with the MNIST IDX .gz files")
     parser.add_argument("--models", nargs="+", default=["models/biglittle"],
-                        help="folders with the packed files (the first holding a file wins)")
+                        help="folders with the packed files (the first holding a name wins)")
     parser.add_argument("--out", default="reports/biglittle.md")
     parser.add_argument("--latency-samples", type=int, default=300)
     args = parser.parse_args(argv)

@@ -11,6 +11,8 @@ The same code serves examples/ddnn_train.py, which chooses thresholds on the
 validation split, and examples/ddnn_reproduce.py, which reports the chosen
 thresholds on the test split.
 """
+import functools
+
 import numpy as np
 
 from edgebnn.ddnn import SCORE_BYTES
@@ -33,19 +35,23 @@ def device_outputs(ddnn, views):
 
 
 class Answers:
-    """Per sample, for one set of present devices: local label and entropy, cloud label."""
+    """Per sample, for one set of present devices: local label and entropy, cloud label
+    (the cloud's computed on first use: a device's own accuracy needs only the local exit)."""
 
     def __init__(self, ddnn, outputs, labels, present):
         self.ddnn, self.labels, self.present = ddnn, np.asarray(labels), list(present)
-        local, entropy, cloud = [], [], []
-        for sample in outputs:
-            scores = [o.scores if p else None for o, p in zip(sample, self.present)]
-            maps = [o.features if p else None for o, p in zip(sample, self.present)]
-            label, _, eta = summarize(ddnn.local_logits(scores))
-            local.append(label)
-            entropy.append(eta)
-            cloud.append(int(np.argmax(ddnn.cloud_logits(maps))))
-        self.local, self.entropy, self.cloud = map(np.array, (local, entropy, cloud))
+        self.outputs = outputs
+        local = [summarize(ddnn.local_logits(self._present(sample, "scores"))) for sample in outputs]
+        self.local = np.array([label for label, _, _ in local])
+        self.entropy = np.array([eta for _, _, eta in local])
+
+    def _present(self, sample, field):
+        return [getattr(o, field) if p else None for o, p in zip(sample, self.present)]
+
+    @functools.cached_property
+    def cloud(self):
+        return np.array([int(np.argmax(self.ddnn.cloud_logits(self._present(sample, "features"))))
+                         for sample in self.outputs])
 
     def correct(self, threshold):
         """How many samples are answered right at threshold T."""

@@ -299,6 +299,7 @@ def main(argv=None):
     parser.add_argument("--drop", type=float, default=0.1, help="probability of dropping a "
                         "device from a training sample (0: the paper's way)")
     parser.add_argument("--train", type=int, default=50_000, help="training images used")
+    parser.add_argument("--validation", type=int, default=10_000, help="validation images used")
     parser.add_argument("--edge", action="store_true", help="add an edge section between devices "
                         "and cloud")
     parser.add_argument("--seed", type=int, default=0)
@@ -307,6 +308,7 @@ def main(argv=None):
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
     (images, labels), (val_images, val_labels) = mnist.train_validation(args.data)
+    val_images, val_labels = val_images[:args.validation], val_labels[:args.validation]
     started = time.perf_counter()
     net, history = train(images[:args.train], labels[:args.train], args.local, args.cloud,
                          args.epochs, drop=args.drop, seed=args.seed, edge=args.edge,

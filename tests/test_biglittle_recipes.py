@@ -61,10 +61,12 @@ def test_report_from_the_tiny_recipes(recipes, mnist_dir, tmp_path):
     assert biglittle_report.main(["--data", mnist_dir, "--models", str(recipes), "--out", str(out),
                                   "--latency-samples", "5"]) == 0
     text = out.read_text()
-    assert "## Table 3, classes 1 and 8" in text
+    assert "## Table 3, digits 1 and 8" in text and "## Goals of issue 17" in text
     assert "99.16" in text and "1,286,502" in text
     assert "little-binary-8.h5" in text and "big.h5" in text
-    assert "| 8 | little-binary 784-16-8-2 |" in text and "smaller binary 784-16-8-2, class 8" in text
+    assert "| 8 | ours: little-binary 784-32-16-2 | 1 |" in text
+    assert "digit 8, binary 784-16-8-2:" in text
+    assert "ours: big, shifts of up to 2 pixels (beyond the paper)" in text
 
 
 def test_shifted_images_keep_their_pixels_inside_the_frame():

@@ -55,27 +55,32 @@ def test_trained_ddnn_runs_the_same_in_the_runtime(trained, config):
                                rtol=1e-4, atol=1e-4)
 
 
-def test_reproduction_script_on_tiny_nets(trained, mnist_dir, tmp_path):
-    """examples/ddnn_reproduce.py end to end on the tiny nets: every section is written."""
-    import shutil
+def test_reproduction_script_on_tiny_nets(mnist_dir, tmp_path):
+    """ddnn_train.py's command line (validation choices, records) and ddnn_reproduce.py end to
+    end on tiny nets: every section is written, from files the training script recorded."""
+    import json
     import ddnn_reproduce
-    nets = trained[0]
-    models, seeds = tmp_path / "models", tmp_path / "seeds"
-    models.mkdir()
-    seeds.mkdir()
-    shutil.copy(nets["max", "concat", False][1], models / "max-concat.h5")
-    shutil.copy(nets["max", "concat", True][1], models / "max-concat-edge.h5")
-    for (local, cloud, edge), (_, path) in nets.items():
-        if not edge:
-            for seed in (0, 1):
-                shutil.copy(path, seeds / f"{local}-{cloud}-s{seed}.h5")
+    models = tmp_path / "models"
+    runs = [("max-concat.h5", []), ("max-concat-s1.h5", ["--seed", "1"]),
+            ("pairings/max-concat-nodrop-s0.h5", ["--drop", "0"]),
+            ("pairings/concat-average-nodrop-s0.h5", ["--drop", "0", "--local", "concat",
+                                                     "--cloud", "average"]),
+            ("max-concat-edge.h5", ["--edge"])]
+    for name, extra in runs:
+        assert ddnn_train.main(["--data", mnist_dir, "--out", str(models / name), "--train", "300",
+                                "--validation", "50", "--epochs", "1"] + extra) == 0
+    record = json.loads((models / "max-concat.json").read_text())
+    assert record["epochs"] == 1 and record["validation_images"] == 50
+    assert set(record["validation"]["thresholds"]) == {"within-1", "robust", "paper-share"}
+    assert load_ddnn(models / "max-concat.h5").local_threshold == record["validation"]["threshold"]
     out = tmp_path / "ddnn.md"
-    ddnn_reproduce.main(["--data", mnist_dir, "--models", str(models), "--seeds", str(seeds),
-                         "--out", str(out), "--test", "60", "--threshold", "0.5"])
+    assert ddnn_reproduce.main(["--data", mnist_dir, "--models", str(models), "--out", str(out),
+                                "--test", "40"]) == 0
     text = out.read_text()
-    for heading in ("### Threshold sweep (local exit)", "### Each device removed (T = 0.50)",
-                    "## With an edge tier", "### Edge threshold sweep", "| 0.50 | 0.40 |",
-                    "## Aggregation comparison"):
+    for heading in ("## Main model", "## Goals of issue 17", "## Threshold sweep",
+                    "## One device missing", "## Devices added", "## Aggregation comparison",
+                    "## With an edge tier", "## The paper's findings", "## Spot check", "## Files",
+                    "## Training commands"):
         assert heading in text
-    assert "| max | concat |" in text and "| concat | average |" in text and "+- 0.00" in text
-    assert "Per aggregator" in text and "local exit accuracy" in text
+    assert "| max | concat | 1 |" in text and "| concat | average | 1 |" in text
+    assert "the paper's way (no device dropout)" in text and "models/max-concat.h5" in text

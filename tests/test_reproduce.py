@@ -1,0 +1,70 @@
+"""The reproduction plan (examples/reproduce.py): names, outputs and the digest list it checks."""
+import pytest
+
+import reproduce  # noqa: E402  (examples/ is on the path: see conftest.py)
+
+
+def test_plan_names_are_unique_and_are_the_files_the_scripts_write():
+    pytest.importorskip("torch")
+    import biglittle_train
+    jobs = reproduce.plan()
+    assert len({j.name for j in jobs}) == len(jobs)
+    for job in jobs:
+        if job.script != "biglittle_train.py":
+            continue
+        args = dict(zip(job.args[::2], job.args[1::2]))
+        digit = int(args["--digit"]) if "--digit" in args else None
+        assert job.name == biglittle_train.model_name(args["--kind"], digit, args.get("--tag"),
+                                                      int(args["--seed"]))
+
+
+def test_plan_ships_the_small_models_and_rebuilds_the_rest():
+    jobs = {j.name: j for j in reproduce.plan()}
+    for seed in ("", "-s1", "-s2"):
+        for digit in (1, 8):
+            assert jobs[f"little-binary-{digit}{seed}"].shipped
+            assert jobs[f"little-float-{digit}{seed}"].shipped == (seed == "")
+        assert jobs[f"max-concat{seed}"].shipped
+        assert not jobs[f"big{seed}"].shipped
+    pairings = [j for j in jobs.values() if j.folder == "pairings"]
+    assert len(pairings) == 27 and all(j.shipped and "--drop" in j.args for j in pairings)
+    assert all(j.args[j.args.index("--drop") + 1] == "0.0" for j in pairings)
+
+
+def test_commands_write_shipped_models_into_the_repository(tmp_path):
+    job = next(j for j in reproduce.plan() if j.name == "little-binary-8-s2")
+    argv = job.argv("/data", str(tmp_path))
+    assert argv[argv.index("--out-dir") + 1] == "models/biglittle"
+    checked = job.argv("/data", str(tmp_path), check=True)
+    assert checked[checked.index("--out-dir") + 1] == str(tmp_path / "biglittle")
+
+
+def test_digests_are_read_from_a_report_table():
+    digest = "ab" * 32
+    text = (f"| `models/biglittle/little-binary-1.h5` | shipped | 784-1000-500-2 | 1 | 2 | {digest} |\n"
+            f"| `/elsewhere/big-s2.h5` | rebuilt | {'cd' * 32} |\n| `x.h5` | no digest |\n")
+    assert reproduce.listed_digests(text) == {"little-binary-1.h5": digest, "big-s2.h5": "cd" * 32}
+
+
+def test_selection_rules_choose_from_counts():
+    import ddnn_eval
+
+    class Fake:
+        """Answers whose right-answer count at T is given by a function."""
+        def __init__(self, correct, share=lambda t: t):
+            self.labels = [0] * 1000
+            self.correct, self.share = correct, share
+
+        def at(self, t):
+            return self.share(t), self.correct(t) / 1000, 0.0
+
+    everyone = Fake(lambda t: 970 - int(30 * t))        # 1 point lost at T = 0.34 to 0.36
+    fine = Fake(lambda t: 960)
+    weak = Fake(lambda t: 960 if t <= 0.2 else 950)     # at exactly 95%: not over
+    chosen = ddnn_eval.choose_thresholds(everyone, [fine, weak])
+    assert chosen["within-1"] == 0.36
+    assert chosen["robust"] == 0.2
+    assert chosen["paper-share"] == 0.61
+    assert ddnn_eval.deployed_threshold(chosen) == 0.2
+    assert ddnn_eval.choose_thresholds(everyone, [Fake(lambda t: 900)])["robust"] is None
+    assert ddnn_eval.deployed_threshold({"robust": None, "within-1": 0.3}) == 0.3
