@@ -68,3 +68,23 @@ def test_selection_rules_choose_from_counts():
     assert ddnn_eval.deployed_threshold(chosen) == 0.2
     assert ddnn_eval.choose_thresholds(everyone, [Fake(lambda t: 900)])["robust"] is None
     assert ddnn_eval.deployed_threshold({"robust": None, "within-1": 0.3}) == 0.3
+
+
+def test_check_rebuilds_a_file_with_the_digest_its_report_lists(mnist_dir, tmp_path, monkeypatch, backend):
+    """A net trained here, rebuilt by its command in a fresh process: the same bytes."""
+    pytest.importorskip("torch")
+    if backend != "c":
+        pytest.skip("training does not use the kernel backend: checked once, with the c parameter")
+    import biglittle_train
+    job = reproduce.Job("little-float-3", "biglittle", "biglittle_train.py",
+                        ("--kind", "little-float", "--digit", "3", "--hidden", "8,8", "--epochs", "1",
+                         "--limit", "200", "--dropout", "0,0.5"), False)
+    monkeypatch.setattr(reproduce, "plan", lambda: [job])
+    here = tmp_path / "here"
+    assert biglittle_train.main(["--data", mnist_dir, "--out-dir", str(here), *job.args]) == 0
+    report = tmp_path / "biglittle.md"
+    report.write_text(f"| `{here}/little-float-3.h5` | {reproduce.sha256(here / 'little-float-3.h5')} |\n")
+    check = ["check", "--data", mnist_dir, "--root", str(tmp_path / "again"), "--report", str(report)]
+    assert reproduce.main(check) == 0
+    report.write_text(f"| `little-float-3.h5` | {'0' * 64} |\n")
+    assert reproduce.main(check) == 1        # the file is there: compared again, not retrained
