@@ -32,7 +32,7 @@ from typing import NamedTuple
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHIPPED = {"biglittle": "models/biglittle", "ddnn": "models/ddnn"}
-EPOCHS = {"little-float": 6, "little-binary": 5, "small": 6, "big": 6, "ddnn": 3}
+EPOCHS = {"little-float": 6, "little-binary": 5, "small": 6, "big": 6, "ddnn": 2}
 SEEDS = (0, 1, 2)
 HEADLINE_DIGITS = (1, 8)
 OTHER_DIGITS = (0, 2, 3, 4, 5, 6, 7, 9)
