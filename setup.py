@@ -123,7 +123,9 @@ setup(
         "torch": ["torch>=2.0"],
         "onnx": ["onnx>=1.15", "onnxruntime>=1.17"],
         "plot": ["matplotlib>=3.5"],
-        "mlserver": ["mlserver>=1.7.1,<1.8"],
+        # MLServer 1.7.1's parallel workers die at start with uvloop 0.22 and newer
+        # ("There is no current event loop"): the runtime needs an older uvloop beside it
+        "mlserver": ["mlserver>=1.7.1,<1.8", "uvloop<0.22"],
         "triton": ["tritonclient[http]>=2.42"],
     },
 )

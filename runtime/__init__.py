@@ -33,9 +33,12 @@ __all__ = ["Runtime", "Result", "Model", "Dense", "BatchNorm", "Sign", "BinaryDe
 
 
 def __getattr__(name):
+    import importlib
     if name in _LAZY:
-        import importlib
         value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    elif name == "models":          # the shipped demo models, found on first use
+        value = importlib.import_module(".models", __name__)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value

@@ -72,8 +72,11 @@ class Device:
 
     def run(self, view):
         """The device's ``DeviceOutput`` for one view (InputError if it does not fit)."""
-        model = self.model
-        logits, cut = model.forward_split(model.check_input(view), self.split)
+        return self.forward(self.model.check_input(view))
+
+    def forward(self, x):
+        """The ``DeviceOutput`` of one sample already checked by ``model.check_input``."""
+        logits, cut = self.model.forward_split(x, self.split)
         return DeviceOutput(logits.copy(), cut[:self.feature_bytes].copy())
 
 
@@ -315,21 +318,20 @@ class Coordinator:
     ones for the devices that answered.
     """
 
-    def __init__(self, ddnn, urls, deadline=1.0, names=None, connect_timeout=None,
-                 cloud_url=None, cloud_timeout=5.0, edge_url=None):
+    def __init__(self, ddnn, urls, deadline=1.0, names=None, cloud_url=None, cloud_timeout=5.0,
+                 edge_url=None, cloud_name="cloud", edge_name="edge"):
         if len(urls) != len(ddnn.devices):
             raise ValueError(f"{len(urls)} device URLs for {len(ddnn.devices)} devices")
         self.ddnn, self.deadline = ddnn, deadline
         names = names or [f"device{i}" for i in range(len(urls))]
-        connect = deadline if connect_timeout is None else connect_timeout
-        self.scores = [RemoteModel(url, name, connect, deadline, output="scores")
+        self.scores = [RemoteModel(url, name, deadline, output="scores")
                        for url, name in zip(urls, names)]
-        self.features = [RemoteModel(url, name, connect, deadline, output="features", dtype=None)
+        self.features = [RemoteModel(url, name, deadline, output="features", dtype=None)
                          for url, name in zip(urls, names)]
         self.cloud = None if cloud_url is None else RemoteModel(
-            cloud_url, "cloud", connect, cloud_timeout, output="logits")
+            cloud_url, cloud_name, cloud_timeout, output="logits")
         self.edge = None if edge_url is None else RemoteModel(
-            edge_url, "edge", connect, cloud_timeout, dtype=None)
+            edge_url, edge_name, cloud_timeout, dtype=None)
         self.missing = [0] * len(urls)          # per device: phases it missed
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=4 * len(urls), thread_name_prefix="device")
@@ -343,15 +345,17 @@ class Coordinator:
         scores = self._gather(self.scores, views, shape)
         asked = [None if s is None else v for s, v in zip(scores, views)]
         features = (self.ddnn.devices[0].feature_bytes,), np.uint8
-        return self.ddnn.decide(scores, threshold, lambda: self._gather(self.features, asked, features),
-                                self.cloud and self.cloud.infer, self.edge and self._ask_edge,
-                                edge_threshold)
+        return self.ddnn.decide(scores, threshold,
+                                features=lambda: self._gather(self.features, asked, features),
+                                cloud=self.cloud.infer if self.cloud else None,
+                                edge=self._ask_edge if self.edge else None,
+                                edge_threshold=edge_threshold)
 
     def _ask_edge(self, merged):
         """The edge process's ``DeviceOutput`` for the devices' merged maps, in one request
         (its map is needed whenever its own exit is not taken, which is decided here)."""
-        outputs = self.edge.infer_outputs(merged, ["scores", "features"])
-        return DeviceOutput(outputs["scores"].astype(np.float32), outputs["features"])
+        outputs = self.edge.infer_outputs(merged[None], ["scores", "features"])
+        return DeviceOutput(outputs["scores"][0].astype(np.float32), outputs["features"][0])
 
     def _gather(self, remotes, views, expected):
         """Each device's reply of the ``expected`` (shape, dtype), None when late or failed."""

@@ -67,6 +67,12 @@ class Runtime:
 
     def classify_batch(self, x):
         """Classify many samples (first axis); the same answers as a loop."""
+        if self.cascade is not None:
+            return self.cascade.classify_batch(x)
+        return self.classify_batch_local(x)
+
+    def classify_batch_local(self, x):
+        """Classify many samples with the model on this device only."""
         logits = self.model.forward_batch(self.model.check_batch(x))
         summarize = self.model.kernels.summarize
         return [self._result(row, summarize(row)) for row in logits]

@@ -1,4 +1,7 @@
 import os
+import re
+import signal
+import subprocess
 import sys
 
 import numpy as np
@@ -7,7 +10,8 @@ import pytest
 from edgebnn import Dense, Model
 from edgebnn.kernels import ENVIRONMENT_VARIABLE, c_available
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
 SHARED_DATA = os.path.join(ROOT, "..", "shared", "data")
 sys.path.insert(0, os.path.join(ROOT, "examples"))
 
@@ -49,3 +53,37 @@ def reference_logits(model, x):
         if layer.activation == "relu":
             h = np.maximum(h, 0)
     return h
+
+
+class Process:
+    """A server subprocess that printed its port (``python ARGS``); stopped with SIGTERM."""
+
+    def __init__(self, args, env=None):
+        self.process = subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True, env=env)
+        line = self.process.stdout.readline()
+        match = re.search(r"(?:127\.0\.0\.1:|listening on )(\d+)", line)
+        if not match:
+            self.process.kill()
+            raise RuntimeError(f"server did not start: {line!r} {self.process.stderr.read()}")
+        self.port = int(match.group(1))
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                return self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                raise
+        return self.process.returncode
+
+    def kill(self):
+        self.process.kill()
+        self.process.wait()
+
+
+def fault_server(mode, *args):
+    """One of tests/servers.py's misbehaving v2 servers."""
+    return Process([os.path.join(HERE, "servers.py"), mode, *map(str, args)])

@@ -149,21 +149,18 @@ def test_bits_input_model_checks():
 
 
 def test_bits_model_metadata_on_the_server():
-    from edgebnn.serve import ModelServer
+    from edgebnn.endpoints import ModelEndpoint
     model = random_cloud("max", 1)
-    server = ModelServer(("127.0.0.1", 0), Runtime(model), "cloud")
-    try:
-        assert server.metadata["inputs"][0]["shape"] == [-1, packed_bytes(FEATURES)]
-        assert server.metadata["inputs"][0]["datatype"] == "UINT8"
-        assert server.metadata["parameters"]["input_dtype"] == "bits"
-        assert server.metadata["parameters"]["input_shape"] == list(FEATURES)
-        sample = pack_signs(np.ones(FEATURES)).reshape(-1)
-        reply = server.infer({"inputs": [{"name": "input", "shape": [len(sample)],
-                                          "datatype": "UINT8", "data": sample.tolist()}]})
-        logits = reply["outputs"][0]["data"]
-        np.testing.assert_allclose(logits, Runtime(model).classify(sample).logits, rtol=1e-6)
-    finally:
-        server.server_close()
+    endpoint = ModelEndpoint(Runtime(model), "cloud")
+    metadata = endpoint.metadata
+    assert metadata["inputs"][0]["shape"] == [-1, packed_bytes(FEATURES)]
+    assert metadata["inputs"][0]["datatype"] == "UINT8"
+    assert metadata["parameters"]["input_dtype"] == "bits"
+    assert metadata["parameters"]["input_shape"] == list(FEATURES)
+    sample = pack_signs(np.ones(FEATURES)).reshape(-1)
+    outputs = endpoint.compute(endpoint.prepare({"input": sample[None]}))
+    np.testing.assert_allclose(outputs["logits"][0], Runtime(model).classify(sample).logits,
+                               rtol=1e-6)
 
 
 # aggregators: hand-computed vectors ------------------------------------------

@@ -5,7 +5,7 @@ import pytest
 from edgebnn.ddnn import Coordinator, NoDevicesError, load_ddnn, save_ddnn
 from edgebnn.remote import RemoteModel
 from test_ddnn import CLASSES, random_ddnn, views
-from test_remote import HERE, Process
+from conftest import Process, fault_server
 
 DEVICES = 3
 
@@ -100,7 +100,7 @@ def test_a_device_killed_mid_run_is_missing(ddnn_path):
 @pytest.mark.parametrize("mode", ["slow", "garbage", "error"])
 def test_a_late_or_broken_device_is_missing(ddnn_path, devices, mode):
     ddnn = load_ddnn(ddnn_path)
-    bad = Process([f"{HERE}/servers.py", mode, "3"])
+    bad = fault_server(mode, 3)
     remote = coordinator(ddnn, [devices[0], bad, devices[2]], deadline=0.5)
     try:
         sample = views(DEVICES, 4)
