@@ -119,7 +119,7 @@ setup(
         "edgebnn-serve = edgebnn.serve:main",
     ]},
     extras_require={
-        "dev": ["pytest>=7", "pytest-benchmark>=4", "hypothesis>=6", "build"],
+        "dev": ["pytest>=7", "pytest-benchmark>=4", "hypothesis>=6", "build", "pyyaml"],
         "torch": ["torch>=2.0"],
         "onnx": ["onnx>=1.15", "onnxruntime>=1.17"],
         "plot": ["matplotlib>=3.5"],
