@@ -109,7 +109,6 @@ setup(
     package_data={"edgebnn": ["py.typed"], "edgebnn.bench": ["binary_floor.c"],
                   "edgebnn.models": DEMO_MODELS},
     install_requires=["numpy>=1.21", "cffi>=1.15", "h5py>=3.1"],
-    setup_requires=["cffi>=1.15"],
     cffi_modules=["csrc/build.py:ffi"] if with_kernel else [],
     cmdclass={"build_ext": OptionalBuildExt, "build_py": BuildPy},
     entry_points={"console_scripts": [
