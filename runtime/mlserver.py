@@ -3,7 +3,7 @@
     pip install "edgebnn[mlserver]"
     mlserver start FOLDER       # FOLDER holds model-settings.json (and settings.json)
 
-with a ``model-settings.json`` such as (examples/mlserver/ has a complete one)::
+with a ``model-settings.json`` such as (examples/mlserver-big/ has a complete one)::
 
     {"name": "big", "implementation": "edgebnn.mlserver.EdgeBNNRuntime",
      "parameters": {"uri": "./mnist-mlp.h5", "version": "1",

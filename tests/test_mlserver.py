@@ -13,7 +13,7 @@ import urllib.request
 import numpy as np
 import pytest
 
-pytest.importorskip("mlserver", reason="MLServer is an optional extra: pip install '.[mlserver]'")
+pytest.importorskip("mlserver.model", reason="MLServer is an optional extra: pip install '.[mlserver]'")
 
 from conftest import ROOT, random_mlp                                          # noqa: E402
 from edgebnn import Dense, Model, Policy, RemoteModel, Runtime, save_ddnn, save_model  # noqa: E402
@@ -53,7 +53,7 @@ def model_settings(folder, name, uri, **extra):
     folder.mkdir()
     settings = {"name": name, "implementation": "edgebnn.mlserver.EdgeBNNRuntime",
                 "parameters": {"uri": str(uri), "version": "1", "extra": extra}}
-    if name == "big":          # adaptive batching, as examples/mlserver/ sets it
+    if name == "big":          # adaptive batching, as examples/mlserver-big/ sets it
         settings.update(max_batch_size=16, max_batch_time=0.005)
     (folder / "model-settings.json").write_text(json.dumps(settings))
 
@@ -168,9 +168,9 @@ def test_ddnn_devices_and_cloud_on_mlserver_answer_as_in_process(mlserver):
 
 
 def test_the_example_model_settings_serve_the_shipped_model():
-    """examples/mlserver/ is what the README tells users to start: it must name this runtime
+    """examples/mlserver-big/ is what the README tells users to start: it must name this runtime
     and a file that exists."""
-    folder = os.path.join(ROOT, "examples", "mlserver")
+    folder = os.path.join(ROOT, "examples", "mlserver-big")
     with open(os.path.join(folder, "model-settings.json")) as f:
         settings = json.load(f)
     assert settings["implementation"] == "edgebnn.mlserver.EdgeBNNRuntime"
