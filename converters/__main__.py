@@ -3,6 +3,9 @@
     python -m edgebnn.converters SOURCE OUT.h5 [--check] [--input-shape 28,28] [--input-dtype uint8]
                          [--scale 0.00392156862745098] [--offset 0] [--classes a,b,...]
 
+A packed model of format version 1 (no seal) is rewritten as a sealed
+version-2 file with the same weights (``edgebnn.format.upgrade``).
+
 The kind of SOURCE comes from the file itself: an HDF5 file with a Keras
 ``model_config`` (``model.save("net.h5")``) is converted by edgebnn.converters.keras,
 an ``.onnx`` file by edgebnn.converters.onnx, and a ``.pt`` / ``.pth`` file holding a
@@ -22,7 +25,8 @@ import sys
 import h5py
 import numpy as np
 
-from edgebnn import Runtime, save_model
+from edgebnn import Runtime, save_model, seal
+from edgebnn.format import VERSION, upgrade
 
 class SourceError(Exception):
     """The source cannot be read or converted: exit status 2 with this message."""
@@ -32,6 +36,11 @@ def main(argv=None):
     args = _parser().parse_args(argv)
     try:
         kind = source_kind(args.source)
+        if kind == "packed-v1":
+            upgrade(args.source, args.out)
+            print(f"{args.out}: {args.source} (packed format version 1) rewritten as version "
+                  f"{VERSION}, sealed, {os.path.getsize(args.out)} bytes")
+            return 0
         model, source_shape = convert(kind, args)
         save_model(model, args.out)
         written = Runtime(args.out)
@@ -89,6 +98,9 @@ def source_kind(path):
     if not os.path.isfile(path):
         raise SourceError(f"{path}: no such file")
     suffix = os.path.splitext(path)[1].lower()
+    with open(path, "rb") as f:
+        if f.read(len(seal.MAGIC)) == seal.MAGIC:
+            raise SourceError(f"{path}: already a packed runtime model")
     if h5py.is_hdf5(path):
         try:
             with h5py.File(path, "r") as f:
@@ -98,7 +110,7 @@ def source_kind(path):
         if "model_config" in attrs:
             return "keras"
         if "format" in attrs:
-            raise SourceError(f"{path}: already a packed runtime model")
+            return "packed-v1"
         raise SourceError(f"{path}: an HDF5 file without a Keras 'model_config' attribute "
                           "(weights only?); save the whole model with model.save('net.h5')")
     if suffix == ".onnx":

@@ -14,6 +14,7 @@ from .bitpack import packed_bytes, padding_mask, word_padded
 from .errors import NON_FINITE, InputError, InputTypeError, ModelFormatError
 from .layers import Signal
 from .layers.base import Layer
+from .limits import Cost, Limits, check_range
 
 INPUT_DTYPES = ("uint8", "float32", "bits")
 MAX_INPUT_VALUES = 1 << 24
@@ -27,6 +28,9 @@ class Preprocess(Layer):
         self.size = size
         self.scale = np.float32(scale)
         self.offset = np.float32(offset)
+
+    def cost(self, source):
+        return Cost(memory_c=4 * self.size, memory_numpy=4 * self.size)
 
     def runner(self):
         out = np.empty(self.size, np.float32)
@@ -51,6 +55,9 @@ class PadWords(Layer):
 
     def __init__(self, nbytes):
         self.nbytes = nbytes
+
+    def cost(self, source):
+        return Cost(memory_c=word_padded(self.nbytes), memory_numpy=word_padded(self.nbytes))
 
     def runner(self):
         out = np.zeros(word_padded(self.nbytes), np.uint8)
@@ -90,10 +97,14 @@ class Model:
     ``bitpack.packed_bytes(input_shape)`` bytes, ``input_dtype`` reads as
     uint8 and ``input_kind`` says "bits". This is how a tier above a device
     reads the device's packed feature map without unpacking it.
+
+    ``limits`` (``edgebnn.limits.Limits``, default: sized for a Raspberry Pi 2)
+    bounds the work per sample and the memory; a model over them is refused
+    here, naming the layer, before its buffers are allocated.
     """
 
     def __init__(self, layers, input_shape, input_dtype="float32",
-                 input_scale=1.0, input_offset=0.0, classes=None, kernels=None):
+                 input_scale=1.0, input_offset=0.0, classes=None, kernels=None, limits=None):
         self.layers = list(layers)
         self.input_shape = tuple(int(n) for n in input_shape)
         self.input_kind = _input_kind(input_dtype)
@@ -107,6 +118,7 @@ class Model:
             from .kernels import get_kernels
             kernels = get_kernels()
         self.kernels = kernels
+        self.limits = limits if limits is not None else Limits()
         self._steps = self._bind(kernels)
         n_out = self.output.size
         self.classes = [str(c) for c in classes] if classes is not None else \
@@ -156,6 +168,7 @@ class Model:
         self._stray_bits = stray if stray.any() else None
 
     def _bind(self, kernels):
+        """Each layer's cost checked against the limits, then the layer bound to its input."""
         signal = Signal(self.input_kind, self.input_shape)
         steps = []
         self.signals = []       # the signal after each layer, for models cut in sections
@@ -167,11 +180,18 @@ class Model:
             if self.input_dtype != np.float32 or not identity:
                 steps.append(Preprocess(signal.size, self.input_scale, self.input_offset))
             signal = Signal("float", self.input_shape)
+        total = sum((step.cost(signal) for step in steps), Cost())
+        magnitude = self._input_magnitude()
         for i, layer in enumerate(self.layers):
+            where = f"layers/{i} ({layer.kind})"
+            total += layer.cost(signal)
+            self.limits.check(total, kernels.name, where)
             try:
                 signal = layer.bind(signal, kernels)
             except ModelFormatError as error:
-                raise ModelFormatError(f"layers/{i} ({layer.kind}): {error}") from None
+                raise ModelFormatError(f"{where}: {error}") from None
+            magnitude = layer.bound(magnitude)
+            check_range(magnitude, where)
             if getattr(layer, "activation", "none") == "softmax" and i != len(self.layers) - 1:
                 raise ModelFormatError(f"layers/{i} ({layer.kind}): softmax only on the last layer")
             steps.append(layer)
@@ -185,6 +205,12 @@ class Model:
         self._sign_reads_input = first.kind == "sign"
         return steps
 
+    def _input_magnitude(self):
+        """The largest magnitude a float layer can see first: the uint8 range after
+        preprocessing, or 1 for a float input (a unit scale: its range is the user's)."""
+        top = 255.0 if self.input_kind == "uint8" else 1.0
+        return abs(self.input_scale) * top + abs(self.input_offset)
+
     @property
     def backend(self):
         return self.kernels.name
@@ -193,7 +219,7 @@ class Model:
         """The same model bound to another kernel backend (fresh layers)."""
         return Model([layer.copy() for layer in self.layers], self.input_shape,
                      self.input_kind, self.input_scale, self.input_offset,
-                     self.classes, kernels)
+                     self.classes, kernels, self.limits)
 
     def check_input(self, x):
         """``x`` as the flat vector ``forward`` takes, or InputError / InputTypeError."""

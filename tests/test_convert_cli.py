@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from edgebnn import Dense, Model, Runtime, save_model
+from conftest import write_version_1
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KERAS = os.path.join(ROOT, "tests", "fixtures", "keras")
@@ -158,3 +159,14 @@ def test_a_bad_command_line_exits_with_status_2(tmp_path):
     status, _, stderr = cli(os.path.join(KERAS, "binary_mlp.h5"), tmp_path / "o.h5",
                             "--input-shape", "3,4")
     assert status == 2 and "differs from the Keras model's (12, 12)" in stderr
+
+
+def test_a_version_1_packed_file_is_rewritten_sealed_with_the_same_answers(tmp_path):
+    model = Model([Dense(np.arange(6.0).reshape(2, 3), np.ones(2))], (3,))
+    write_version_1(tmp_path / "old.h5", model)
+    status, stdout, stderr = cli(tmp_path / "old.h5", tmp_path / "new.h5")
+    assert status == 0, stderr
+    assert "(packed format version 1) rewritten as version 2, sealed" in stdout
+    x = np.array([1, -2, 0.5], np.float32)
+    np.testing.assert_array_equal(Runtime(tmp_path / "new.h5").classify(x).logits,
+                                  Runtime(model).classify(x).logits)
