@@ -85,6 +85,20 @@ def _input_kind(input_dtype):
                                f"supported: {', '.join(INPUT_DTYPES)}") from None
 
 
+def _check_type(x, what):
+    """A plain ndarray (or a subclass that is one): a matrix is always 2-D and a masked
+    array's mask would be silently ignored, so both are refused."""
+    if isinstance(x, np.ma.MaskedArray):
+        raise InputTypeError(f"{what} is a masked array, whose mask the model cannot honour; "
+                             "pass x.filled(value) or leave the masked samples out")
+    if isinstance(x, np.matrix):
+        raise InputTypeError(f"{what} is a numpy.matrix; pass numpy.asarray(x) in the model's "
+                             "input shape")
+    if not isinstance(x, np.ndarray):
+        raise InputTypeError(
+            f"{what} must be a numpy.ndarray, got {type(x).__name__}; use numpy.asarray")
+
+
 class Model:
     """A chain of layers with the input it accepts and the classes it names.
 
@@ -222,26 +236,24 @@ class Model:
                      self.classes, kernels, self.limits)
 
     def check_input(self, x):
-        """``x`` as the flat vector ``forward`` takes, or InputError / InputTypeError."""
-        if not isinstance(x, np.ndarray):
-            raise InputTypeError(
-                f"input must be a numpy.ndarray, got {type(x).__name__}; use numpy.asarray")
+        """``x`` as the flat vector ``forward`` takes, or InputError / InputTypeError.
+
+        The kernels read C-contiguous memory: a strided or reversed view is copied."""
+        _check_type(x, "input")
         if x.shape != self.sample_shape:
             raise InputError(f"input shape {x.shape}, expected {self.sample_shape}")
-        x = self._checked_values(x)
-        if x.ndim != 1:
-            return x.reshape(-1)                # a contiguous copy when x is a strided view
+        x = self._checked_values(x).reshape(-1)
         return x if x.flags.c_contiguous else x.copy()
 
     def check_batch(self, x):
         """``x`` as the ``(n, values)`` array ``forward_batch`` takes."""
-        if not isinstance(x, np.ndarray):
-            raise InputTypeError(
-                f"batch must be a numpy.ndarray, got {type(x).__name__}; use numpy.asarray")
+        _check_type(x, "batch")
         if x.shape[1:] != self.sample_shape or x.ndim != len(self.sample_shape) + 1:
             raise InputError(
                 f"batch shape {x.shape}, expected (n,) + {self.sample_shape}")
-        return self._checked_values(x).reshape(len(x), -1)
+        if len(x) == 0:
+            raise InputError(f"empty batch: shape {x.shape} holds no sample")
+        return np.ascontiguousarray(self._checked_values(x).reshape(len(x), -1))
 
     def _checked_values(self, x):
         if self.input_kind == "uint8" and x.dtype is self.input_dtype:
