@@ -121,7 +121,7 @@ setup(
     extras_require={
         "dev": ["pytest>=7", "pytest-benchmark>=4", "hypothesis>=6", "build"],
         "torch": ["torch>=2.0"],
-        "onnx": ["onnx>=1.15", "onnxruntime>=1.17"],
+        "onnx": ["onnx>=1.15", "onnxruntime>=1.17", "onnxscript>=0.5"],   # + torch's exporter
         "plot": ["matplotlib>=3.5"],
         "mlserver": ["mlserver>=1.7.1,<1.8"],
         "triton": ["tritonclient[http]>=2.42"],
