@@ -186,11 +186,23 @@ def load_and_run(kind, path):
 
 
 def worker():
-    """Read ``kind<TAB>path`` lines, answer one JSON line each."""
+    """Read ``kind<TAB>path`` lines, answer one JSON line each, with the peak memory
+    growth of the load where Linux can reset the peak (/proc/self/clear_refs)."""
     for line in sys.stdin:
         kind, path = line.rstrip("\n").split("\t")
+        before = _reset_peak()
         outcome, detail = load_and_run(kind, path)
-        print(json.dumps({"outcome": outcome, "detail": detail}), flush=True)
+        peak = memory_status("VmHWM") - before if before is not None else None
+        print(json.dumps({"outcome": outcome, "detail": detail, "peak": peak}), flush=True)
+
+
+def _reset_peak():
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return memory_status("VmRSS")
+    except OSError:
+        return None
 
 
 class Child:
@@ -199,6 +211,7 @@ class Child:
     def __init__(self, timeout):
         self.timeout = timeout
         self.process = None
+        self.peak = None            # the last load's peak memory growth, bytes
 
     def load(self, kind, path):
         if self.process is None:
@@ -220,6 +233,7 @@ class Child:
             self.process = None
             return "crash", f"exit status {status}"
         answer = json.loads(line)
+        self.peak = answer.get("peak")
         return answer["outcome"], answer["detail"]
 
     def stop(self):
@@ -229,8 +243,10 @@ class Child:
             self.process = None
 
 
-def fuzz(count, seed=0, timeout=10.0, log=None):
-    """Counts of outcomes over ``count`` mutations, and the failures (with what made them)."""
+def fuzz(count, seed=0, timeout=10.0, log=None, peaks=None):
+    """Counts of outcomes over ``count`` mutations, and the failures (with what made them).
+
+    ``peaks``, a list, gets ``(peak memory growth, file size)`` of each load."""
     counts, failures = Counter(), []
     child = Child(timeout)
     with tempfile.TemporaryDirectory() as folder:
@@ -238,6 +254,8 @@ def fuzz(count, seed=0, timeout=10.0, log=None):
             for i, (source, description, path, resealed, changed) in enumerate(
                     mutations(count, seed, folder)):
                 outcome, detail = child.load(kind_of(source), path)
+                if peaks is not None and child.peak is not None:
+                    peaks.append((child.peak, os.path.getsize(path)))
                 if outcome == "loaded" and changed and not resealed:
                     outcome = "changed file loaded silently"
                 # an HDF5 edit that h5py could not make leaves the file as it was
@@ -362,11 +380,17 @@ def main(argv=None):
         worker()
         return 0
     start = time.perf_counter()
-    counts, failures = fuzz(args.mutations, args.seed, args.timeout, log=sys.stderr)
+    peaks = []
+    counts, failures = fuzz(args.mutations, args.seed, args.timeout, log=sys.stderr, peaks=peaks)
     print(f"{args.mutations} mutations of {len(shipped_models())} shipped models (seed {args.seed}) "
           f"in {time.perf_counter() - start:.0f} s:")
     for (kind, outcome), n in sorted(counts.items()):
         print(f"  {kind:9} {outcome:30} {n}")
+    if peaks:
+        growth, size = max(peaks)
+        ratio, at = max((g / s, s) for g, s in peaks)
+        print(f"  peak memory growth of a load: at most {growth / 2**20:.1f} MiB (a {size:,}-byte "
+              f"file); at most {ratio:.1f}x the file's size (a {at:,}-byte file)")
     for failure in failures[:50]:
         print("  FAILURE", failure)
     if args.crafted:
