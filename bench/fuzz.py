@@ -388,9 +388,10 @@ def main(argv=None):
         print(f"  {kind:9} {outcome:30} {n}")
     if peaks:
         growth, size = max(peaks)
-        ratio, at = max((g / s, s) for g, s in peaks)
+        ratio, at = max((g / s, s) for g, s in peaks if s >= 1 << 16)
         print(f"  peak memory growth of a load: at most {growth / 2**20:.1f} MiB (a {size:,}-byte "
-              f"file); at most {ratio:.1f}x the file's size (a {at:,}-byte file)")
+              f"file); of files from 64 KiB, at most {ratio:.1f}x the file's size (a {at:,}-byte "
+              "file)")
     for failure in failures[:50]:
         print("  FAILURE", failure)
     if args.crafted:
