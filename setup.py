@@ -120,7 +120,7 @@ setup(
     extras_require={
         "dev": ["pytest>=7", "pytest-benchmark>=4", "hypothesis>=6", "build", "pyyaml"],
         "torch": ["torch>=2.0"],
-        "onnx": ["onnx>=1.15", "onnxruntime>=1.17"],
+        "onnx": ["onnx>=1.15", "onnxruntime>=1.17", "onnxscript>=0.5"],   # + torch's exporter
         "plot": ["matplotlib>=3.5"],
         # MLServer 1.7.1's parallel workers die at start with uvloop 0.22 and newer
         # ("There is no current event loop"): the runtime needs an older uvloop beside it

@@ -10,7 +10,10 @@ so converting on a board or in CI needs neither TensorFlow nor Larq. Both
 the tf.keras / tf-keras (Keras 2) and the Keras 3 legacy-HDF5 layouts are
 read: they differ in how the input shape is spelled (``batch_input_shape``
 vs ``batch_shape``) and in the weight paths, which both list in each layer
-group's ``weight_names``.
+group's ``weight_names``. A Keras 3 ``.keras`` archive (``model.save("net.keras")``)
+is a zip of ``config.json`` (the same model config) and ``model.weights.h5``,
+whose ``layers/<layer>/vars/<i>`` hold each layer's weights in the order
+the layer creates them.
 
 Larq's QuantDense / QuantConv2D keep real "latent" weights; their kernel
 quantizer (ste_sign, or approx_sign / swish_sign, which binarize the same
@@ -20,8 +23,10 @@ previous binary layer's thresholds, or becomes a runtime ``sign`` layer after
 float layers. Keras is channels-last, the runtime's own layout: the model
 takes samples of the shape the Keras model takes (without the batch axis).
 """
+import io
 import json
 import os
+import zipfile
 
 import h5py
 import numpy as np
@@ -44,7 +49,7 @@ SUPPORTED = """supported Keras layers (a Sequential model, channels_last):
 SIGN_QUANTIZERS = ("ste_sign", "approx_sign", "swish_sign", "SteSign", "ApproxSign", "SwishSign")
 
 
-def convert(path, input_dtype="uint8", input_scale=1 / 255, input_offset=0.0, classes=None):
+def convert(path, input_dtype=None, input_scale=1.0, input_offset=0.0, classes=None):
     """The runtime ``Model`` computing the Keras model saved at ``path``.
 
     The Keras model sees ``input_scale * x + input_offset`` where ``x`` is the
@@ -57,8 +62,17 @@ def convert(path, input_dtype="uint8", input_scale=1 / 255, input_offset=0.0, cl
     steps = []
     for layer in layers:
         steps += _layer_steps(layer, weights)
-    return build_model(steps, input_shape(config, layers, path), False, input_dtype,
-                       input_scale, input_offset, classes, SUPPORTED)
+    return build_model(steps, input_shape(config, layers, path), False,
+                       input_dtype or _source_dtype(layers), input_scale, input_offset, classes,
+                       SUPPORTED)
+
+
+def _source_dtype(layers):
+    """The dtype the Keras model takes: its input layer's, uint8 or (any float) float32."""
+    dtype = layers[0].get("config", {}).get("dtype")
+    if isinstance(dtype, dict):                       # Keras 3: a dtype policy
+        dtype = (dtype.get("config") or {}).get("name")
+    return "uint8" if dtype == "uint8" else "float32"
 
 
 # reading the file --------------------------------------------------------------
@@ -67,6 +81,8 @@ def read_model(path):
     """``(config, weights)``: the parsed ``model_config`` and a reader of layer weights."""
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no such file")
+    if zipfile.is_zipfile(path):
+        return _read_archive(path)
     try:
         f = h5py.File(path, "r")
     except OSError as error:
@@ -81,6 +97,53 @@ def read_model(path):
             raise ValueError(f"{path}: no 'model_weights' group: the file holds no weights")
         weights = _read_weights(f["model_weights"], path)
     return config, weights
+
+
+MAX_ARCHIVE_MEMBER = 1 << 30
+
+
+def _read_archive(path):
+    """``(config, weights)`` of a Keras 3 ``.keras`` archive."""
+    with zipfile.ZipFile(path) as archive:
+        members = {info.filename: info for info in archive.infolist()}
+        for name in ("config.json", "model.weights.h5"):
+            if name not in members:
+                raise ValueError(f"{path}: a zip without {name}: not a Keras 3 .keras archive")
+            if members[name].file_size > MAX_ARCHIVE_MEMBER:
+                raise ValueError(f"{path}: {name} unpacks to {members[name].file_size} bytes")
+        config = _parse_config(archive.read("config.json"), path)
+        weights_file = io.BytesIO(archive.read("model.weights.h5"))
+    try:
+        f = h5py.File(weights_file, "r")
+    except OSError as error:
+        raise ValueError(f"{path}: model.weights.h5 is not readable HDF5 ({error})") from None
+    with f:
+        if not isinstance(f.get("layers"), h5py.Group):
+            raise ValueError(f"{path}: model.weights.h5 has no 'layers' group")
+        weights = {}
+        for layer in _sequential_layers(config, path):
+            name = layer.get("config", {}).get("name")
+            group = f["layers"].get(str(name))
+            if not isinstance(group, h5py.Group) or not isinstance(group.get("vars"), h5py.Group):
+                continue
+            arrays = [group["vars"][str(i)] for i in range(len(group["vars"]))]
+            names = _archive_weight_names(layer)
+            if len(names) != len(arrays):
+                raise ValueError(f"{path}: layers/{name} holds {len(arrays)} weights; a "
+                                 f"{layer.get('class_name')} so configured has {len(names)}")
+            weights[name] = {key: np.asarray(array[()]) for key, array in zip(names, arrays)}
+    return config, _Weights(weights, path)
+
+
+def _archive_weight_names(layer):
+    """The names of a layer's weights in the order Keras 3 creates (and so saves) them."""
+    kind, config = layer.get("class_name"), layer.get("config", {})
+    if kind in ("Dense", "QuantDense", "Conv2D", "QuantConv2D"):
+        return ["kernel"] + (["bias"] if config.get("use_bias", True) else [])
+    if kind == "BatchNormalization":
+        return (["gamma"] if config.get("scale", True) else []) + \
+            (["beta"] if config.get("center", True) else []) + ["moving_mean", "moving_variance"]
+    return []
 
 
 def _parse_config(raw, path):

@@ -17,6 +17,7 @@ from .errors import (EdgeError, InputError, InputTypeError, ModelFileError,
                      ModelFormatError, ModelVersionError, RemoteError)
 from .format import load_model, save_model
 from .layers import BatchNorm, BinaryConv2d, BinaryDense, Dense, Sign
+from .limits import Limits
 from .model import Model
 from .result import Result
 from .runtime import Runtime
@@ -26,7 +27,7 @@ __version__ = "0.2.0"
 _LAZY = {"Policy": "cascade", "RemoteModel": "remote", "DDNN": "ddnn", "Device": "ddnn",
          "load_ddnn": "ddnn", "save_ddnn": "ddnn"}
 
-__all__ = ["Runtime", "Result", "Model", "Dense", "BatchNorm", "Sign", "BinaryDense",
+__all__ = ["Runtime", "Result", "Model", "Limits", "Dense", "BatchNorm", "Sign", "BinaryDense",
            "BinaryConv2d", "load_model", "save_model", "EdgeError", "InputError",
            "InputTypeError", "ModelFileError", "ModelFormatError", "ModelVersionError",
            "RemoteError", *_LAZY]

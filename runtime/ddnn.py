@@ -25,7 +25,8 @@ import numpy as np
 from . import aggregate
 from .errors import InputError, ModelFormatError
 from .exits import should_exit
-from .format import MAX_MODEL_BYTES, MODEL_ATTRS, STAMP_ATTRS, open_packed, write_model, write_stamp
+from .format import (MAX_MODEL_BYTES, MODEL_ATTRS, STAMP_ATTRS, fixed_text, read_packed, write_model,
+                     write_packed, write_stamp)
 from .remote import RemoteError, RemoteModel
 from .result import Result
 
@@ -395,35 +396,40 @@ class Coordinator:
 
 def save_ddnn(ddnn, path):
     """Write ``ddnn`` to ``path`` (overwrites): the packed format's stamp, sections as groups."""
-    with h5py.File(path, "w") as f:
-        write_stamp(f)
-        f.attrs["system"] = SYSTEM
-        f.attrs["classes"] = np.array(ddnn.classes, dtype=h5py.string_dtype())
-        f.attrs["local_aggregate"] = ddnn.local_aggregate
-        f.attrs["local_threshold"] = ddnn.local_threshold
-        f.attrs["cloud_aggregate"] = ddnn.cloud_aggregate
-        devices = f.create_group("devices")
-        for i, device in enumerate(ddnn.devices):
-            group = devices.create_group(str(i))
-            write_model(group, device.model)
-            group.attrs["split"] = device.split
-        if ddnn.local is not None:
-            write_model(f.create_group("local"), ddnn.local)
-        if ddnn.edge is not None:
-            f.attrs["edge_threshold"] = ddnn.edge_threshold
-            group = f.create_group("edge")
-            write_model(group, ddnn.edge.model)
-            group.attrs["split"] = ddnn.edge.split
-        write_model(f.create_group("cloud"), ddnn.cloud)
+    write_packed(path, lambda f: _write(f, ddnn))
 
 
-def load_ddnn(path, kernels=None, max_bytes=MAX_MODEL_BYTES):
-    """Read and validate a DDNN file; every error names the file and the group."""
-    with open_packed(path, max_bytes) as reader:
-        return _read(reader, kernels)
+def _write(f, ddnn):
+    write_stamp(f)
+    f.attrs["system"] = fixed_text(SYSTEM)
+    f.attrs["classes"] = fixed_text(ddnn.classes)
+    f.attrs["local_aggregate"] = fixed_text(ddnn.local_aggregate)
+    f.attrs["local_threshold"] = ddnn.local_threshold
+    f.attrs["cloud_aggregate"] = fixed_text(ddnn.cloud_aggregate)
+    devices = f.create_group("devices")
+    for i, device in enumerate(ddnn.devices):
+        group = devices.create_group(str(i))
+        write_model(group, device.model)
+        group.attrs["split"] = device.split
+    if ddnn.local is not None:
+        write_model(f.create_group("local"), ddnn.local)
+    if ddnn.edge is not None:
+        f.attrs["edge_threshold"] = ddnn.edge_threshold
+        group = f.create_group("edge")
+        write_model(group, ddnn.edge.model)
+        group.attrs["split"] = ddnn.edge.split
+    write_model(f.create_group("cloud"), ddnn.cloud)
 
 
-def _read(reader, kernels):
+def load_ddnn(path, kernels=None, max_bytes=MAX_MODEL_BYTES, limits=None):
+    """Read and validate a DDNN file; every error names the file and the group.
+
+    ``limits`` (``edgebnn.limits.Limits``) applies to each section."""
+    return read_packed(path, lambda reader: read_ddnn(reader, kernels, limits), max_bytes)
+
+
+def read_ddnn(reader, kernels, limits):
+    """The DDNN of a file open in ``reader`` (format.read_packed)."""
     f = reader.f
     if "system" not in f.attrs:
         reader.fail("/", "no 'system' attribute: a single model, not a DDNN (use load_model)")
@@ -431,7 +437,7 @@ def _read(reader, kernels):
     if system != SYSTEM:
         reader.fail("/", f"system {system!r}, expected {SYSTEM!r}")
     local_aggregate = reader.typed_attr(f, "local_aggregate", str, "/")
-    has_edge = "edge" in f
+    has_edge = "edge" in set(f)
     members = {"devices", "cloud"} | ({"local"} if local_aggregate == "concat" else set()) \
         | ({"edge"} if has_edge else set())
     reader.only(f, ROOT_ATTRS + (EDGE_ATTRS if has_edge else ()), members, "/")
@@ -440,10 +446,11 @@ def _read(reader, kernels):
     classes = np.asarray(reader.attr(f, "classes", "/"))
     if classes.ndim != 1:
         reader.fail("/", "classes must be a list of names")
-    devices = _read_devices(reader, f["devices"], kernels)
-    local = _read_section(reader, f, "local", kernels) if "local" in f else None
-    edge = _read_device(reader, f, "edge", kernels) if has_edge else None
-    cloud = _read_section(reader, f, "cloud", kernels)
+    bind = (kernels, limits)
+    devices = _read_devices(reader, reader.member(f, "devices", "devices", h5py.Group), bind)
+    local = _read_section(reader, f, "local", bind) if "local" in members else None
+    edge = _read_device(reader, f, "edge", bind) if has_edge else None
+    cloud = _read_section(reader, f, "cloud", bind)
     try:
         return DDNN(devices, cloud, local, local_aggregate,
                     reader.typed_attr(f, "cloud_aggregate", str, "/"), threshold,
@@ -453,21 +460,19 @@ def _read(reader, kernels):
         raise ModelFormatError(f"{reader.path}: {error}") from None
 
 
-def _read_devices(reader, group, kernels):
-    if not isinstance(group, h5py.Group):
-        reader.fail("devices", "is not a group")
+def _read_devices(reader, group, bind):
     names = sorted(group)
     if not names or names != sorted(str(i) for i in range(len(names))):
         reader.fail("devices", f"members must be named 0..n-1 (at least one), found {names}")
-    return [_read_device(reader, group, str(i), kernels, f"devices/{i}") for i in range(len(names))]
+    return [_read_device(reader, group, str(i), bind, f"devices/{i}") for i in range(len(names))]
 
 
-def _read_device(reader, parent, name, kernels, where=None):
+def _read_device(reader, parent, name, bind, where=None):
     """A device or the edge: a model group with its ``split``."""
     where = where or name
-    model = _read_section(reader, parent, name, kernels, where, ("split",))
+    model, group = _read_section(reader, parent, name, bind, where, ("split",))
     try:
-        return Device(model, reader.typed_attr(parent[name], "split", int, where))
+        return Device(model, reader.typed_attr(group, "split", int, where))
     except ModelFormatError as error:
         reader.fail(where, str(error))
 
@@ -479,11 +484,11 @@ def _number(reader, f, name):
     return float(value)
 
 
-def _read_section(reader, parent, name, kernels, where=None, extra=()):
-    """A model group inside a DDNN file, through the packed format's own reader."""
+def _read_section(reader, parent, name, bind, where=None, extra=()):
+    """A model group inside a DDNN file, through the packed format's own reader
+    (with ``extra`` attributes: ``(model, group)``)."""
     where = where or name
-    group = parent[name]
-    if not isinstance(group, h5py.Group):
-        reader.fail(where, "is not a group")
+    group = reader.member(parent, name, where, h5py.Group)
     reader.only(group, HEADER_ATTRS + extra, {"layers"}, where)
-    return reader.model(group, where, kernels)
+    model = reader.model(group, where, *bind)
+    return (model, group) if extra else model

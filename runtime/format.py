@@ -1,115 +1,193 @@
-"""The packed HDF5 model format: a strict reader and its writer.
+"""The packed HDF5 model format: a sealed writer and a strict reader.
 
-docs/FORMAT.md is the contract. The reader trusts nothing in the file: every
-size is checked against the file and a byte budget before anything is read,
-so a hostile or broken file gives a ``ModelFileError`` / ``ModelFormatError``
-naming the file and the group or dataset, never a crash or a huge allocation.
+docs/FORMAT.md is the contract. A file's bytes are checked against the seal
+in its user block (runtime/seal.py) before libhdf5 parses any of them, and
+libhdf5 then parses exactly the bytes that were checked, from memory. The
+reader trusts nothing in the file: links are refused, not followed; every
+attribute's type and size and every dataset's storage are checked before
+anything is read; and whatever h5py, libhdf5 or NumPy raise on a damaged
+structure becomes a ``ModelFormatError`` naming the file and the place.
+The writer is deterministic (no timestamps): the same model gives the same
+bytes, so a digest names a model.
 """
+import io
 import os
 
 import h5py
 import numpy as np
 
-from .errors import ModelFileError, ModelFormatError, ModelVersionError
+from . import seal
+from .errors import EdgeError, ModelFileError, ModelFormatError, ModelVersionError
 from .layers import KINDS
 from .model import Model
 
 MAGIC = "edgebnn-packed"
-VERSION = 1
+VERSION = seal.VERSION
+LEGACY_VERSION = 1              # no seal, variable-length strings: read only by ``upgrade``
 MAX_MODEL_BYTES = 512 << 20
+MAX_ATTRIBUTE_BYTES = 1 << 20
 STAMP_ATTRS = ("format", "format_version")
 MODEL_ATTRS = STAMP_ATTRS + ("input_shape", "input_dtype", "input_scale", "input_offset", "classes")
 
 
+# writing -------------------------------------------------------------------
+
 def save_model(model, path):
     """Write ``model`` to ``path`` in the packed format (overwrites)."""
-    with h5py.File(path, "w") as f:
+    def fill(f):
         write_stamp(f)
         write_model(f, model)
+    write_packed(path, fill)
+
+
+def write_packed(path, fill):
+    """An HDF5 file filled by ``fill(root)``, sealed, then put at ``path`` in one rename."""
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w", userblock_size=seal.USER_BLOCK) as f:
+        fill(f)
+    path = os.fspath(path)
+    partial = f"{path}.partial"
+    with open(partial, "wb") as out:
+        out.write(seal.seal(buffer.getbuffer()))
+    os.replace(partial, path)
 
 
 def write_stamp(f):
     """The magic and version every packed file starts with."""
-    f.attrs["format"] = MAGIC
+    f.attrs["format"] = fixed_text(MAGIC)
     f.attrs["format_version"] = VERSION
 
 
 def write_model(group, model):
     """A model's header attributes and its ``layers`` into ``group``."""
     group.attrs["input_shape"] = np.array(model.input_shape, np.int64)
-    group.attrs["input_dtype"] = model.input_kind
+    group.attrs["input_dtype"] = fixed_text(model.input_kind)
     group.attrs["input_scale"] = model.input_scale
     group.attrs["input_offset"] = model.input_offset
-    group.attrs["classes"] = np.array(model.classes, dtype=h5py.string_dtype())
+    group.attrs["classes"] = fixed_text(model.classes)
     layers = group.create_group("layers")
     for i, layer in enumerate(model.layers):
         member = layers.create_group(str(i))
-        member.attrs["kind"] = layer.kind
+        member.attrs["kind"] = fixed_text(layer.kind)
         attrs, arrays = layer.fields()
         for name, value in attrs.items():
-            member.attrs[name] = value
+            member.attrs[name] = fixed_text(value) if isinstance(value, str) else value
         for name, value in arrays.items():
-            member.create_dataset(name, data=value)
+            member.create_dataset(name, data=value, track_times=False)
 
 
-def load_model(path, kernels=None, max_bytes=MAX_MODEL_BYTES):
-    """Read and validate a packed model file; return a ready ``Model``."""
-    with open_packed(path, max_bytes) as reader:
+def fixed_text(text):
+    """Text as fixed-length UTF-8 bytes (a string or a list of them): the reader can size
+    it from its type before reading, which it cannot for variable-length strings."""
+    if isinstance(text, str):
+        return np.bytes_(text.encode())
+    encoded = [t.encode() for t in text]
+    return np.array(encoded, dtype=f"S{max(1, *map(len, encoded))}")
+
+
+# reading -------------------------------------------------------------------
+
+def load_model(path, kernels=None, max_bytes=MAX_MODEL_BYTES, limits=None):
+    """Read and validate a packed model file; return a ready ``Model``.
+
+    ``limits`` (a ``edgebnn.limits.Limits``) bounds each layer's work and
+    memory; the default is sized for a Raspberry Pi 2.
+    """
+    def parse(reader):
         reader.only(reader.f, MODEL_ATTRS, {"layers"}, "/")
-        return reader.model(reader.f, "/", kernels)
+        return reader.model(reader.f, "/", kernels, limits)
+    return read_packed(path, parse, max_bytes)
 
 
-class open_packed:
-    """``with open_packed(path) as reader``: an HDF5 file checked for the magic and version."""
+def read_packed(path, parse, max_bytes=MAX_MODEL_BYTES, legacy=False):
+    """``parse(reader)`` on the packed file at ``path``; every failure is a ModelFileError
+    or ModelFormatError naming the file and the place.
 
-    def __init__(self, path, max_bytes=MAX_MODEL_BYTES):
-        self.path = os.fspath(path)
-        self.max_bytes = max_bytes
+    ``legacy`` also takes files of format version 1 (no seal), for ``upgrade``.
+    """
+    path = os.fspath(path)
+    data = _read_bytes(path, max_bytes)
+    version = VERSION
+    if legacy and not data.startswith(seal.MAGIC):
+        version = LEGACY_VERSION
+    else:
+        seal.check(path, data)
+    try:
+        f = h5py.File(io.BytesIO(data), "r")
+    except Exception as error:          # libhdf5 refused the superblock
+        raise ModelFileError(f"{path}: not a readable HDF5 file ({error})") from None
+    reader = _Reader(path, f, len(data), max_bytes, version)
+    try:
+        with f:
+            reader.root()
+            return parse(reader)
+    except EdgeError:
+        raise
+    except Exception as error:          # whatever h5py, libhdf5 or NumPy raise on a damaged file
+        raise ModelFormatError(f"{path}: {reader.place}: unreadable "
+                               f"({type(error).__name__}: {error})") from None
 
-    def __enter__(self):
-        try:
-            self.handle = h5py.File(self.path, "r")
-        except FileNotFoundError:
-            raise ModelFileError(f"{self.path}: no such file") from None
-        except OSError as error:
-            raise ModelFileError(f"{self.path}: not a readable HDF5 file ({error})") from None
-        reader = _Reader(self.path, self.handle, self.max_bytes)
-        try:
-            reader.stamp()
-        except BaseException:
-            self.handle.close()
-            raise
-        return reader
 
-    def __exit__(self, *exc):
-        self.handle.close()
+def _read_bytes(path, max_bytes):
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > max_bytes:
+                raise ModelFileError(f"{path}: {size} bytes, over the {max_bytes}-byte limit "
+                                     "for a model file")
+            return f.read(max_bytes + 1)
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ModelFileError(f"{path}: is a directory, not a model file") from None
+    except ModelFileError:
+        raise
+    except OSError as error:
+        raise ModelFileError(f"{path}: cannot be read ({error})") from None
+
+
+def upgrade(old, new):
+    """Rewrite the packed file ``old`` (format version 1 or 2) as a sealed version-2 file ``new``.
+
+    Version 1 had no seal, so ``old`` is parsed by libhdf5 unchecked: upgrade
+    only files you trust. It is then read by the same strict reader, and
+    written by ``save_model`` / ``save_ddnn``: the same weights, a new seal.
+    """
+    def parse(reader):
+        if "system" in reader.f.attrs:
+            from .ddnn import read_ddnn
+            return read_ddnn(reader, None, None)
+        reader.only(reader.f, MODEL_ATTRS, {"layers"}, "/")
+        return reader.model(reader.f, "/", None, None)
+    loaded = read_packed(old, parse, legacy=True)
+    if isinstance(loaded, Model):
+        save_model(loaded, new)
+    else:
+        from .ddnn import save_ddnn
+        save_ddnn(loaded, new)
+    return loaded
 
 
 class _Reader:
     """One pass over an open file; every error names the file and the place."""
 
-    def __init__(self, path, f, max_bytes):
+    def __init__(self, path, f, file_size, max_bytes, version):
         self.path = path
         self.f = f
-        self.file_size = os.path.getsize(path)
+        self.file_size = file_size
         self.budget = max_bytes
+        self.version = version
+        self.place = "/"
 
     def fail(self, where, problem):
         raise ModelFormatError(f"{self.path}: {where}: {problem}")
 
-    def attr(self, obj, name, where):
-        if name not in obj.attrs:
-            self.fail(where, f"missing attribute {name!r}")
-        try:
-            return obj.attrs[name]
-        except (OSError, TypeError, ValueError) as error:
-            self.fail(where, f"attribute {name!r} unreadable ({error})")
-
-    def stamp(self):
-        """The root's magic and version."""
+    def root(self):
+        """The root's links, magic and version."""
+        self.linked_once(self.f, "/")
         f = self.f
-        magic = self.attr(f, "format", "/")
-        if _text(magic) != MAGIC:
+        magic = _text(self.attr(f, "format", "/"))
+        if magic != MAGIC:
             self.fail("/", f"format attribute is {magic!r}, expected {MAGIC!r}: not a packed model")
         version = self.attr(f, "format_version", "/")
         if not _is_int(version):
@@ -117,24 +195,67 @@ class _Reader:
         if int(version) > VERSION:
             raise ModelVersionError(
                 f"{self.path}: format_version {int(version)} is newer than this "
-                f"reader (knows up to {VERSION}); upgrade the runtime")
-        if int(version) < 1:
-            self.fail("/", f"format_version {int(version)} is not valid")
+                f"reader (knows up to {VERSION}); upgrade edgebnn")
+        if int(version) != self.version:
+            sealed = "sealed" if self.version == VERSION else "unsealed"
+            self.fail("/", f"format_version {int(version)} in a file {sealed} as version "
+                           f"{self.version}")
+
+    def attr(self, obj, name, where):
+        """An attribute, its type and size checked before it is read."""
+        self.place = f"{where} attribute {name!r}"
+        if name not in obj.attrs:
+            self.fail(where, f"missing attribute {name!r}")
+        info = obj.attrs.get_id(name)
+        dtype, shape = info.dtype, info.shape
+        legacy_text = self.version == LEGACY_VERSION and h5py.check_string_dtype(dtype)
+        if dtype.kind not in "iufS" and not legacy_text:
+            self.fail(where, f"attribute {name!r} has the type {dtype}; supported: numbers and "
+                             "fixed-length strings")
+        if shape is None:
+            self.fail(where, f"attribute {name!r} is empty")
+        if int(np.prod(shape, dtype=np.int64)) * dtype.itemsize > MAX_ATTRIBUTE_BYTES:
+            self.fail(where, f"attribute {name!r} of shape {shape} is over the "
+                             f"{MAX_ATTRIBUTE_BYTES}-byte limit for an attribute")
+        return obj.attrs[name]
+
+    def member(self, group, name, where, kind):
+        """``group[name]``, a ``kind`` (h5py.Group or h5py.Dataset) reached by its only link."""
+        self.place = where
+        link = group.get(name, getlink=True)
+        if link is None:
+            self.fail(where, "missing")
+        if not isinstance(link, h5py.HardLink):
+            self.fail(where, f"is a {type(link).__name__}: links are refused, not followed")
+        obj = group[name]
+        if not isinstance(obj, kind):
+            self.fail(where, f"is not a {'group' if kind is h5py.Group else 'dataset'}")
+        self.linked_once(obj, where)
+        return obj
+
+    def linked_once(self, obj, where):
+        """One hard link per object: no aliases of another object, no cycles."""
+        links = h5py.h5o.get_info(obj.id).rc
+        if links != 1:
+            self.fail(where, f"is reached by {links} links; every object must have exactly one")
 
     def only(self, group, attrs, members, where):
         """Refuse attributes and members of ``group`` beyond the ones named."""
+        self.place = where
         extra = set(group.attrs) - set(attrs)
         if extra:
             self.fail(where, f"unexpected attributes {sorted(extra)}")
         if set(group) != set(members):
             self.fail(where, f"expected the groups {sorted(members)}, found {sorted(group)}")
 
-    def model(self, group, where, kernels):
+    def model(self, group, where, kernels, limits):
         """A ``Model`` from a group holding a model header and ``layers``."""
         header = self.header(group, where)
-        layers = self.layers(group["layers"], f"{where.rstrip('/')}/layers")
+        layers = self.layers(self.member(group, "layers", _join(where, "layers"), h5py.Group),
+                             _join(where, "layers"))
+        self.place = where
         try:
-            return Model(layers, kernels=kernels, **header)
+            return Model(layers, kernels=kernels, limits=limits, **header)
         except ModelFormatError as error:
             prefix = "" if where == "/" else f"{where}: "
             raise ModelFormatError(f"{self.path}: {prefix}{error}") from None
@@ -159,16 +280,14 @@ class _Reader:
         return header
 
     def layers(self, group, where):
-        if not isinstance(group, h5py.Group):
-            self.fail(where, "is not a group")
+        self.place = where
         names = sorted(group)
         if names != sorted(str(i) for i in range(len(names))):
             self.fail(where, f"members must be named 0..n-1, found {names}")
-        return [self.layer(group[str(i)], f"{where}/{i}") for i in range(len(names))]
+        return [self.layer(self.member(group, str(i), f"{where}/{i}", h5py.Group), f"{where}/{i}")
+                for i in range(len(names))]
 
     def layer(self, group, where):
-        if not isinstance(group, h5py.Group):
-            self.fail(where, "is not a group")
         kind = _text(self.attr(group, "kind", where))
         cls = KINDS.get(kind)
         if cls is None:
@@ -186,7 +305,9 @@ class _Reader:
             kwargs[name] = self.typed_attr(group, name, kind_type, where)
         for name, dtype in cls.ARRAYS.items():
             if name in group:
-                kwargs[name] = self.dataset(group[name], np.dtype(dtype), f"{where}/{name}")
+                dset = self.member(group, name, f"{where}/{name}", h5py.Dataset)
+                kwargs[name] = self.dataset(dset, np.dtype(dtype), f"{where}/{name}")
+        self.place = where
         try:
             return cls(**kwargs)
         except ModelFormatError as error:
@@ -208,28 +329,33 @@ class _Reader:
         raise TypeError(f"unsupported attribute type {kind_type}")
 
     def dataset(self, dset, dtype, where):
-        if not isinstance(dset, h5py.Dataset):
-            self.fail(where, "is not a dataset")
+        """A dataset's array, its storage checked to lie in this file before it is read."""
+        if dset.shape is None:
+            self.fail(where, "is empty (no dataspace)")
         if dset.dtype.kind != dtype.kind or dset.dtype.itemsize != dtype.itemsize:
             self.fail(where, f"dtype {dset.dtype}, expected {dtype}")
-        if dset.chunks is not None or dset.compression is not None:
-            self.fail(where, "chunked or compressed datasets are not supported")
+        plist = dset.id.get_create_plist()
+        if plist.get_layout() != h5py.h5d.CONTIGUOUS or plist.get_external_count():
+            self.fail(where, "must be stored contiguous in this file (not chunked, compressed, "
+                             "compact, virtual or external)")
         nbytes = int(np.prod(dset.shape, dtype=np.int64)) * dtype.itemsize
         if nbytes > self.budget:
             self.fail(where, f"declares {nbytes} bytes, over the {self.budget}-byte "
                              "limit left for this model")
         self.budget -= nbytes
         offset = dset.id.get_offset()
-        if nbytes and (offset is None or offset + nbytes > self.file_size):
+        stored = dset.id.get_storage_size() == nbytes and offset is not None and \
+            seal.USER_BLOCK <= offset <= self.file_size - nbytes
+        if nbytes and not stored:
             self.fail(where, f"declares {nbytes} bytes that are not stored in the file (truncated?)")
-        try:
-            data = dset[()]
-        except (OSError, ValueError) as error:
-            self.fail(where, f"unreadable ({error})")
-        data = np.ascontiguousarray(data, dtype=dtype)
+        data = np.ascontiguousarray(dset[()], dtype=dtype)
         if dtype.kind == "f" and not np.isfinite(data).all():
             self.fail(where, "contains NaN or infinite values")
         return data
+
+
+def _join(where, name):
+    return f"{where.rstrip('/')}/{name}" if where != "/" else name
 
 
 def _text(value):

@@ -14,6 +14,7 @@ from .bitpack import packed_bytes, padding_mask, word_padded
 from .errors import NON_FINITE, InputError, InputTypeError, ModelFormatError
 from .layers import Signal
 from .layers.base import Layer
+from .limits import Cost, Limits, check_range
 
 INPUT_DTYPES = ("uint8", "float32", "bits")
 MAX_INPUT_VALUES = 1 << 24
@@ -27,6 +28,9 @@ class Preprocess(Layer):
         self.size = size
         self.scale = np.float32(scale)
         self.offset = np.float32(offset)
+
+    def cost(self, source):
+        return Cost(memory_c=4 * self.size, memory_numpy=4 * self.size)
 
     def runner(self):
         out = np.empty(self.size, np.float32)
@@ -51,6 +55,9 @@ class PadWords(Layer):
 
     def __init__(self, nbytes):
         self.nbytes = nbytes
+
+    def cost(self, source):
+        return Cost(memory_c=word_padded(self.nbytes), memory_numpy=word_padded(self.nbytes))
 
     def runner(self):
         out = np.zeros(word_padded(self.nbytes), np.uint8)
@@ -78,6 +85,20 @@ def _input_kind(input_dtype):
                                f"supported: {', '.join(INPUT_DTYPES)}") from None
 
 
+def _check_type(x, what):
+    """A plain ndarray (or a subclass that is one): a matrix is always 2-D and a masked
+    array's mask would be silently ignored, so both are refused."""
+    if isinstance(x, np.ma.MaskedArray):
+        raise InputTypeError(f"{what} is a masked array, whose mask the model cannot honour; "
+                             "pass x.filled(value) or leave the masked samples out")
+    if isinstance(x, np.matrix):
+        raise InputTypeError(f"{what} is a numpy.matrix; pass numpy.asarray(x) in the model's "
+                             "input shape")
+    if not isinstance(x, np.ndarray):
+        raise InputTypeError(
+            f"{what} must be a numpy.ndarray, got {type(x).__name__}; use numpy.asarray")
+
+
 class Model:
     """A chain of layers with the input it accepts and the classes it names.
 
@@ -90,10 +111,14 @@ class Model:
     ``bitpack.packed_bytes(input_shape)`` bytes, ``input_dtype`` reads as
     uint8 and ``input_kind`` says "bits". This is how a tier above a device
     reads the device's packed feature map without unpacking it.
+
+    ``limits`` (``edgebnn.limits.Limits``, default: sized for a Raspberry Pi 2)
+    bounds the work per sample and the memory; a model over them is refused
+    here, naming the layer, before its buffers are allocated.
     """
 
     def __init__(self, layers, input_shape, input_dtype="float32",
-                 input_scale=1.0, input_offset=0.0, classes=None, kernels=None):
+                 input_scale=1.0, input_offset=0.0, classes=None, kernels=None, limits=None):
         self.layers = list(layers)
         self.input_shape = tuple(int(n) for n in input_shape)
         self.input_kind = _input_kind(input_dtype)
@@ -107,6 +132,7 @@ class Model:
             from .kernels import get_kernels
             kernels = get_kernels()
         self.kernels = kernels
+        self.limits = limits if limits is not None else Limits()
         self._steps = self._bind(kernels)
         n_out = self.output.size
         self.classes = [str(c) for c in classes] if classes is not None else \
@@ -156,6 +182,7 @@ class Model:
         self._stray_bits = stray if stray.any() else None
 
     def _bind(self, kernels):
+        """Each layer's cost checked against the limits, then the layer bound to its input."""
         signal = Signal(self.input_kind, self.input_shape)
         steps = []
         self.signals = []       # the signal after each layer, for models cut in sections
@@ -167,11 +194,18 @@ class Model:
             if self.input_dtype != np.float32 or not identity:
                 steps.append(Preprocess(signal.size, self.input_scale, self.input_offset))
             signal = Signal("float", self.input_shape)
+        total = sum((step.cost(signal) for step in steps), Cost())
+        magnitude = self._input_magnitude()
         for i, layer in enumerate(self.layers):
+            where = f"layers/{i} ({layer.kind})"
+            total += layer.cost(signal)
+            self.limits.check(total, kernels.name, where)
             try:
                 signal = layer.bind(signal, kernels)
             except ModelFormatError as error:
-                raise ModelFormatError(f"layers/{i} ({layer.kind}): {error}") from None
+                raise ModelFormatError(f"{where}: {error}") from None
+            magnitude = layer.bound(magnitude)
+            check_range(magnitude, where)
             if getattr(layer, "activation", "none") == "softmax" and i != len(self.layers) - 1:
                 raise ModelFormatError(f"layers/{i} ({layer.kind}): softmax only on the last layer")
             steps.append(layer)
@@ -185,6 +219,12 @@ class Model:
         self._sign_reads_input = first.kind == "sign"
         return steps
 
+    def _input_magnitude(self):
+        """The largest magnitude a float layer can see first: the uint8 range after
+        preprocessing, or 1 for a float input (a unit scale: its range is the user's)."""
+        top = 255.0 if self.input_kind == "uint8" else 1.0
+        return abs(self.input_scale) * top + abs(self.input_offset)
+
     @property
     def backend(self):
         return self.kernels.name
@@ -193,29 +233,27 @@ class Model:
         """The same model bound to another kernel backend (fresh layers)."""
         return Model([layer.copy() for layer in self.layers], self.input_shape,
                      self.input_kind, self.input_scale, self.input_offset,
-                     self.classes, kernels)
+                     self.classes, kernels, self.limits)
 
     def check_input(self, x):
-        """``x`` as the flat vector ``forward`` takes, or InputError / InputTypeError."""
-        if not isinstance(x, np.ndarray):
-            raise InputTypeError(
-                f"input must be a numpy.ndarray, got {type(x).__name__}; use numpy.asarray")
+        """``x`` as the flat vector ``forward`` takes, or InputError / InputTypeError.
+
+        The kernels read C-contiguous memory: a strided or reversed view is copied."""
+        _check_type(x, "input")
         if x.shape != self.sample_shape:
             raise InputError(f"input shape {x.shape}, expected {self.sample_shape}")
-        x = self._checked_values(x)
-        if x.ndim != 1:
-            return x.reshape(-1)                # a contiguous copy when x is a strided view
+        x = self._checked_values(x).reshape(-1)
         return x if x.flags.c_contiguous else x.copy()
 
     def check_batch(self, x):
         """``x`` as the ``(n, values)`` array ``forward_batch`` takes."""
-        if not isinstance(x, np.ndarray):
-            raise InputTypeError(
-                f"batch must be a numpy.ndarray, got {type(x).__name__}; use numpy.asarray")
+        _check_type(x, "batch")
         if x.shape[1:] != self.sample_shape or x.ndim != len(self.sample_shape) + 1:
             raise InputError(
                 f"batch shape {x.shape}, expected (n,) + {self.sample_shape}")
-        return self._checked_values(x).reshape(len(x), -1)
+        if len(x) == 0:
+            raise InputError(f"empty batch: shape {x.shape} holds no sample")
+        return np.ascontiguousarray(self._checked_values(x).reshape(len(x), -1))
 
     def _checked_values(self, x):
         if self.input_kind == "uint8" and x.dtype is self.input_dtype:

@@ -22,16 +22,19 @@ class Runtime:
     :class:`edgebnn.cascade.Policy` or one of its kinds: "local",
     "sequential", "parallel", "remote") says when the remote model is asked;
     ``counters`` then counts answers per tier, remote calls and errors.
+
+    ``limits`` (``edgebnn.Limits``) bounds a loaded model's work per sample and
+    memory; the default is sized for a Raspberry Pi 2 (see edgebnn.limits).
     """
 
-    def __init__(self, model, backend=None, remote=None, policy="sequential"):
+    def __init__(self, model, backend=None, remote=None, policy="sequential", limits=None):
         from .format import load_model
         from .kernels import get_kernels
         kernels = get_kernels(backend)
         if isinstance(model, Model):
             self.model = model if model.kernels is kernels else model.with_kernels(kernels)
         else:
-            self.model = load_model(os.fspath(model), kernels=kernels)
+            self.model = load_model(os.fspath(model), kernels=kernels, limits=limits)
         self._names = self.model.classes
         self.cascade = None
         if remote is not None:

@@ -1,13 +1,16 @@
 import os
+import pathlib
 import re
 import signal
 import subprocess
 import sys
 
+import h5py
 import numpy as np
 import pytest
 
 from edgebnn import Dense, Model
+from edgebnn import seal
 from edgebnn.kernels import ENVIRONMENT_VARIABLE, c_available
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -87,3 +90,33 @@ class Process:
 def fault_server(mode, *args):
     """One of tests/servers.py's misbehaving v2 servers."""
     return Process([os.path.join(HERE, "servers.py"), mode, *map(str, args)])
+def edit_packed(path, change, **options):
+    """``change(root)`` a packed file through h5py, then seal it again: a crafted file, which
+    the reader must refuse by its content (a file changed and not resealed fails its digest)."""
+    with h5py.File(path, "r+", **options) as f:
+        change(f)
+    reseal(path)
+
+
+def reseal(path):
+    path = pathlib.Path(path)
+    path.write_bytes(seal.seal(path.read_bytes()))
+
+
+def write_version_1(path, model):
+    """A file as format version 1 wrote it: no user block, variable-length strings."""
+    with h5py.File(path, "w") as f:
+        f.attrs["format"] = "edgebnn-packed"
+        f.attrs["format_version"] = 1
+        f.attrs["input_shape"] = np.array(model.input_shape)
+        f.attrs["input_dtype"] = model.input_kind
+        f.attrs["input_scale"] = model.input_scale
+        f.attrs["input_offset"] = model.input_offset
+        f.attrs["classes"] = np.array(model.classes, dtype=h5py.string_dtype())
+        for i, layer in enumerate(model.layers):
+            group = f.create_group(f"layers/{i}")
+            group.attrs["kind"] = layer.kind
+            attrs, arrays = layer.fields()
+            group.attrs.update(attrs)
+            for name, value in arrays.items():
+                group.create_dataset(name, data=value)

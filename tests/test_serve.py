@@ -372,4 +372,4 @@ def test_server_refuses_a_broken_model_file(tmp_path):
     path.write_text("no model here")
     done = subprocess.run([sys.executable, "-m", "edgebnn.serve", str(path), "--port", "0"],
                           capture_output=True, text=True, timeout=30, env={**os.environ})
-    assert done.returncode == 2 and "not a readable HDF5 file" in done.stderr
+    assert done.returncode == 2 and "not a packed model file" in done.stderr

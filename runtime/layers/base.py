@@ -47,6 +47,16 @@ class Layer:
         """Check the incoming ``Signal``, return the outgoing one."""
         raise NotImplementedError
 
+    def cost(self, source):
+        """The ``limits.Cost`` of one sample through this layer on ``source``, from shapes
+        alone: called before ``bind``, so nothing is allocated for a model over budget."""
+        raise NotImplementedError
+
+    def bound(self, magnitude):
+        """After ``bind``: the largest magnitude of the float outputs when no input value
+        passes ``magnitude`` (None when the layer gives signs)."""
+        raise NotImplementedError
+
     def runner(self):
         """For one thread: ``run(x) -> output``, writing into buffers it owns."""
         raise NotImplementedError
@@ -90,6 +100,8 @@ def checked_array(value, dtype, name, ndim, finite=True):
     if array.ndim != ndim:
         raise ModelFormatError(
             f"{name}: {array.ndim}-D array of shape {array.shape}, expected {ndim}-D")
+    if array.size == 0:
+        raise ModelFormatError(f"{name}: shape {array.shape} holds no values")
     if finite and dtype.kind == "f" and not np.isfinite(array).all():
         raise ModelFormatError(f"{name}: contains NaN or infinite values")
     return np.ascontiguousarray(array, dtype=dtype)

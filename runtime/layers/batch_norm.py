@@ -6,6 +6,7 @@ threshold instead (edgebnn.fold).
 """
 import numpy as np
 
+from ..limits import Cost
 from .base import Layer, Signal, check_shape, checked_array
 
 
@@ -23,6 +24,13 @@ class BatchNorm(Layer):
         # in the kernel: after binary layers it joins their C call
         self._plan = kernels.ScaleShift(self.scale, self.shift)
         return Signal("float", self.scale.shape)
+
+    def cost(self, source):
+        n = self.scale.size
+        return Cost(float_macs=n, memory_c=12 * n, memory_numpy=12 * n)
+
+    def bound(self, magnitude):
+        return float((np.abs(self.scale.astype(np.float64)) * magnitude + np.abs(self.shift)).max())
 
     def runner(self):
         return self._plan.runner(None, np.empty(self.scale.shape, np.float32))

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..bitpack import packed_bytes, padding_mask, word_padded
 from ..errors import ModelFormatError
+from ..limits import Cost
 from .base import Layer, Signal, check_shape, checked_array
 
 
@@ -39,6 +40,7 @@ class BinaryDense(Layer):
             raise ModelFormatError(f"{n_in} inputs: dot products could exceed 2^24, "
                                    f"beyond exact float32 scores")
         check_padding_bits(self.weight, layout)
+        self._n_in = n_in
         # rows padded to whole words so the kernel never reads a partial word
         self._stride = word_padded(row_bytes)
         padded = np.zeros((n_out, self._stride), np.uint8)
@@ -51,6 +53,22 @@ class BinaryDense(Layer):
         if self.threshold is None:
             return Signal("float", (n_out,))
         return Signal("bits", (n_out,))
+
+    def cost(self, source):
+        n_out, row_bytes = self.weight.shape
+        planes = source.kind == "uint8"
+        n_in, stride = source.size, word_padded(row_bytes)
+        kept = self.weight.nbytes + n_out * stride + 5 * n_out      # + padded rows, thresholds
+        buffers = 4 * n_out + (8 * stride if planes else 0)
+        # the twin unpacks the weights to int32 +-1 (a second int32 copy while it does)
+        unpacked = n_out * (n_in if planes else 8 * stride)
+        return Cost(binary_ops=n_out * n_in * (8 if planes else 1), memory_c=kept + buffers,
+                    memory_numpy=kept + buffers + 8 * unpacked + 8 * (unpacked // n_out))
+
+    def bound(self, magnitude):
+        if self.threshold is not None:
+            return None
+        return float(self._n_in * (255 if self._planes else 1))
 
     def runner(self):
         n_out = self.weight.shape[0]

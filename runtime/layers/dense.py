@@ -7,6 +7,7 @@ sample here (1.0x on 784-1000-500, 1.3x on the 12M-weight net).
 import numpy as np
 
 from ..errors import ModelFormatError
+from ..limits import Cost
 from .base import Layer, Signal, check_shape, checked_array
 
 ACTIVATIONS = ("none", "relu", "softmax")
@@ -35,6 +36,15 @@ class Dense(Layer):
     def bind(self, source, kernels):
         self.expect(source, "float", self.weight_t.shape[0])
         return Signal("float", self.bias.shape)
+
+    def cost(self, source):
+        n_in, n_out = self.weight_t.shape
+        memory = 4 * (n_in * n_out + 2 * n_out)        # weights, bias, output buffer
+        return Cost(float_macs=n_in * n_out, memory_c=memory, memory_numpy=memory)
+
+    def bound(self, magnitude):
+        rows = np.abs(self.weight_t).sum(axis=0, dtype=np.float64) * magnitude
+        return float((rows + np.abs(self.bias)).max())
 
     def runner(self):
         out = np.empty(self.bias.shape, np.float32)
