@@ -31,7 +31,8 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from edgebnn.ddnn import SCORE_BYTES, load_ddnn  # noqa: E402
+from edgebnn import load_ddnn  # noqa: E402
+from edgebnn.ddnn import SCORE_BYTES  # noqa: E402
 from edgebnn.exits import summarize  # noqa: E402
 import mnist  # noqa: E402
 import multiview  # noqa: E402

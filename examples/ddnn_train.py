@@ -38,7 +38,7 @@ from edgebnn.converters import binary_layers as bl  # noqa: E402
 from edgebnn.converters.pytorch import convert  # noqa: E402
 from edgebnn import Model  # noqa: E402
 from edgebnn.aggregate import concat_shape  # noqa: E402
-from edgebnn.ddnn import DDNN, Device, save_ddnn  # noqa: E402
+from edgebnn import DDNN, Device, save_ddnn  # noqa: E402
 import mnist  # noqa: E402
 import multiview  # noqa: E402
 

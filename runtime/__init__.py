@@ -25,7 +25,7 @@ from .runtime import Runtime
 __version__ = "0.2.0"
 
 _LAZY = {"Policy": "cascade", "RemoteModel": "remote", "DDNN": "ddnn", "Device": "ddnn",
-         "load_ddnn": "ddnn", "save_ddnn": "ddnn"}
+         "load_ddnn": "format", "save_ddnn": "format", "Coordinator": "coordinator"}
 
 __all__ = ["Runtime", "Result", "Model", "Limits", "Dense", "BatchNorm", "Sign", "BinaryDense",
            "BinaryConv2d", "load_model", "save_model", "EdgeError", "InputError",

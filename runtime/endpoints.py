@@ -103,7 +103,7 @@ def load_endpoint(path, name, section=None, backend=None):
     (``devices/I`` or ``edge`` answer like devices; ``local`` and ``cloud`` like models)."""
     if section is None:
         return ModelEndpoint(Runtime(path, backend=backend), name)
-    from .ddnn import load_ddnn
+    from .format import load_ddnn
     from .errors import ModelFormatError
     from .kernels import get_kernels
     ddnn = load_ddnn(path, kernels=get_kernels(backend))

@@ -13,7 +13,6 @@ connection (HTTPS with ``ssl`` when the URL says so).
 """
 import http.client
 import json
-import socket
 import threading
 import time
 import urllib.parse
@@ -21,7 +20,7 @@ import urllib.parse
 import numpy as np
 
 from . import protocol
-from .deadline import DeadlineSocket, remaining
+from .wire import Connection, length, sleep
 from .errors import RemoteError
 
 MAX_REPLY_BYTES = 16 << 20
@@ -97,10 +96,10 @@ class RemoteModel:
         if header_length:
             headers[protocol.HEADER_LENGTH] = str(header_length)
         path = protocol.model_path(self.model, self.version) + "/infer"
-        status, reply_headers, data = self._request("POST", path, body, headers)
+        reply_headers, data = self._request("POST", path, body, headers)
         try:
-            length = reply_headers.get(protocol.HEADER_LENGTH)
-            _, outputs = protocol.decode(data, None if length is None else _integer(length),
+            declared = reply_headers.get(protocol.HEADER_LENGTH)
+            _, outputs = protocol.decode(data, None if declared is None else length(declared),
                                          "outputs")
         except ValueError as error:
             raise RemoteError(f"{self.url}{path}: the reply is not a v2 inference response "
@@ -181,12 +180,12 @@ class RemoteModel:
 
     def metadata(self):
         """The model's metadata (``GET /v2/models/NAME[/versions/V]``)."""
-        _, _, data = self._request("GET", protocol.model_path(self.model, self.version))
+        _, data = self._request("GET", protocol.model_path(self.model, self.version))
         return self._json(data, "model metadata")
 
     def _server_extensions(self):
         try:
-            _, _, data = self._request("GET", "/v2")
+            _, data = self._request("GET", "/v2")
             extensions = self._json(data, "server metadata").get("extensions") or []
             return extensions if isinstance(extensions, list) else []
         except RemoteError:
@@ -219,12 +218,12 @@ class RemoteModel:
     # transport ------------------------------------------------------------------
 
     def _request(self, method, path, body=None, headers=None):
-        """``(status, headers, body)`` of a 200 reply within the deadline; else RemoteError."""
+        """``(headers, body)`` of a 200 reply within the deadline; else RemoteError."""
         deadline = time.monotonic() + self.deadline
         headers = {**self.headers, **(headers or {})}
         target = self._address[3] + path
         try:
-            self._sleep(self.link_delay, deadline)
+            sleep(self.link_delay, deadline)
             for attempt in (1, 2):     # a kept-alive connection may have been closed meanwhile
                 connection = self._connection(deadline)
                 reused = connection.requests > 0
@@ -240,7 +239,7 @@ class RemoteModel:
             connection.requests += 1
             if response.will_close:
                 self.close()
-            self._sleep(self.link_delay, deadline)
+            sleep(self.link_delay, deadline)
         except RemoteError:
             self.close()
             raise
@@ -257,13 +256,17 @@ class RemoteModel:
             except (ValueError, AttributeError, RecursionError):
                 message = data[:200]
             raise RemoteError(f"{self.url}{path}: HTTP {response.status}: {message}")
-        return response.status, response.headers, data
+        return response.headers, data
 
     def _body(self, response):
         """The reply's body, refused when over ``max_reply_bytes`` (before reading it when
         its length is declared)."""
         declared = response.getheader("Content-Length")
-        if declared is not None and _integer(declared) > self.max_reply_bytes:
+        try:
+            size = None if declared is None else length(declared)
+        except ValueError:
+            raise RemoteError(f"{self.url}: a reply with Content-Length {declared!r}") from None
+        if size is not None and size > self.max_reply_bytes:
             raise RemoteError(f"{self.url}: a reply of {declared} bytes, over the "
                               f"{self.max_reply_bytes}-byte cap")
         data = response.read(self.max_reply_bytes + 1)
@@ -271,22 +274,13 @@ class RemoteModel:
             raise RemoteError(f"{self.url}: a reply over the {self.max_reply_bytes}-byte cap")
         return data
 
-    @staticmethod
-    def _sleep(seconds, deadline):
-        if seconds:
-            if time.monotonic() + seconds > deadline:
-                raise TimeoutError
-            time.sleep(seconds)
-
     def _connection(self, deadline):
         connection = getattr(self._local, "connection", None)
         if connection is None:
             scheme, host, port, _ = self._address
-            connection = _Connection(host, port, self._ssl if scheme == "https" else None)
+            connection = Connection(host, port, self._ssl if scheme == "https" else None)
             self._local.connection = connection
-        connection.deadline = deadline
-        if connection.sock is not None:
-            connection.sock.deadline = deadline
+        connection.bound(deadline)
         return connection
 
     def close(self):
@@ -300,29 +294,3 @@ def _classes(metadata):
     parameters = metadata.get("parameters")
     classes = parameters.get("classes") if isinstance(parameters, dict) else None
     return [str(c) for c in classes] if isinstance(classes, list) else []
-
-
-def _integer(text):
-    if not str(text).isascii() or not str(text).isdigit():
-        raise RemoteError(f"header value {text!r} is not a non-negative integer")
-    return int(text)
-
-
-class _Connection(http.client.HTTPConnection):
-    """HTTP/1.1 (or HTTPS) connection whose every socket call is bounded by ``deadline``."""
-
-    def __init__(self, host, port, ssl_context=None):
-        super().__init__(host, port or (443 if ssl_context else 80))
-        self.ssl_context = ssl_context
-        self.deadline = None
-        self.requests = 0
-
-    def connect(self):
-        self.timeout = remaining(self.deadline)
-        super().connect()
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if self.ssl_context is not None:
-            self.sock.settimeout(remaining(self.deadline))
-            self.sock = self.ssl_context.wrap_socket(self.sock, server_hostname=self.host)
-        self.sock = DeadlineSocket(self.sock)
-        self.sock.deadline = self.deadline

@@ -28,10 +28,10 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from . import __version__, protocol
-from .deadline import DeadlineSocket, reader
 from .endpoints import VERSION, Batcher, load_endpoint
 from .errors import EdgeError, InputError
 from .metrics import Metrics
+from .wire import BadRequest, DeadlineSocket, length, read_body, reader, refuse
 
 MAX_BODY_BYTES = 16 << 20
 log = logging.getLogger("edgebnn.serve")
@@ -70,7 +70,7 @@ class ModelServer(ThreadingHTTPServer):
             full = self._connections >= self.max_connections
             self._connections += not full
         if full:        # answered at once, without a thread: the cap holds under a flood
-            _refuse(request, 503, f"over {self.max_connections} connections; try again")
+            refuse(request, 503, f"over {self.max_connections} connections; try again")
             self.shutdown_request(request)
             return
         super().process_request(request, client_address)
@@ -93,16 +93,6 @@ class ModelServer(ThreadingHTTPServer):
         until = time.monotonic() + grace
         while self.metrics.in_flight and time.monotonic() < until:
             time.sleep(0.01)
-
-
-def _refuse(sock, status, message):
-    body = json.dumps({"error": message}).encode()
-    try:
-        sock.settimeout(1.0)
-        sock.sendall(f"HTTP/1.1 {status} Service Unavailable\r\nContent-Type: application/json\r\n"
-                     f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
-    except OSError:
-        pass
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -145,7 +135,7 @@ class _Handler(BaseHTTPRequestHandler):
             handler(urllib.parse.urlsplit(self.path).path)
         except (TimeoutError, ConnectionError):       # the client went quiet or away
             self.close_connection = True
-        except (protocol.ProtocolError, InputError, _BadRequest) as error:
+        except (protocol.ProtocolError, InputError, BadRequest) as error:
             self._reply(getattr(error, "status", 400), {"error": str(error)},
                         close=getattr(error, "close", False))
         except EdgeError as error:
@@ -176,13 +166,13 @@ class _Handler(BaseHTTPRequestHandler):
         self._not_found(path)
 
     def _post(self, path):
-        body = self._body()
+        body = read_body(self.rfile, self.headers, self.server.max_body)
         if self._model_route(path) != "/infer":
             return self._not_found(path)
         self.route = "infer"
-        length = self.headers.get(protocol.HEADER_LENGTH)
-        request, inputs = protocol.decode(body, None if length is None else _length(length),
-                                          "inputs")
+        header_length = self.headers.get(protocol.HEADER_LENGTH)
+        request, inputs = protocol.decode(
+            body, None if header_length is None else length(header_length), "inputs")
         endpoint = self.server.endpoint
         wanted = protocol.requested_outputs(request, endpoint.outputs)
         outputs = self.server.infer(inputs)
@@ -202,51 +192,14 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         name, version, suffix = match.groups()
         if name != self.server.endpoint.name:
-            raise _BadRequest(f"model {name!r} unknown; this server has "
+            raise BadRequest(f"model {name!r} unknown; this server has "
                               f"{self.server.endpoint.name!r}", 404)
         if version is not None and version != VERSION:
-            raise _BadRequest(f"model {name!r} has no version {version!r}; it has {VERSION!r}", 404)
+            raise BadRequest(f"model {name!r} has no version {version!r}; it has {VERSION!r}", 404)
         return suffix or ""
 
     def _not_found(self, path):
-        raise _BadRequest(f"no such endpoint {self.command} {path}", 404)
-
-    def _body(self):
-        """The request body: Content-Length or chunked, at most max_body bytes."""
-        limit = self.server.max_body
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            return self._chunked(limit)
-        length = self.headers.get("Content-Length")
-        if length is None:
-            raise _BadRequest("a body needs Content-Length or Transfer-Encoding: chunked",
-                              411, close=True)
-        size = _length(length)
-        if size > limit:
-            raise _BadRequest(f"request body over {limit} bytes", 413, close=True)
-        body = self.rfile.read(size)
-        if len(body) != size:
-            raise _BadRequest("request body shorter than its Content-Length", 400, close=True)
-        return body
-
-    def _chunked(self, limit):
-        parts, total = [], 0
-        while True:
-            line = self.rfile.readline(1026)
-            match = re.fullmatch(rb"([0-9A-Fa-f]{1,8})(;[^\r\n]*)?\r\n", line)
-            if not match:
-                raise _BadRequest("malformed chunked body", 400, close=True)
-            size = int(match.group(1), 16)
-            total += size
-            if total > limit:
-                raise _BadRequest(f"request body over {limit} bytes", 413, close=True)
-            if size == 0:
-                while self.rfile.readline(1026) not in (b"\r\n", b"\n", b""):
-                    pass            # trailers, ignored
-                return b"".join(parts)
-            chunk = self.rfile.read(size + 2)
-            if len(chunk) != size + 2 or chunk[-2:] != b"\r\n":
-                raise _BadRequest("malformed chunked body", 400, close=True)
-            parts.append(chunk[:-2])
+        raise BadRequest(f"no such endpoint {self.command} {path}", 404)
 
     def send_error(self, code, message=None, explain=None):
         """The base class's errors (bad request line, headers) as JSON too."""
@@ -288,18 +241,6 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format, *args):
         log.debug(format, *args)
-
-
-class _BadRequest(ValueError):
-    def __init__(self, message, status=400, close=False):
-        super().__init__(message)
-        self.status, self.close = status, close
-
-
-def _length(text):
-    if not re.fullmatch(r"[0-9]{1,12}", text.strip()):
-        raise _BadRequest(f"header value {text!r} is not a length in bytes", 400, close=True)
-    return int(text)
 
 
 def main(argv=None):

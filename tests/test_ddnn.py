@@ -9,7 +9,8 @@ from edgebnn import (BatchNorm, BinaryConv2d, BinaryDense, Dense, InputError, Mo
                      ModelFormatError, Runtime, Sign, load_model, save_model)
 from edgebnn import aggregate
 from edgebnn.bitpack import pack_signs, packed_bytes, unpack_signs
-from edgebnn.ddnn import DDNN, Device, NoDevicesError, load_ddnn, save_ddnn
+from edgebnn import DDNN, Device, load_ddnn, save_ddnn
+from edgebnn.ddnn import NoDevicesError
 from edgebnn.exits import normalized_entropy, softmax
 from edgebnn.fold import fold_sign
 from edgebnn.kernels import get_kernels

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from edgebnn.ddnn import Coordinator, NoDevicesError, load_ddnn, save_ddnn
+from edgebnn import Coordinator, load_ddnn, save_ddnn
+from edgebnn.ddnn import NoDevicesError
 from edgebnn.remote import RemoteModel
 from test_ddnn import CLASSES, random_ddnn, views
 from conftest import Process, fault_server
@@ -133,7 +134,7 @@ def test_every_tier_a_process_answers_as_in_process(ddnn_path, devices):
     """Devices and cloud as processes, the coordinator as the gateway; then the cloud dies."""
     ddnn = load_ddnn(ddnn_path)
     cloud = start_section(ddnn_path, "cloud")
-    remote = Coordinator(ddnn, [p.url for p in devices], deadline=2.0, cloud_url=cloud.url,
+    remote = Coordinator(ddnn, [p.url for p in devices], deadline=2.0, cloud=cloud.url,
                          cloud_timeout=2.0)
     try:
         exits = set()
@@ -164,8 +165,8 @@ def test_edge_and_cloud_processes_answer_as_in_process(tmp_path_factory):
     save_ddnn(random_ddnn(DEVICES, "max", "concat", edge=True, edge_threshold=0.6), path)
     ddnn = load_ddnn(path)
     devices, edge, cloud = start_devices(path), start_section(path, "edge"), start_section(path, "cloud")
-    remote = Coordinator(ddnn, [p.url for p in devices], deadline=2.0, cloud_url=cloud.url,
-                         edge_url=edge.url, cloud_timeout=2.0)
+    remote = Coordinator(ddnn, [p.url for p in devices], deadline=2.0, cloud=cloud.url,
+                         edge=edge.url, cloud_timeout=2.0)
     try:
         exits = set()
         for seed in range(8):

@@ -17,7 +17,7 @@ pytest.importorskip("mlserver.model", reason="MLServer is an optional extra: pip
 
 from conftest import ROOT, random_mlp                                          # noqa: E402
 from edgebnn import Dense, Model, Policy, RemoteModel, Runtime, save_ddnn, save_model  # noqa: E402
-from edgebnn.ddnn import Coordinator, load_ddnn                                # noqa: E402
+from edgebnn import Coordinator, load_ddnn                                # noqa: E402
 from test_ddnn import random_ddnn, views                                       # noqa: E402
 
 DEVICES = 3
@@ -147,7 +147,7 @@ def test_adaptive_batching_answers_concurrent_devices_as_alone(mlserver):
 def test_ddnn_devices_and_cloud_on_mlserver_answer_as_in_process(mlserver):
     url, folder = mlserver
     ddnn = load_ddnn(folder / "ddnn.h5")
-    coordinator = Coordinator(ddnn, [url] * DEVICES, deadline=5.0, cloud_url=url, cloud_timeout=5.0)
+    coordinator = Coordinator(ddnn, [url] * DEVICES, deadline=5.0, cloud=url, cloud_timeout=5.0)
     try:
         exits = set()
         for seed in range(6):
