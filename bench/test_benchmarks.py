@@ -38,7 +38,7 @@ def test_kernel_dense_bits_1000x784(benchmark, backend):
     x = np.zeros(weight.shape[1], np.uint8)
     x[:98] = pack_signs(rng.standard_normal(784))
     out = np.zeros(word_padded(125), np.uint8)
-    run = get_kernels(backend).DenseBits(weight, 784, threshold, flip).runner(None, out)
+    run = get_kernels(backend).DenseBits(weight, 784, threshold, flip).runner(work=None, out=out)
     benchmark(run, x)
 
 
@@ -47,13 +47,13 @@ def test_kernel_dense_planes_uint8_784x1000(benchmark, backend):
     weight = padded_signs(rng, 1000, 784)
     x = rng.integers(0, 256, 784, dtype=np.uint8)
     work = np.zeros(8 * weight.shape[1], np.uint8)
-    run = get_kernels(backend).DensePlanes(weight, 784).runner(work, np.zeros(1000, np.float32))
+    run = get_kernels(backend).DensePlanes(weight, 784).runner(work=work, out=np.zeros(1000, np.float32))
     benchmark(run, x)
 
 
 def test_kernel_pack_signs_784(benchmark, backend):
     x = np.random.default_rng(2).standard_normal(784).astype(np.float32)
-    run = get_kernels(backend).PackSigns(784).runner(None, np.zeros(word_padded(98), np.uint8))
+    run = get_kernels(backend).PackSigns(784).runner(work=None, out=np.zeros(word_padded(98), np.uint8))
     benchmark(run, x)
 
 

@@ -1,7 +1,8 @@
 /* edgebnn binary kernel (see bnn.h). Portable C99; a faster popcount is used
- * where the CPU has one: NEON's vcnt when compiled for it, the x86 POPCNT
- * instruction when the running CPU reports it (checked at run time, so one
- * build serves Atoms with and without POPCNT). */
+ * where the CPU has one: NEON's vcnt when compiled for it; on x86 (GCC and
+ * clang) AVX2's vpshufb nibble counts or the POPCNT instruction, each chosen
+ * at run time when the running CPU (and, for AVX2, the OS) supports it, so
+ * one build serves Atoms with and without POPCNT and desktops with AVX2. */
 #include <math.h>
 #include <string.h>
 
@@ -73,9 +74,14 @@ static inline uint32_t popcount_portable(uint64_t v)
 }
 #endif
 
-static inline int32_t conv_out_size(int32_t in, int32_t pad, int32_t kernel, int32_t stride)
+int32_t bnn_sign_bytes(int32_t n)
 {
-    return (in + 2 * pad - kernel) / stride + 1;
+    return (n + 7) / 8;
+}
+
+int32_t bnn_conv_size(int32_t size, int32_t kernel, int32_t stride, int32_t pad)
+{
+    return size + 2 * pad < kernel ? 0 : (size + 2 * pad - kernel) / stride + 1;
 }
 
 /* Writes a layer's n outputs: threshold bits packed MSB first, or dots. */
@@ -91,7 +97,7 @@ static inline struct emitter emitter_start(const int32_t *threshold, const uint8
 {
     struct emitter e = {threshold, flip, bits, dots};
     if (threshold)
-        memset(bits, 0, (size_t)(n + 7) / 8);
+        memset(bits, 0, (size_t)bnn_sign_bytes(n));
     return e;
 }
 

@@ -10,6 +10,11 @@
  * is NULL, in the integer dot products themselves as floats (exact below
  * 2^24; for the float layers that give the final scores). Callers check
  * every size in Python first.
+ *
+ * The popcount is the fastest the CPU has (bnn_popcount_path names it):
+ * NEON's vcnt, 16 bytes a step, on ARM builds with NEON; on x86, chosen at
+ * run time from what the CPU and OS support, AVX2 (32 bytes a step through
+ * vpshufb nibble tables) or the POPCNT instruction; else portable C.
  */
 #include <stdint.h>
 
@@ -110,5 +115,14 @@ typedef struct {
 /* Returns nonzero when a PACK_SIGNS step met a NaN or infinite value. */
 int32_t bnn_run(const bnn_step *steps, int32_t n_steps, const void *input);
 
-/* Which popcount the kernels use on this CPU: "neon", "popcnt" or "portable". */
+/* Which popcount the kernels use on this CPU: "neon" (ARM builds with NEON),
+ * "avx2" or "popcnt" (x86, chosen at run time from what the CPU and OS
+ * support), or "portable" (bit-parallel C, anywhere). */
 const char *bnn_popcount_path(void);
+
+/* Sizes the Python side computes too (runtime/bitpack.py sign_bytes,
+ * runtime/kernels/geometry.py conv_size; the tests check that they agree):
+ * the bytes of n packed signs, and the positions of a convolution along one
+ * axis, 0 when the kernel does not fit the padded input. */
+int32_t bnn_sign_bytes(int32_t n);
+int32_t bnn_conv_size(int32_t size, int32_t kernel, int32_t stride, int32_t pad);

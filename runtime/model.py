@@ -7,13 +7,14 @@ functions (each owning its work buffers) on its first call and reuses it:
 """
 import math
 import threading
+from itertools import groupby
 
 import numpy as np
 
 from .bitpack import packed_bytes, padding_mask, word_padded
 from .errors import NON_FINITE, InputError, InputTypeError, ModelFormatError
 from .layers import Signal
-from .layers.base import Layer
+from .layers.base import KernelLayer, Layer
 
 INPUT_DTYPES = ("uint8", "float32", "bits")
 MAX_INPUT_VALUES = 1 << 24
@@ -240,12 +241,21 @@ class Model:
         return np.ascontiguousarray(x)
 
     def _thread_runs(self):
-        """This thread's per-step calls and the same fused by the kernel backend.
+        """This thread's per-step calls, and the same with neighbouring kernel layers chained.
 
-        Made on a thread's first call, with that thread's own buffers."""
+        Made on a thread's first call, with that thread's own buffers (both
+        lists write into the same ones)."""
         local = self._local
-        local.runs = [step.runner() for step in self._steps]
-        local.fused = self.kernels.fuse(local.runs)
+        local.runs, local.fused = [], []
+        for in_kernel, steps in groupby(self._steps, key=lambda step: isinstance(step, KernelLayer)):
+            if in_kernel:
+                links = [step.link() for step in steps]
+                local.runs += [self.kernels.chain([link]) for link in links]
+                local.fused.append(self.kernels.chain(links))
+            else:
+                runs = [step.runner() for step in steps]
+                local.runs += runs
+                local.fused += runs
         return local
 
     def forward(self, x):

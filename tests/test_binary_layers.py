@@ -182,6 +182,7 @@ def test_per_thread_runners_and_buffers_are_made_once():
     first = rt.model._local.runs
     rt.classify(images(1)[0])
     assert rt.model._local.runs is first
+    assert len(first) == 4 and len(rt.model._local.fused) == 1     # every layer in one chain
 
 
 @pytest.mark.parametrize("where", [0, 7, 8, 20])

@@ -1,14 +1,14 @@
-"""The NumPy twin of the C kernel: the same plans, the same results, no compiler.
+"""The NumPy twin of the C kernel: the plans of ``contract.Backend``, the same results, no compiler.
 
 Each plan is built once per layer from the layer's constant arrays;
-``runner(work, out)`` binds one thread's buffers and returns the per-sample
-call ``run(x) -> out``.
+``runner(work=..., out=...)`` binds one thread's buffers and returns the
+per-sample call ``run(x) -> out``.
 The twin computes the same integers by a plain route (unpacked +-1 values
 and integer matrix products), so comparing it with the C kernel tests both.
 """
 import numpy as np
 
-from ..bitpack import unpack_signs
+from ..bitpack import sign_bytes, unpack_signs
 from ..errors import NON_FINITE, InputError
 from ..exits import summarize  # noqa: F401  (the C backend's is bnn_summarize)
 
@@ -22,7 +22,7 @@ class _Plan:
         self.threshold = threshold
         self.flip = None if flip is None else flip.astype(bool)
 
-    def runner(self, work, out):
+    def runner(self, *, work, out):
         def run(x):
             self(x, work, out)
             return out
@@ -77,7 +77,7 @@ class ConvPool(_Plan):
         if s.uint8_input:
             values = x.reshape(s.height, s.width, s.channels).astype(np.int32)
         else:
-            packed = x[:s.height * s.width * -(-s.channels // 8)]
+            packed = x[:s.height * s.width * sign_bytes(s.channels)]
             values = unpack_signs(packed.reshape(s.height, s.width, -1), s.channels)
         padded = np.zeros((s.height + 2 * s.pad_h, s.width + 2 * s.pad_w, s.channels), np.int32)
         padded[s.pad_h:s.pad_h + s.height, s.pad_w:s.pad_w + s.width] = values
@@ -98,7 +98,7 @@ class PackSigns:
     def __init__(self, n):
         self.n = n
 
-    def runner(self, work, out):
+    def runner(self, *, work, out):
         def run(x):
             if not np.isfinite(x).all():    # a sign of NaN or infinity means nothing
                 raise InputError(NON_FINITE)
@@ -114,7 +114,7 @@ class ScaleShift:
     def __init__(self, scale, shift):
         self.scale, self.shift = scale, shift
 
-    def runner(self, work, out):
+    def runner(self, *, work, out):
         scale, shift, multiply, add = self.scale, self.shift, np.multiply, np.add
 
         def run(x):
@@ -123,6 +123,14 @@ class ScaleShift:
         return run
 
 
-def fuse(runs):
-    """The C backend joins kernel steps into one call; here each step stays a call."""
-    return list(runs)
+def chain(links):
+    """The links' runs one after the other (the C backend makes them one call)."""
+    runs = [link.plan.runner(work=link.work, out=link.out) for link in links]
+    if len(runs) == 1:
+        return runs[0]
+
+    def run(x):
+        for step in runs:
+            x = step(x)
+        return x
+    return run

@@ -9,14 +9,14 @@ Zero padding contributes 0.
 """
 import numpy as np
 
-from ..bitpack import word_padded
+from ..bitpack import sign_bytes, word_padded
 from ..errors import ModelFormatError
 from ..kernels.geometry import ConvShape
-from .base import Layer, Signal, check_shape, checked_array
+from .base import KernelLayer, Signal, check_shape, checked_array
 from .binary_dense import check_padding_bits, check_threshold
 
 
-class BinaryConv2d(Layer):
+class BinaryConv2d(KernelLayer):
     kind = "binary_conv2d"
     ARRAYS = {"weight": "uint8", "threshold": "int32", "flip": "uint8"}
     ATTRS = {"stride": tuple, "padding": tuple, "pool": tuple}
@@ -40,7 +40,7 @@ class BinaryConv2d(Layer):
         height, width = source.shape[:2]
         channels = source.shape[2] if len(source.shape) == 3 else 1
         n_out, kernel_h, kernel_w, _ = self.weight.shape
-        check_shape(self.weight, (n_out, kernel_h, kernel_w, -(-channels // 8)), "weight")
+        check_shape(self.weight, (n_out, kernel_h, kernel_w, sign_bytes(channels)), "weight")
         check_padding_bits(self.weight, (kernel_h * kernel_w, channels))
         shape = ConvShape(height, width, channels, int(source.kind == "uint8"), n_out,
                           kernel_h, kernel_w, *self.stride, *self.padding, *self.pool)
@@ -52,12 +52,9 @@ class BinaryConv2d(Layer):
             raise ModelFormatError(
                 f"pool {shape.pool_h}x{shape.pool_w} larger than the convolution's "
                 f"output {shape.conv_h}x{shape.conv_w}")
-        self._shape = shape
-        self._plan = kernels.ConvPool(shape, self.weight, self.threshold, self.flip)
+        self.plan = kernels.ConvPool(shape, self.weight, self.threshold, self.flip)
+        self.output = np.uint8, word_padded(shape.out_bytes)
         return Signal("bits", (shape.out_h, shape.out_w, n_out))
-
-    def runner(self):
-        return self._plan.runner(None, np.zeros(word_padded(self._shape.out_bytes), np.uint8))
 
 
 def _pair(value, name, minimum):
