@@ -11,73 +11,11 @@ from itertools import groupby
 
 import numpy as np
 
-from .bitpack import packed_bytes, padding_mask, word_padded
+from .bitpack import packed_bytes, padding_mask
 from .errors import NON_FINITE, InputError, InputTypeError, ModelFormatError
+from .inputs import INPUT_DTYPES, MAX_INPUT_VALUES, PadWords, Preprocess, input_kind
 from .layers import Signal
-from .layers.base import KernelLayer, Layer
-
-INPUT_DTYPES = ("uint8", "float32", "bits")
-MAX_INPUT_VALUES = 1 << 24
-
-
-class Preprocess(Layer):
-    """Raw input -> float32 ``x * scale + offset`` (a step, not stored)."""
-    kind = "preprocess"
-
-    def __init__(self, size, scale, offset):
-        self.size = size
-        self.scale = np.float32(scale)
-        self.offset = np.float32(offset)
-
-    def runner(self):
-        out = np.empty(self.size, np.float32)
-        scale, offset, multiply, add = self.scale, self.offset, np.multiply, np.add
-
-        def run(x):
-            multiply(x, scale, out=out, casting="unsafe")
-            return add(out, offset, out=out)
-        return run
-
-    def forward_batch(self, x):
-        return x.astype(np.float32) * self.scale + self.offset
-
-
-class PadWords(Layer):
-    """Packed input -> a copy in a buffer of whole 64-bit words (a step, not stored).
-
-    The kernels read whole words, so a packed sample whose size is not a
-    multiple of 8 bytes is copied into a zero-padded buffer first.
-    """
-    kind = "pad_words"
-
-    def __init__(self, nbytes):
-        self.nbytes = nbytes
-
-    def runner(self):
-        out = np.zeros(word_padded(self.nbytes), np.uint8)
-        nbytes = self.nbytes
-
-        def run(x):
-            out[:nbytes] = x
-            return out
-        return run
-
-    def forward_batch(self, x):
-        out = np.zeros((len(x), word_padded(self.nbytes)), np.uint8)
-        out[:, :self.nbytes] = x
-        return out
-
-
-def _input_kind(input_dtype):
-    """The name of an input dtype: a NumPy dtype's, or "bits" for packed signs."""
-    if isinstance(input_dtype, str) and input_dtype == "bits":
-        return "bits"
-    try:
-        return np.dtype(input_dtype).name
-    except TypeError:
-        raise ModelFormatError(f"input_dtype {input_dtype!r} unsupported; "
-                               f"supported: {', '.join(INPUT_DTYPES)}") from None
-
+from .layers.base import KernelLayer
 
 class Model:
     """A chain of layers with the input it accepts and the classes it names.
@@ -97,7 +35,7 @@ class Model:
                  input_scale=1.0, input_offset=0.0, classes=None, kernels=None):
         self.layers = list(layers)
         self.input_shape = tuple(int(n) for n in input_shape)
-        self.input_kind = _input_kind(input_dtype)
+        self.input_kind = input_kind(input_dtype)
         self.input_dtype = np.dtype(np.uint8 if self.input_kind == "bits" else input_dtype)
         self.input_scale = float(input_scale)
         self.input_offset = float(input_offset)
@@ -184,6 +122,9 @@ class Model:
         # itself, in the same pass: the input check then need not scan the values
         first = next(step for step in steps if step.kind != "preprocess")
         self._sign_reads_input = first.kind == "sign"
+        # the steps in stretches of kernel layers and of the others
+        self._stretches = [(in_kernel, list(group)) for in_kernel, group
+                           in groupby(steps, key=lambda step: isinstance(step, KernelLayer))]
         return steps
 
     @property
@@ -216,7 +157,8 @@ class Model:
         if x.shape[1:] != self.sample_shape or x.ndim != len(self.sample_shape) + 1:
             raise InputError(
                 f"batch shape {x.shape}, expected (n,) + {self.sample_shape}")
-        return self._checked_values(x).reshape(len(x), -1)
+        values = math.prod(self.sample_shape)
+        return np.ascontiguousarray(self._checked_values(x).reshape(len(x), values))
 
     def _checked_values(self, x):
         if self.input_kind == "uint8" and x.dtype is self.input_dtype:
@@ -247,7 +189,7 @@ class Model:
         lists write into the same ones)."""
         local = self._local
         local.runs, local.fused = [], []
-        for in_kernel, steps in groupby(self._steps, key=lambda step: isinstance(step, KernelLayer)):
+        for in_kernel, steps in self._stretches:
             if in_kernel:
                 links = [step.link() for step in steps]
                 local.runs += [self.kernels.chain([link]) for link in links]
@@ -284,7 +226,22 @@ class Model:
         return x, cut
 
     def forward_batch(self, x):
-        """Logits ``(n, classes)`` of samples from ``check_batch``."""
-        for step in self._steps:
-            x = step.forward_batch(x)
-        return x
+        """Logits ``(n, classes)`` of samples from ``check_batch`` (a new array).
+
+        Neighbouring kernel layers take the whole batch in one kernel call;
+        each thread keeps the calls and buffers of its last batch size."""
+        batch = getattr(self._local, "batch", None)
+        if batch is None or batch[0] != len(x):
+            batch = self._local.batch = (len(x), self._batch_runs(len(x)))
+        for run in batch[1]:
+            x = run(x)
+        return x.copy()
+
+    def _batch_runs(self, samples):
+        runs = []
+        for in_kernel, steps in self._stretches:
+            if in_kernel:
+                runs.append(self.kernels.chain([step.link(samples) for step in steps]))
+            else:
+                runs += [step.forward_batch for step in steps]
+        return runs

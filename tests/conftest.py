@@ -1,5 +1,6 @@
 import os
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -49,3 +50,12 @@ def reference_logits(model, x):
         if layer.activation == "relu":
             h = np.maximum(h, 0)
     return h
+
+
+def run_threads(work, count):
+    """``work(k)`` for k in 0..count-1, each in its own thread, all at once."""
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()

@@ -4,7 +4,8 @@ import inspect
 import numpy as np
 import pytest
 
-from edgebnn.bitpack import pack_signs, padding_mask, sign_bytes, unpack_signs
+from edgebnn.bitpack import pack_signs, padding_mask, sign_bytes, unpack_signs, word_padded
+from edgebnn.errors import InputError
 from edgebnn.exits import summarize
 from edgebnn.fold import fold_sign
 from edgebnn.kernels import c_available, get_kernels
@@ -52,13 +53,13 @@ def output_bits(dots, threshold, flip):
 
 @pytest.mark.parametrize("n_bits", AWKWARD_BITS + LONG_ROWS)
 @pytest.mark.parametrize("n_out", [1, 9, 64])
-@pytest.mark.parametrize("word_padded", [False, True])
-def test_dense_bits_equals_plain_dot_products(kernels, n_bits, n_out, word_padded):
+@pytest.mark.parametrize("whole_words", [False, True])
+def test_dense_bits_equals_plain_dot_products(kernels, n_bits, n_out, whole_words):
     rng = np.random.default_rng(n_bits * 100 + n_out)
     x = random_signs(rng, n_bits)
     weight = random_signs(rng, (n_out, n_bits))
     expected = unpack_signs(weight, n_bits) @ unpack_signs(x, n_bits)
-    if word_padded:      # the layout layers use: rows padded to whole 64-bit words
+    if whole_words:      # the layout layers use: rows padded to whole 64-bit words
         pad = -len(x) % 8
         x = np.concatenate([x, np.zeros(pad, np.uint8)])
         weight = np.pad(weight, ((0, 0), (0, pad)))
@@ -301,3 +302,90 @@ def test_long_rows_of_full_bit_planes_count_every_bit(kernels, n_values):
     kernels.DensePlanes(np.pad(weight, ((0, 0), (0, -row_bytes % 8))), n_values).runner(
         work=np.zeros(8 * (row_bytes + -row_bytes % 8), np.uint8), out=dots)(x)
     np.testing.assert_array_equal(dots, 255 * n_values)
+
+
+def batch_equals_one_by_one(kernels, plan, x, out_dtype, out_size, work=None):
+    """Run ``x``'s rows as one batch and one at a time; every row must be the same, bit for bit."""
+    batch = np.zeros((len(x), out_size), out_dtype)
+    got = kernels.chain([Link(plan, work, batch)])(x)
+    assert got is batch
+    one = np.zeros(out_size, out_dtype)
+    run = kernels.chain([Link(plan, work, one)])
+    for sample, row in zip(x, batch):
+        np.testing.assert_array_equal(row, run(sample))
+    return batch
+
+
+@pytest.mark.parametrize("samples", [1, 3, 4, 5, 8, 9])
+@pytest.mark.parametrize("n_bits", [9, 64, 100, 520, 1000, LONG_ROWS[0]])
+@pytest.mark.parametrize("n_out", [1, 7, 8, 13, 64])
+def test_a_dense_batch_gives_what_its_samples_give_one_by_one(kernels, samples, n_bits, n_out):
+    rng = np.random.default_rng(samples * 1000 + n_bits + n_out)
+    row = word_padded(sign_bytes(n_bits))
+    weight = np.zeros((n_out, row), np.uint8)
+    weight[:, :sign_bytes(n_bits)] = random_signs(rng, (n_out, n_bits))
+    x = np.zeros((samples, row), np.uint8)
+    x[:, :sign_bytes(n_bits)] = random_signs(rng, (samples, n_bits))
+    dots = batch_equals_one_by_one(kernels, kernels.DenseBits(weight, n_bits), x, np.float32, n_out)
+    expected = unpack_signs(x[:, :sign_bytes(n_bits)], n_bits) @ unpack_signs(weight, n_bits).T
+    np.testing.assert_array_equal(dots, expected)
+    threshold = rng.integers(-n_bits, n_bits + 1, n_out).astype(np.int32)
+    flip = rng.integers(0, 2, n_out).astype(np.uint8)
+    bits = batch_equals_one_by_one(kernels, kernels.DenseBits(weight, n_bits, threshold, flip), x,
+                                   np.uint8, word_padded(sign_bytes(n_out)))
+    np.testing.assert_array_equal(bits[:, :sign_bytes(n_out)], output_bits(expected, threshold, flip))
+
+    values = rng.integers(0, 256, (samples, n_bits)).astype(np.uint8)
+    planes = kernels.DensePlanes(weight, n_bits)
+    dots = batch_equals_one_by_one(kernels, planes, values, np.float32, n_out,
+                                   work=np.zeros(8 * row, np.uint8))
+    np.testing.assert_array_equal(dots, values.astype(np.int64) @ unpack_signs(weight, n_bits).T)
+
+
+@pytest.mark.parametrize("samples", [1, 2, 5])
+@pytest.mark.parametrize("case", CONV_CASES[1:4])
+def test_a_conv_batch_gives_what_its_samples_give_one_by_one(kernels, samples, case):
+    height, width, channels, n_out, kernel, stride, padding, pool = case
+    rng = np.random.default_rng(samples)
+    shape = ConvShape(height, width, channels, 0, n_out, *kernel, *stride, *padding, *pool)
+    threshold = rng.integers(-5, 5, n_out).astype(np.int32)
+    plan = kernels.ConvPool(shape, random_signs(rng, (n_out, *kernel, channels)), threshold,
+                            rng.integers(0, 2, n_out).astype(np.uint8))
+    x = random_signs(rng, (samples, height, width, channels)).reshape(samples, -1)
+    batch_equals_one_by_one(kernels, plan, x, np.uint8, word_padded(shape.out_bytes))
+
+
+@pytest.mark.parametrize("samples", [1, 4, 6])
+def test_a_sign_and_scale_batch_gives_what_its_samples_give_one_by_one(kernels, samples):
+    rng = np.random.default_rng(samples)
+    x = rng.standard_normal((samples, 45)).astype(np.float32)
+    x[:, ::4] = 0.0
+    batch_equals_one_by_one(kernels, kernels.PackSigns(45), x, np.uint8, 8)
+    scale, shift = rng.standard_normal((2, 45)).astype(np.float32)
+    batch_equals_one_by_one(kernels, kernels.ScaleShift(scale, shift), x, np.float32, 45)
+    x[-1, 17] = np.nan
+    with pytest.raises(InputError, match="NaN or infinite"):
+        kernels.chain([Link(kernels.PackSigns(45), None, np.zeros((samples, 8), np.uint8))])(x)
+
+
+def test_a_batch_chain_gives_what_the_samples_give_one_by_one(kernels):
+    """Sign -> dense (bits) -> dense (dots) -> scale/shift, one call for the batch."""
+    rng = np.random.default_rng(12)
+    n_in, hidden, n_out, samples = 100, 72, 10, 7
+    w1 = np.pad(random_signs(rng, (hidden, n_in)), ((0, 0), (0, 3)))
+    w2 = random_signs(rng, (n_out, hidden))
+    threshold = rng.integers(-20, 20, hidden).astype(np.int32)
+    flip = rng.integers(0, 2, hidden).astype(np.uint8)
+    plans = [kernels.PackSigns(n_in), kernels.DenseBits(w1, n_in, threshold, flip),
+             kernels.DenseBits(w2, hidden), kernels.ScaleShift(np.full(n_out, 0.1, np.float32),
+                                                               np.arange(n_out, dtype=np.float32))]
+    sizes = [(np.uint8, 16), (np.uint8, 16), (np.float32, n_out), (np.float32, n_out)]
+    batch = kernels.chain([Link(plan, None, np.zeros((samples, size), dtype))
+                           for plan, (dtype, size) in zip(plans, sizes)])
+    one = kernels.chain([Link(plan, None, np.zeros(size, dtype))
+                         for plan, (dtype, size) in zip(plans, sizes)])
+    x = rng.standard_normal((samples, n_in)).astype(np.float32)
+    scores = batch(x)
+    for sample, row in zip(x, scores):
+        np.testing.assert_array_equal(row, one(sample))
+    assert np.unique(scores).size > samples

@@ -5,14 +5,16 @@ results bit for bit (tests/test_kernels.py checks both modules against this
 class, names and signatures). Its plans turn one layer's constant arrays
 into the backend's form once, at model load; a :class:`Link` then pairs a
 plan with the buffers it writes, and ``chain`` runs a list of links as one
-call: the kernel layers of a model that follow each other.
+call: the kernel layers of a model that follow each other, for one sample
+or for a batch.
 
-Buffers: ``out`` holds one sample's output (1-D) for ``chain``, or one row
-per sample (2-D) for ``run_batch``; bits outputs are packed signs,
-otherwise float32 values. ``work`` is one sample's scratch (only
-``DensePlanes`` needs one: its input's 8 bit planes) or None.
+Buffers: ``out`` holds one sample's output (1-D), or one row per sample of
+a batch (2-D); bits outputs are packed signs, otherwise float32 values.
+``work`` is one sample's scratch (only ``DensePlanes`` needs one: its
+input's 8 bit planes; the samples of a batch take turns) or None.
 """
-from typing import Callable, NamedTuple, Optional, Protocol, Sequence, Tuple, runtime_checkable
+from typing import (Callable, List, NamedTuple, Optional, Protocol, Sequence, Tuple,
+                    runtime_checkable)
 
 import numpy as np
 
@@ -21,7 +23,7 @@ Run = Callable[[np.ndarray], np.ndarray]
 
 class Plan(Protocol):
     def runner(self, *, work: Optional[np.ndarray], out: np.ndarray) -> Run:
-        """``run(x) -> out`` for one sample, writing into ``out`` (one link's ``chain``)."""
+        """``run(x) -> out``: ``chain`` of this plan's one link."""
 
 
 class Link(NamedTuple):
@@ -59,5 +61,12 @@ class Backend(Protocol):
     def summarize(self, logits: np.ndarray) -> Tuple[int, float, float]:
         """``(label, confidence, normalized_entropy)`` of one vector of scores (``exits.summarize``)."""
 
+    def summarize_rows(self, logits: np.ndarray) -> List[Tuple[int, float, float]]:
+        """``summarize`` of each row of ``logits`` (samples, classes), exactly as ``summarize`` gives it."""
+
     def chain(self, links: Sequence[Link]) -> Run:
-        """``run(x) -> links[-1].out``: one sample through every link, each reading its predecessor's ``out``."""
+        """``run(x) -> links[-1].out``: ``x`` through every link, each reading its predecessor's ``out``.
+
+        ``x`` is one sample, or, when the links' buffers hold a batch, as
+        many rows as they have, computed bit for bit as one by one."""
+

@@ -54,9 +54,9 @@ class Layer:
         raise NotImplementedError
 
     def forward_batch(self, x):
-        """Many samples at once (first axis); by default one at a time."""
-        run = self.runner()
-        return np.stack([run(sample).copy() for sample in x])
+        """Many samples at once (first axis). A model runs the batches of its
+        ``KernelLayer``s through the kernel backend instead."""
+        raise NotImplementedError
 
     def fields(self):
         """The layer as the file stores it: ``(attributes, arrays)``."""
@@ -82,7 +82,8 @@ class KernelLayer(Layer):
 
     ``bind`` sets ``plan`` (the backend's plan of the layer), ``output`` (the
     dtype and size of one sample's output buffer) and, if the plan needs
-    scratch, ``work_bytes``.
+    scratch, ``work_bytes``. A model makes the links and runs them, alone
+    or joined to their neighbours (``Backend.chain``, ``Backend.run_batch``).
     """
     plan = None
     output = None
