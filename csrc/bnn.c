@@ -319,8 +319,8 @@ struct path {
                       const int32_t *threshold, const uint8_t *flip, uint8_t *out);
     int32_t (*pack_signs)(const float *x, int32_t n, uint8_t *out);
 };
-#define BNN_PATH(name, suffix) \
-    {name, dense_bits_##suffix, dense_planes_##suffix, conv_pool_##suffix, pack_signs_##suffix}
+#define BNN_PATH(name, suffix, conv) \
+    {name, dense_bits_##suffix, dense_planes_##suffix, conv_pool_##conv, pack_signs_##suffix}
 
 #ifdef BNN_HAS_NEON
 #define BNN_PORTABLE_NAME "neon"
@@ -331,13 +331,13 @@ struct path {
 #endif
 
 static const struct path paths[] = {
-    BNN_PATH(BNN_PORTABLE_NAME, portable),
+    BNN_PATH(BNN_PORTABLE_NAME, portable, portable),
 #ifdef BNN_X86_DISPATCH
-    BNN_PATH("popcnt", popcnt),
-    BNN_PATH("avx2", avx2),
+    BNN_PATH("popcnt", popcnt, popcnt),
+    BNN_PATH("avx2", avx2, avx2),
 #endif
 #ifdef BNN_X86_AVX512
-    BNN_PATH("avx512", avx512),
+    BNN_PATH("avx512", avx512, avx2),     /* see bnn_kernels.inc on the convolution */
 #endif
 };
 
