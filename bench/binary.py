@@ -106,7 +106,7 @@ def main():
         floor_times = []
 
         def floor():
-            floor_times.append(run_floor(program, folder, 20)[0])
+            floor_times.append(run_floor(program, folder, 31)[0])
 
         def on(path, work):
             """``work`` on popcount path ``path`` (process-wide: set at every call)."""
@@ -134,7 +134,9 @@ def main():
                                lambda: runtimes["numpy"].classify_batch(inputs),
                            "float classify": loop(float_rt)})
         try:
-            times = interleaved(candidates, calls=5, rounds=15, warmup=2, rotate=True)
+            # rounds of one call (64 samples, about a millisecond): short enough that most
+            # run whole between other processes' time slices on a busy machine
+            times = interleaved(candidates, calls=1, rounds=41, warmup=3, rotate=True)
         finally:
             c_library.use_popcount_path(default)
     per_sample = {name: t / SAMPLES for name, t in times.items()}

@@ -17,6 +17,7 @@ from .inputs import INPUT_DTYPES, MAX_INPUT_VALUES, PadWords, Preprocess, input_
 from .layers import Signal
 from .layers.base import KernelLayer
 
+
 class Model:
     """A chain of layers with the input it accepts and the classes it names.
 
