@@ -316,9 +316,9 @@ def batch_equals_one_by_one(kernels, plan, x, out_dtype, out_size, work=None):
     return batch
 
 
-@pytest.mark.parametrize("samples", [1, 3, 4, 5, 8, 9])
-@pytest.mark.parametrize("n_bits", [9, 64, 100, 520, 1000, LONG_ROWS[0]])
-@pytest.mark.parametrize("n_out", [1, 7, 8, 13, 64])
+@pytest.mark.parametrize("samples", [1, 4, 5, 9])           # blocks of 4 samples and the rest
+@pytest.mark.parametrize("n_bits", [9, 100, 520, LONG_ROWS[0]])
+@pytest.mark.parametrize("n_out", [1, 8, 13])              # blocks of 8 rows, of 4, single rows
 def test_a_dense_batch_gives_what_its_samples_give_one_by_one(kernels, samples, n_bits, n_out):
     rng = np.random.default_rng(samples * 1000 + n_bits + n_out)
     row = word_padded(sign_bytes(n_bits))
