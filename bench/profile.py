@@ -76,12 +76,6 @@ def machine_info():
     return info
 
 
-def format_machine(info):
-    return (f"{info['machine']} ({info['processor']}), {info['cpus']} CPUs, "
-            f"Python {info['python']}, NumPy {info['numpy']}, "
-            f"C kernel: {info['popcount_path'] or 'not built'}")
-
-
 def make_profile(lines, points, command=None, machine=None):
     """The JSON-ready profile of a sweep."""
     return {"format": FORMAT, "version": VERSION,

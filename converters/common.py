@@ -30,6 +30,7 @@ import numpy as np
 import edgebnn as rt
 from edgebnn.bitpack import pack_signs
 from edgebnn.fold import fold_sign
+from edgebnn.kernels.geometry import conv_size
 
 
 @dataclass
@@ -386,8 +387,7 @@ class _Chain:
             self.fail(i, f"has {in_channels} input channels but gets {channels}")
         pool_size = tuple(pool.size) if pool is not None else (1, 1)
         (sh, sw), (ph, pw) = step.stride, step.padding
-        conv_h = (height + 2 * ph - kh) // sh + 1
-        conv_w = (width + 2 * pw - kw) // sw + 1
+        conv_h, conv_w = conv_size(height, kh, sh, ph), conv_size(width, kw, sw, pw)
         out_h, out_w = conv_h // pool_size[0], conv_w // pool_size[1]
         if min(conv_h, conv_w, out_h, out_w) < 1:
             self.fail(i, f"leaves no output for a {shape} input")

@@ -7,82 +7,16 @@ functions (each owning its work buffers) on its first call and reuses it:
 """
 import math
 import threading
+from itertools import groupby
 
 import numpy as np
 
-from .bitpack import packed_bytes, padding_mask, word_padded
+from .bitpack import packed_bytes, padding_mask
 from .errors import NON_FINITE, InputError, InputTypeError, ModelFormatError
+from .inputs import INPUT_DTYPES, MAX_INPUT_VALUES, PadWords, Preprocess, input_kind
 from .layers import Signal
-from .layers.base import Layer
+from .layers.base import KernelLayer
 from .limits import Cost, Limits, check_range
-
-INPUT_DTYPES = ("uint8", "float32", "bits")
-MAX_INPUT_VALUES = 1 << 24
-
-
-class Preprocess(Layer):
-    """Raw input -> float32 ``x * scale + offset`` (a step, not stored)."""
-    kind = "preprocess"
-
-    def __init__(self, size, scale, offset):
-        self.size = size
-        self.scale = np.float32(scale)
-        self.offset = np.float32(offset)
-
-    def cost(self, source):
-        return Cost(memory_c=4 * self.size, memory_numpy=4 * self.size)
-
-    def runner(self):
-        out = np.empty(self.size, np.float32)
-        scale, offset, multiply, add = self.scale, self.offset, np.multiply, np.add
-
-        def run(x):
-            multiply(x, scale, out=out, casting="unsafe")
-            return add(out, offset, out=out)
-        return run
-
-    def forward_batch(self, x):
-        return x.astype(np.float32) * self.scale + self.offset
-
-
-class PadWords(Layer):
-    """Packed input -> a copy in a buffer of whole 64-bit words (a step, not stored).
-
-    The kernels read whole words, so a packed sample whose size is not a
-    multiple of 8 bytes is copied into a zero-padded buffer first.
-    """
-    kind = "pad_words"
-
-    def __init__(self, nbytes):
-        self.nbytes = nbytes
-
-    def cost(self, source):
-        return Cost(memory_c=word_padded(self.nbytes), memory_numpy=word_padded(self.nbytes))
-
-    def runner(self):
-        out = np.zeros(word_padded(self.nbytes), np.uint8)
-        nbytes = self.nbytes
-
-        def run(x):
-            out[:nbytes] = x
-            return out
-        return run
-
-    def forward_batch(self, x):
-        out = np.zeros((len(x), word_padded(self.nbytes)), np.uint8)
-        out[:, :self.nbytes] = x
-        return out
-
-
-def _input_kind(input_dtype):
-    """The name of an input dtype: a NumPy dtype's, or "bits" for packed signs."""
-    if isinstance(input_dtype, str) and input_dtype == "bits":
-        return "bits"
-    try:
-        return np.dtype(input_dtype).name
-    except TypeError:
-        raise ModelFormatError(f"input_dtype {input_dtype!r} unsupported; "
-                               f"supported: {', '.join(INPUT_DTYPES)}") from None
 
 
 def _check_type(x, what):
@@ -121,7 +55,7 @@ class Model:
                  input_scale=1.0, input_offset=0.0, classes=None, kernels=None, limits=None):
         self.layers = list(layers)
         self.input_shape = tuple(int(n) for n in input_shape)
-        self.input_kind = _input_kind(input_dtype)
+        self.input_kind = input_kind(input_dtype)
         self.input_dtype = np.dtype(np.uint8 if self.input_kind == "bits" else input_dtype)
         self.input_scale = float(input_scale)
         self.input_offset = float(input_offset)
@@ -217,6 +151,9 @@ class Model:
         # itself, in the same pass: the input check then need not scan the values
         first = next(step for step in steps if step.kind != "preprocess")
         self._sign_reads_input = first.kind == "sign"
+        # the steps in stretches of kernel layers and of the others
+        self._stretches = [(in_kernel, list(group)) for in_kernel, group
+                           in groupby(steps, key=lambda step: isinstance(step, KernelLayer))]
         return steps
 
     def _input_magnitude(self):
@@ -253,7 +190,8 @@ class Model:
                 f"batch shape {x.shape}, expected (n,) + {self.sample_shape}")
         if len(x) == 0:
             raise InputError(f"empty batch: shape {x.shape} holds no sample")
-        return np.ascontiguousarray(self._checked_values(x).reshape(len(x), -1))
+        values = math.prod(self.sample_shape)
+        return np.ascontiguousarray(self._checked_values(x).reshape(len(x), values))
 
     def _checked_values(self, x):
         if self.input_kind == "uint8" and x.dtype is self.input_dtype:
@@ -278,12 +216,21 @@ class Model:
         return np.ascontiguousarray(x)
 
     def _thread_runs(self):
-        """This thread's per-step calls and the same fused by the kernel backend.
+        """This thread's per-step calls, and the same with neighbouring kernel layers chained.
 
-        Made on a thread's first call, with that thread's own buffers."""
+        Made on a thread's first call, with that thread's own buffers (both
+        lists write into the same ones)."""
         local = self._local
-        local.runs = [step.runner() for step in self._steps]
-        local.fused = self.kernels.fuse(local.runs)
+        local.runs, local.fused = [], []
+        for in_kernel, steps in self._stretches:
+            if in_kernel:
+                links = [step.link() for step in steps]
+                local.runs += [self.kernels.chain([link]) for link in links]
+                local.fused.append(self.kernels.chain(links))
+            else:
+                runs = [step.runner() for step in steps]
+                local.runs += runs
+                local.fused += runs
         return local
 
     def forward(self, x):
@@ -312,7 +259,22 @@ class Model:
         return x, cut
 
     def forward_batch(self, x):
-        """Logits ``(n, classes)`` of samples from ``check_batch``."""
-        for step in self._steps:
-            x = step.forward_batch(x)
-        return x
+        """Logits ``(n, classes)`` of samples from ``check_batch`` (a new array).
+
+        Neighbouring kernel layers take the whole batch in one kernel call;
+        each thread keeps the calls and buffers of its last batch size."""
+        batch = getattr(self._local, "batch", None)
+        if batch is None or batch[0] != len(x):
+            batch = self._local.batch = (len(x), self._batch_runs(len(x)))
+        for run in batch[1]:
+            x = run(x)
+        return x.copy()
+
+    def _batch_runs(self, samples):
+        runs = []
+        for in_kernel, steps in self._stretches:
+            if in_kernel:
+                runs.append(self.kernels.chain([step.link(samples) for step in steps]))
+            else:
+                runs += [step.forward_batch for step in steps]
+        return runs

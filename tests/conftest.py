@@ -4,6 +4,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 
 import h5py
 import numpy as np
@@ -120,3 +121,12 @@ def write_version_1(path, model):
             group.attrs.update(attrs)
             for name, value in arrays.items():
                 group.create_dataset(name, data=value)
+
+
+def run_threads(work, count):
+    """``work(k)`` for k in 0..count-1, each in its own thread, all at once."""
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()

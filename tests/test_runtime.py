@@ -1,10 +1,8 @@
-import threading
-
 import numpy as np
 import pytest
 
 from edgebnn import Dense, InputError, InputTypeError, Model, Runtime, models, save_model
-from conftest import random_mlp, reference_logits
+from conftest import random_mlp, reference_logits, run_threads
 
 
 @pytest.fixture
@@ -74,6 +72,8 @@ def test_input_that_overflows_the_scores_is_refused():
     x = np.full(6, 3e38, np.float32)
     with np.errstate(over="ignore"), pytest.raises(InputError, match="outputs are not finite"):
         rt.classify(x)
+    with np.errstate(over="ignore"), pytest.raises(InputError, match="outputs are not finite"):
+        rt.classify_batch(np.stack([np.zeros(6, np.float32), x]))
 
 
 def test_float64_input_is_accepted_for_a_float_model():
@@ -90,6 +90,7 @@ def test_batch_gives_the_same_answers_as_a_loop(uint8_runtime):
         assert b.label == one.label and b.name == one.name
         np.testing.assert_allclose(b.logits, one.logits, rtol=1e-5, atol=1e-5)
         assert b.entropy == pytest.approx(one.entropy, abs=1e-5)
+    assert uint8_runtime.classify_batch(random_images(0)) == []
 
 
 def test_bad_batch_is_refused(uint8_runtime):
@@ -107,11 +108,7 @@ def test_threads_give_the_same_answers_as_serial_calls(uint8_runtime):
             for i in range(worker, len(images), 4):
                 answers.setdefault(i, []).append(uint8_runtime.classify(images[i]).logits)
 
-    threads = [threading.Thread(target=work, args=(w,)) for w in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads(work, 4)
     for i, logits in answers.items():
         for got in logits:
             np.testing.assert_array_equal(got, serial[i])

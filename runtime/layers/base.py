@@ -10,7 +10,9 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..bitpack import sign_bytes, word_padded
 from ..errors import ModelFormatError
+from ..kernels.contract import Link
 
 
 class Signal(NamedTuple):
@@ -62,9 +64,9 @@ class Layer:
         raise NotImplementedError
 
     def forward_batch(self, x):
-        """Many samples at once (first axis); by default one at a time."""
-        run = self.runner()
-        return np.stack([run(sample).copy() for sample in x])
+        """Many samples at once (first axis). A model runs the batches of its
+        ``KernelLayer``s through the kernel backend instead."""
+        raise NotImplementedError
 
     def fields(self):
         """The layer as the file stores it: ``(attributes, arrays)``."""
@@ -83,6 +85,35 @@ class Layer:
             wanted = kind if size is None else f"{kind} of {size} values"
             raise ModelFormatError(
                 f"{self.kind} layer expects {wanted} but gets {source.describe()}")
+
+
+class KernelLayer(Layer):
+    """A layer the kernel backend computes: a model runs neighbouring ones as one call.
+
+    ``bind`` sets ``plan`` (the backend's plan of the layer), ``output`` (the
+    dtype and size of one sample's output buffer) and, if the plan needs
+    scratch, ``work_bytes``. A model makes the links and runs them, alone
+    or joined to their neighbours (``Backend.chain``, ``Backend.run_batch``).
+    """
+    plan = None
+    output = None
+    work_bytes = 0
+
+    def link(self, samples=None):
+        """The plan with new buffers: for one sample, or ``samples`` rows of outputs."""
+        dtype, size = self.output
+        rows = () if samples is None else (samples,)
+        work = np.zeros(self.work_bytes, np.uint8) if self.work_bytes else None
+        return Link(self.plan, work, np.zeros(rows + (size,), dtype))
+
+    def runner(self):
+        link = self.link()
+        return link.plan.runner(work=link.work, out=link.out)
+
+
+def bits_output(n):
+    """The output buffer of ``n`` packed signs: padded to whole words, which the kernel reads."""
+    return np.uint8, word_padded(sign_bytes(n))
 
 
 def checked_array(value, dtype, name, ndim, finite=True):

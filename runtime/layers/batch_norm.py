@@ -7,10 +7,10 @@ threshold instead (edgebnn.fold).
 import numpy as np
 
 from ..limits import Cost
-from .base import Layer, Signal, check_shape, checked_array
+from .base import KernelLayer, Signal, check_shape, checked_array
 
 
-class BatchNorm(Layer):
+class BatchNorm(KernelLayer):
     kind = "batch_norm"
     ARRAYS = {"scale": "float32", "shift": "float32"}
 
@@ -22,7 +22,8 @@ class BatchNorm(Layer):
     def bind(self, source, kernels):
         self.expect(source, "float", self.scale.size)
         # in the kernel: after binary layers it joins their C call
-        self._plan = kernels.ScaleShift(self.scale, self.shift)
+        self.plan = kernels.ScaleShift(self.scale, self.shift)
+        self.output = np.float32, self.scale.size
         return Signal("float", self.scale.shape)
 
     def cost(self, source):
@@ -31,9 +32,3 @@ class BatchNorm(Layer):
 
     def bound(self, magnitude):
         return float((np.abs(self.scale.astype(np.float64)) * magnitude + np.abs(self.shift)).max())
-
-    def runner(self):
-        return self._plan.runner(None, np.empty(self.scale.shape, np.float32))
-
-    def forward_batch(self, x):
-        return x * self.scale + self.shift
