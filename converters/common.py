@@ -128,6 +128,16 @@ def archive_kind(path):
     return None
 
 
+def unsupported(supported, where, problem):
+    """Refuse a source's layer: what is wrong with it, then what converts (``supported``)."""
+    raise ValueError(f"{where} {problem}\n{supported}")
+
+
+def pair(value):
+    """``(h, w)`` from a framework's kernel, stride or padding argument: one number or two."""
+    return tuple(value) if isinstance(value, (list, tuple)) else (value, value)
+
+
 def is_plus_minus_one(array):
     return array is not None and array.size > 0 and bool(np.all(np.abs(array) == 1))
 

@@ -27,13 +27,14 @@ import io
 import json
 import os
 import zipfile
+from functools import partial
 
 import h5py
 import numpy as np
 
 from edgebnn.fold import batchnorm_affine
 
-from .common import Step, build_model, is_plus_minus_one
+from .common import Step, build_model, is_plus_minus_one, pair, unsupported
 
 SUPPORTED = """supported Keras layers (a Sequential model, channels_last):
   float:  InputLayer; Flatten; Dropout; Dense (activation linear, relu, or softmax on the last layer);
@@ -45,6 +46,7 @@ SUPPORTED = """supported Keras layers (a Sequential model, channels_last):
           a convolution [+ MaxPooling2D] [+ BatchNormalization] then a layer with an ste_sign input
           quantizer (conv padding valid, or same with stride 1 and odd kernel; pool strides = pool_size);
           QuantDense [+ BatchNormalization] as the last layers (float scores)"""
+_fail = partial(unsupported, SUPPORTED)     # raise: what is wrong, then what converts
 
 SIGN_QUANTIZERS = ("ste_sign", "approx_sign", "swish_sign", "SteSign", "ApproxSign", "SwishSign")
 
@@ -241,9 +243,6 @@ def _layer_steps(layer, weights):
     return handler(config, where, weights)
 
 
-def _fail(where, problem):
-    raise ValueError(f"{where} {problem}\n{SUPPORTED}")
-
 
 def _no_steps(config, where, weights):
     return []
@@ -297,8 +296,8 @@ def _batch_norm(config, where, weights):
 
 def _max_pool(config, where, weights):
     _channels_last(config, where)
-    size = _pair(config.get("pool_size", (2, 2)))
-    stride = _pair(config.get("strides") or size)
+    size = pair(config.get("pool_size", (2, 2)))
+    stride = pair(config.get("strides") or size)
     if stride != size or config.get("padding", "valid") != "valid":
         _fail(where, f"has pool_size {size}, strides {stride}, padding "
                      f"{config.get('padding')!r}; the runtime pools with strides = pool_size, "
@@ -310,12 +309,12 @@ def _conv(config, where, weights):
     """Conv2D or QuantConv2D: a binary convolution, its input binarized or the raw input."""
     _channels_last(config, where)
     name = config["name"]
-    if _pair(config.get("dilation_rate", 1)) != (1, 1) or config.get("groups", 1) != 1:
+    if pair(config.get("dilation_rate", 1)) != (1, 1) or config.get("groups", 1) != 1:
         _fail(where, "must have dilation_rate 1 and groups 1")
     kernel = weights.get(name, "kernel", where)
     if kernel.ndim != 4 or kernel.shape[3] != config["filters"]:
         _fail(where, f"has a kernel of shape {kernel.shape} for {config['filters']} filters")
-    size, stride = kernel.shape[:2], _pair(config.get("strides", 1))
+    size, stride = kernel.shape[:2], pair(config.get("strides", 1))
     padding = _conv_padding(config, where, size, stride)
     signs = _kernel_signs(config, where, kernel).transpose(3, 0, 1, 2)    # (out, kh, kw, in)
     bias = weights.get(name, "bias", where, kernel.shape[3:]) if config.get("use_bias") else None
@@ -394,9 +393,6 @@ def _channels_last(config, where):
     if config.get("data_format", "channels_last") != "channels_last":
         _fail(where, f"uses data_format {config['data_format']!r}; only channels_last is supported")
 
-
-def _pair(value):
-    return tuple(value) if isinstance(value, (list, tuple)) else (value, value)
 
 
 HANDLERS = {

@@ -42,7 +42,7 @@ from torch import nn
 from edgebnn.fold import batchnorm_affine
 
 from . import binary_layers as bl
-from .common import Step, archive_kind, build_model
+from .common import Step, archive_kind, build_model, pair, unsupported
 
 SUPPORTED = """supported modules (in an nn.Sequential, nested ones flattened):
   float:  Flatten; Linear [+ ReLU | + final Softmax]; BatchNorm1d; Sign (binarizes a flat float vector);
@@ -52,6 +52,7 @@ SUPPORTED = """supported modules (in an nn.Sequential, nested ones flattened):
           BinaryLinear [+ BatchNorm1d] without Sign (float scores, usually last);
           BinaryConv2d [+ MaxPool2d(k)] [+ BatchNorm2d] + Sign (pool before the batch norm);
           Flatten of a binary feature map before a BinaryLinear"""
+_fail = partial(unsupported, SUPPORTED)     # raise: what is wrong, then what converts
 
 
 def convert(module, input_shape, input_dtype=None, input_scale=1.0, input_offset=0.0,
@@ -158,9 +159,6 @@ def _module_steps(module, where):
     return handler(module, where)
 
 
-def _fail(where, problem):
-    raise ValueError(f"{where} {problem}\n{SUPPORTED}")
-
 
 # modules -> steps -----------------------------------------------------------
 
@@ -204,9 +202,9 @@ def _binary_conv(module, where):
 
 def _max_pool(module, where):
     """A MaxPool2d the runtime can fuse: stride = kernel, no padding."""
-    size = _pair(module.kernel_size)
-    if (_pair(module.stride or module.kernel_size) != size or _pair(module.padding) != (0, 0)
-            or _pair(module.dilation) != (1, 1) or module.ceil_mode or module.return_indices):
+    size = pair(module.kernel_size)
+    if (pair(module.stride or module.kernel_size) != size or pair(module.padding) != (0, 0)
+            or pair(module.dilation) != (1, 1) or module.ceil_mode or module.return_indices):
         _fail(where, "must be a plain MaxPool2d(k): stride = kernel, no padding, "
                      "dilation 1, ceil_mode False")
     return [Step("max_pool", where, size=size)]
@@ -236,9 +234,6 @@ HANDLERS = {
 def _signs(module):
     return np.where(_numpy(module.weight) >= 0, 1.0, -1.0)
 
-
-def _pair(value):
-    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
 
 
 def _numpy(tensor):
