@@ -5,32 +5,13 @@ model that exists can run. Each thread gets its own chain of per-sample
 functions (each owning its work buffers) on its first call and reuses it:
 ``forward`` allocates nothing.
 """
-import math
 import threading
 from itertools import groupby
 
-import numpy as np
-
-from .bitpack import packed_bytes, padding_mask
-from .errors import NON_FINITE, InputError, InputTypeError, ModelFormatError
-from .inputs import INPUT_DTYPES, MAX_INPUT_VALUES, PadWords, Preprocess, input_kind
-from .layers import Signal
+from .errors import ModelFormatError
+from .inputs import InputSpec
 from .layers.base import KernelLayer
 from .limits import Cost, Limits, check_range
-
-
-def _check_type(x, what):
-    """A plain ndarray (or a subclass that is one): a matrix is always 2-D and a masked
-    array's mask would be silently ignored, so both are refused."""
-    if isinstance(x, np.ma.MaskedArray):
-        raise InputTypeError(f"{what} is a masked array, whose mask the model cannot honour; "
-                             "pass x.filled(value) or leave the masked samples out")
-    if isinstance(x, np.matrix):
-        raise InputTypeError(f"{what} is a numpy.matrix; pass numpy.asarray(x) in the model's "
-                             "input shape")
-    if not isinstance(x, np.ndarray):
-        raise InputTypeError(
-            f"{what} must be a numpy.ndarray, got {type(x).__name__}; use numpy.asarray")
 
 
 class Model:
@@ -54,14 +35,9 @@ class Model:
     def __init__(self, layers, input_shape, input_dtype="float32",
                  input_scale=1.0, input_offset=0.0, classes=None, kernels=None, limits=None):
         self.layers = list(layers)
-        self.input_shape = tuple(int(n) for n in input_shape)
-        self.input_kind = input_kind(input_dtype)
-        self.input_dtype = np.dtype(np.uint8 if self.input_kind == "bits" else input_dtype)
-        self.input_scale = float(input_scale)
-        self.input_offset = float(input_offset)
-        # the shape of the array classify takes: the logical shape, or the packed bytes
-        self.sample_shape = self.input_shape
-        self._check_header()
+        if not self.layers:
+            raise ModelFormatError("a model needs at least one layer")
+        self.input = InputSpec(input_shape, input_dtype, input_scale, input_offset)
         if kernels is None:
             from .kernels import get_kernels
             kernels = get_kernels()
@@ -79,57 +55,12 @@ class Model:
         self._local = threading.local()
         self._thread_runs()
 
-    def _check_header(self):
-        if not self.layers:
-            raise ModelFormatError("a model needs at least one layer")
-        if not 1 <= len(self.input_shape) <= 3 or min(self.input_shape) < 1:
-            raise ModelFormatError(f"input_shape {self.input_shape} must have 1 to 3 positive sizes")
-        if math.prod(self.input_shape) > MAX_INPUT_VALUES:
-            raise ModelFormatError(
-                f"input_shape {self.input_shape} exceeds {MAX_INPUT_VALUES} values")
-        if self.input_kind not in INPUT_DTYPES:
-            raise ModelFormatError(
-                f"input_dtype {self.input_kind} unsupported; supported: {', '.join(INPUT_DTYPES)}")
-        for name in ("input_scale", "input_offset"):
-            if not math.isfinite(getattr(self, name)):
-                raise ModelFormatError(f"{name} must be finite")
-        if self.input_scale == 0.0:
-            raise ModelFormatError("input_scale must not be 0")
-        if self.input_kind == "bits":
-            self._check_bits_header()
-
-    def _check_bits_header(self):
-        """Signs have no scale, and only binary layers read them."""
-        if (self.input_scale, self.input_offset) != (1.0, 0.0):
-            raise ModelFormatError("bits input takes no preprocessing: input_scale must be 1 "
-                                   "and input_offset 0")
-        first = self.layers[0]
-        if not first.TAKES_RAW_INPUT:
-            raise ModelFormatError(f"bits input needs a binary first layer (binary_dense or "
-                                   f"binary_conv2d), not {first.kind}")
-        if first.kind == "binary_conv2d" and len(self.input_shape) != 3:
-            raise ModelFormatError(f"a binary_conv2d on bits input needs input_shape (H, W, C), "
-                                   f"not {self.input_shape}")
-        self.sample_bytes = packed_bytes(self.input_shape)
-        self.sample_shape = (self.sample_bytes,)
-        stray = ~padding_mask(self.input_shape)
-        self._stray_bits = stray if stray.any() else None
-
     def _bind(self, kernels):
         """Each layer's cost checked against the limits, then the layer bound to its input."""
-        signal = Signal(self.input_kind, self.input_shape)
-        steps = []
+        steps, signal = self.input.entry(self.layers[0])
         self.signals = []       # the signal after each layer, for models cut in sections
-        if self.input_kind == "bits":
-            if self.sample_bytes % 8:
-                steps.append(PadWords(self.sample_bytes))
-        elif not self.layers[0].TAKES_RAW_INPUT:
-            identity = self.input_scale == 1.0 and self.input_offset == 0.0
-            if self.input_dtype != np.float32 or not identity:
-                steps.append(Preprocess(signal.size, self.input_scale, self.input_offset))
-            signal = Signal("float", self.input_shape)
         total = sum((step.cost(signal) for step in steps), Cost())
-        magnitude = self._input_magnitude()
+        magnitude = self.input.magnitude()
         for i, layer in enumerate(self.layers):
             where = f"layers/{i} ({layer.kind})"
             total += layer.cost(signal)
@@ -150,17 +81,27 @@ class Model:
         # a sign step reading the (preprocessed) input refuses NaN and infinity
         # itself, in the same pass: the input check then need not scan the values
         first = next(step for step in steps if step.kind != "preprocess")
-        self._sign_reads_input = first.kind == "sign"
+        self.input.scans_values = first.kind != "sign"
         # the steps in stretches of kernel layers and of the others
         self._stretches = [(in_kernel, list(group)) for in_kernel, group
                            in groupby(steps, key=lambda step: isinstance(step, KernelLayer))]
         return steps
 
-    def _input_magnitude(self):
-        """The largest magnitude a float layer can see first: the uint8 range after
-        preprocessing, or 1 for a float input (a unit scale: its range is the user's)."""
-        top = 255.0 if self.input_kind == "uint8" else 1.0
-        return abs(self.input_scale) * top + abs(self.input_offset)
+    # the input contract, as the file's header names it
+    input_shape = property(lambda self: self.input.shape)
+    input_kind = property(lambda self: self.input.kind)
+    input_dtype = property(lambda self: self.input.dtype)
+    input_scale = property(lambda self: self.input.scale)
+    input_offset = property(lambda self: self.input.offset)
+    sample_shape = property(lambda self: self.input.sample_shape)
+
+    def check_input(self, x):
+        """``x`` as the flat vector ``forward`` takes, or InputError (``InputSpec.check``)."""
+        return self.input.check(x)
+
+    def check_batch(self, x):
+        """``x`` as the ``(n, values)`` array ``forward_batch`` takes, or InputError."""
+        return self.input.check_batch(x)
 
     @property
     def backend(self):
@@ -171,49 +112,6 @@ class Model:
         return Model([layer.copy() for layer in self.layers], self.input_shape,
                      self.input_kind, self.input_scale, self.input_offset,
                      self.classes, kernels, self.limits)
-
-    def check_input(self, x):
-        """``x`` as the flat vector ``forward`` takes, or InputError / InputTypeError.
-
-        The kernels read C-contiguous memory: a strided or reversed view is copied."""
-        _check_type(x, "input")
-        if x.shape != self.sample_shape:
-            raise InputError(f"input shape {x.shape}, expected {self.sample_shape}")
-        x = self._checked_values(x).reshape(-1)
-        return x if x.flags.c_contiguous else x.copy()
-
-    def check_batch(self, x):
-        """``x`` as the ``(n, values)`` array ``forward_batch`` takes."""
-        _check_type(x, "batch")
-        if x.shape[1:] != self.sample_shape or x.ndim != len(self.sample_shape) + 1:
-            raise InputError(
-                f"batch shape {x.shape}, expected (n,) + {self.sample_shape}")
-        if len(x) == 0:
-            raise InputError(f"empty batch: shape {x.shape} holds no sample")
-        values = math.prod(self.sample_shape)
-        return np.ascontiguousarray(self._checked_values(x).reshape(len(x), values))
-
-    def _checked_values(self, x):
-        if self.input_kind == "uint8" and x.dtype is self.input_dtype:
-            return x                            # the common sensor input, checked quickly
-        if self.input_dtype.kind != "f":
-            if x.dtype != self.input_dtype:
-                raise InputError(f"input dtype {x.dtype}, expected {self.input_dtype}")
-            return x if self.input_kind != "bits" else self._checked_bits(x)
-        if x.dtype.kind != "f":
-            raise InputError(f"input dtype {x.dtype}, expected a float array")
-        # x.x is finite exactly when every value is, unless a huge value
-        # overflows the square: only then look value by value.
-        if not (self._sign_reads_input or math.isfinite(np.vdot(x, x)) or np.isfinite(x).all()):
-            raise InputError(NON_FINITE)
-        return x if x.dtype == np.float32 else x.astype(np.float32)
-
-    def _checked_bits(self, x):
-        """Packed signs must keep their padding bits 0: the kernels count every bit."""
-        if self._stray_bits is not None and (x & self._stray_bits).any():
-            raise InputError(f"packed input has padding bits set (they must be 0; the last axis "
-                             f"of {self.input_shape} packs {self.input_shape[-1]} signs)")
-        return np.ascontiguousarray(x)
 
     def _thread_runs(self):
         """This thread's per-step calls, and the same with neighbouring kernel layers chained.

@@ -107,7 +107,7 @@ def test_metadata_has_the_batch_axis_and_the_classes(mlserver):
 @pytest.mark.parametrize("little", ["claims", "unsure"])
 def test_cascade_on_mlserver_answers_as_in_process(mlserver, littles, policy, little):
     url, folder = mlserver
-    rt = Runtime(littles / f"{little}.h5", remote=RemoteModel(url, "big", deadline=5.0),
+    rt = Runtime(littles / f"{little}.h5", remote=RemoteModel(url, "big", deadline=30.0),
                  policy=Policy(policy))
     alone, big = Runtime(littles / f"{little}.h5"), Runtime(folder / "big.h5")
     for x in images(6, seed=len(policy)):
@@ -128,7 +128,7 @@ def test_adaptive_batching_answers_concurrent_devices_as_alone(mlserver):
     url, folder = mlserver
     big = Runtime(folder / "big.h5")
     samples = images(40, seed=3)
-    remote = RemoteModel(url, "big", deadline=10.0)
+    remote = RemoteModel(url, "big", deadline=30.0)
     answers = [None] * len(samples)
 
     def device(i):
@@ -147,7 +147,7 @@ def test_adaptive_batching_answers_concurrent_devices_as_alone(mlserver):
 def test_ddnn_devices_and_cloud_on_mlserver_answer_as_in_process(mlserver):
     url, folder = mlserver
     ddnn = load_ddnn(folder / "ddnn.h5")
-    coordinator = Coordinator(ddnn, [url] * DEVICES, deadline=5.0, cloud=url, cloud_timeout=5.0)
+    coordinator = Coordinator(ddnn, [url] * DEVICES, deadline=30.0, cloud=url, cloud_timeout=30.0)
     try:
         exits = set()
         for seed in range(6):
