@@ -220,6 +220,7 @@ class _Handler(BaseHTTPRequestHandler):
             if close or self.server.draining:
                 self.send_header("Connection", "close")
                 self.close_connection = True
+            self._finished(status, len(data))   # counted before the client can read it all
             self.end_headers()
             self.wfile.write(data)
         except OSError:
