@@ -233,8 +233,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         seconds = time.monotonic() - self.started
         self.server.metrics.finished(self.route, status, seconds)
-        log.info('%s "%s %s" %d %d %.2fms', self.client_address[0], self.command, self.path,
-                 status, size, seconds * 1e3)
+        log.info('%s "%s" %d %d %.2fms', self.client_address[0],
+                 getattr(self, "requestline", "")[:200], status, size, seconds * 1e3)
         self.started = None
 
     def log_request(self, code="-", size="-"):   # logged in _finished, with the time taken

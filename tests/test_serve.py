@@ -310,8 +310,8 @@ def test_access_log_through_logging(models):
     raw(process.port, "POST", "/v2/models/big/infer?x=1", infer_body())
     process.stop()
     log = process.process.stderr.read()
-    assert re.search(r'edgebnn\.serve 127\.0\.0\.1 "POST /v2/models/big/infer\?x=1" 200 \d+ '
-                     r'[\d.]+ms', log), log
+    assert re.search(r'edgebnn\.serve 127\.0\.0\.1 "POST /v2/models/big/infer\?x=1 HTTP/1\.1" 200 '
+                     r'\d+ [\d.]+ms', log), log
 
 
 # dynamic batching ---------------------------------------------------------------------
