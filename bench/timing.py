@@ -4,15 +4,40 @@ Machines are noisy, so every candidate runs a short round in turn, many
 rounds over; the per-call time of a candidate is the median of its rounds,
 and only ratios between candidates measured this way are reported.
 """
+import ctypes
 import os
 import statistics
 import time
 
 
 def single_threaded():
-    """Pin BLAS and OpenMP pools to one thread (call before NumPy loads)."""
+    """Pin BLAS and OpenMP pools to one thread (unless the environment says otherwise).
+
+    The environment variables reach the processes a benchmark starts. This
+    process has usually loaded NumPy already (``import edgebnn`` does, before
+    any ``edgebnn.bench`` module runs), so an OpenBLAS it loaded is also told
+    directly, through the entry point OpenBLAS builds export under one of a
+    few names (NumPy's wheels prefix theirs with ``scipy_``).
+    """
     for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(name, "1")
+    threads = int(os.environ["OPENBLAS_NUM_THREADS"])
+    for library in _loaded_openblas():
+        for symbol in ("openblas_set_num_threads", "openblas_set_num_threads64_",
+                       "scipy_openblas_set_num_threads", "scipy_openblas_set_num_threads64_"):
+            setter = getattr(library, symbol, None)
+            if setter is not None:
+                setter(threads)
+
+
+def _loaded_openblas():
+    """The OpenBLAS libraries mapped into this process (Linux; none found elsewhere)."""
+    try:
+        with open("/proc/self/maps") as f:
+            paths = {line.split()[-1] for line in f if "openblas" in line.lower() and "/" in line}
+    except OSError:
+        return []
+    return [ctypes.CDLL(path) for path in sorted(paths)]
 
 
 def interleaved_samples(candidates, calls=50, rounds=30, warmup=20, rotate=False):

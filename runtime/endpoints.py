@@ -124,13 +124,17 @@ class Batcher:
     """Runs ``compute`` on the samples of concurrent requests merged into one batch.
 
     The first request waits up to ``delay`` seconds for others to join, until
-    ``max_rows`` samples; a request larger than that runs alone. Each caller
-    gets the rows of its own samples. ``on_batch(rows)`` is told each batch's size.
+    ``max_rows`` samples, but only while ``in_flight()`` (the requests being
+    answered) says there are others to wait for: a lone request runs at once.
+    A request larger than ``max_rows`` runs alone. Each caller gets the rows
+    of its own samples. ``on_batch(rows)`` is told each batch's size.
     """
 
-    def __init__(self, compute, max_rows=32, delay=0.001, workers=1, on_batch=None):
+    def __init__(self, compute, max_rows=32, delay=0.001, workers=1, on_batch=None,
+                 in_flight=None):
         self.compute, self.max_rows, self.delay = compute, max_rows, delay
         self.on_batch = on_batch or (lambda rows: None)
+        self.in_flight = in_flight or (lambda: self.max_rows)
         self._queue = queue.Queue()
         self._lock = threading.Lock()
         for i in range(workers):
@@ -152,7 +156,7 @@ class Batcher:
                 items = [carried or self._queue.get()]
                 carried = None
                 rows, until = len(items[0]["x"]), time.monotonic() + self.delay
-                while rows < self.max_rows:
+                while rows < self.max_rows and self.in_flight() > len(items):
                     try:
                         item = self._queue.get(timeout=max(until - time.monotonic(), 0))
                     except queue.Empty:

@@ -52,7 +52,7 @@ class ModelServer(ThreadingHTTPServer):
         self.batcher = None
         if batch_delay > 0:
             self.batcher = Batcher(endpoint.compute, max_batch, batch_delay, batch_workers,
-                                   self.metrics.batch)
+                                   self.metrics.batch, lambda: self.metrics.in_flight)
         self.draining = False
         self._connections = 0
         self._lock = threading.Lock()
