@@ -17,7 +17,6 @@ digest and is refused without libhdf5 parsing a byte of it, which is what
 keeps a flipped bit from hanging or crashing libhdf5. The digest is a check
 of integrity, not of origin: whoever writes a file can seal it.
 """
-import hashlib
 import struct
 
 from .errors import ModelFileError, ModelFormatError, ModelVersionError
@@ -32,6 +31,7 @@ _HEADER = struct.Struct("<8sIIQ32s")
 
 def seal(image):
     """``image`` (HDF5 bytes written with a 512-byte user block) with its seal in that block."""
+    import hashlib          # here, not at import: OpenSSL's start costs milliseconds
     body = memoryview(image)[USER_BLOCK:]
     header = _HEADER.pack(MAGIC, VERSION, USER_BLOCK, len(body), hashlib.sha256(body).digest())
     return header + bytes(USER_BLOCK - len(header)) + body
@@ -60,6 +60,7 @@ def check(path, data):
                                 f"(knows up to {VERSION}); upgrade edgebnn")
     if version != VERSION or user_block != USER_BLOCK or any(data[_HEADER.size:USER_BLOCK]):
         raise ModelFileError(f"{path}: corrupted: its seal's header is damaged")
+    import hashlib
     body = memoryview(data)[USER_BLOCK:]
     if length != len(body):
         problem = "truncated" if len(body) < length else "has bytes added at its end"
