@@ -117,7 +117,9 @@ def test_cascade_on_mlserver_answers_as_in_process(mlserver, littles, policy, li
         expected = big.classify(x) if goes_up else local
         assert result.exit == ("remote" if goes_up else "local")
         assert (result.label, result.name) == (expected.label, expected.name)
-        np.testing.assert_array_equal(result.logits, expected.logits)
+        # MLServer may batch this request with another one in flight: BLAS then sums a
+        # batch in another order than one sample, so float scores agree to rounding
+        np.testing.assert_allclose(result.logits, expected.logits, rtol=1e-5, atol=1e-6)
     assert rt.counters["remote_errors"] == 0
     batch = images(5, seed=11)
     results = rt.classify_batch(batch)
