@@ -14,7 +14,7 @@ import numpy as np
 from ..bitpack import sign_bytes
 from ..errors import NON_FINITE, InputError
 from ._bnn import ffi, lib
-from .contract import Link
+from . import Link
 
 name = "c"
 # the popcount the kernels use (the fastest this CPU supports), and all it supports

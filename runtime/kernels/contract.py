@@ -13,10 +13,11 @@ a batch (2-D); bits outputs are packed signs, otherwise float32 values.
 ``work`` is one sample's scratch (only ``DensePlanes`` needs one: its
 input's 8 bit planes; the samples of a batch take turns) or None.
 """
-from typing import (Callable, List, NamedTuple, Optional, Protocol, Sequence, Tuple,
-                    runtime_checkable)
+from typing import Callable, List, Optional, Protocol, Sequence, Tuple, runtime_checkable
 
 import numpy as np
+
+from . import Link
 
 Run = Callable[[np.ndarray], np.ndarray]
 
@@ -24,13 +25,6 @@ Run = Callable[[np.ndarray], np.ndarray]
 class Plan(Protocol):
     def runner(self, *, work: Optional[np.ndarray], out: np.ndarray) -> Run:
         """``run(x) -> out``: ``chain`` of this plan's one link."""
-
-
-class Link(NamedTuple):
-    """One kernel layer ready to run: its plan and the buffers it writes."""
-    plan: Plan
-    work: Optional[np.ndarray]
-    out: np.ndarray
 
 
 @runtime_checkable

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..bitpack import sign_bytes, word_padded
 from ..errors import ModelFormatError
-from ..kernels.contract import Link
+from ..kernels import Link
 
 
 class Signal(NamedTuple):
