@@ -24,7 +24,6 @@ from edgebnn import Policy, RemoteModel, Runtime  # noqa: E402
 
 from . import servers  # noqa: E402
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 def median_time(function, calls=50):
     function()
     times = []
@@ -64,8 +63,7 @@ def main(argv=None):
     parser.add_argument("--count", type=int, default=500)
     parser.add_argument("--min-confidence", type=float, default=0.9)
     args = parser.parse_args(argv)
-    sys.path.insert(0, os.path.join(HERE, "..", "examples"))
-    import mnist
+    from . import mnist
     images, labels = mnist.load(args.data, "test")
     images, labels = images[:args.count], labels[:args.count]
 

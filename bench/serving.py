@@ -119,8 +119,7 @@ def overhead(x, requests):
 
 def cascades(data, count):
     """The same cascade against the embedded server and MLServer on the same digits."""
-    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples"))
-    import mnist
+    from . import mnist
     images, _ = mnist.load(data, "test")
     images = images[:count]
     little, big = models.path("biglittle/little-binary-1-small.h5"), models.path("mnist-mlp.h5")

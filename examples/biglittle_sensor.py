@@ -23,7 +23,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def stream(data, count):
     if data:
         sys.path.insert(0, HERE)
-        import mnist
+        from edgebnn.bench import mnist
         images, labels = mnist.load(data, "test")
     else:
         samples = np.load(models.path("mnist-samples.npz"))

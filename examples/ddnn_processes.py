@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from edgebnn import Coordinator, load_ddnn  # noqa: E402
-import mnist  # noqa: E402
+from edgebnn.bench import mnist  # noqa: E402
 import multiview  # noqa: E402
 
 

@@ -34,7 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from edgebnn import load_ddnn  # noqa: E402
 from edgebnn.ddnn import SCORE_BYTES  # noqa: E402
 from edgebnn.exits import summarize  # noqa: E402
-import mnist  # noqa: E402
+from edgebnn.bench import mnist  # noqa: E402
 import multiview  # noqa: E402
 
 THRESHOLDS = [round(t, 2) for t in np.linspace(0.0, 1.0, 21)]

@@ -39,7 +39,7 @@ from edgebnn.converters.pytorch import convert  # noqa: E402
 from edgebnn import Model  # noqa: E402
 from edgebnn.aggregate import concat_shape  # noqa: E402
 from edgebnn import DDNN, Device, save_ddnn  # noqa: E402
-import mnist  # noqa: E402
+from edgebnn.bench import mnist  # noqa: E402
 import multiview  # noqa: E402
 
 CLASSES = [str(d) for d in range(10)]
