@@ -10,6 +10,7 @@ from edgebnn.bench.__main__ import main
 from edgebnn.bench.fit import Line, fit_line
 from edgebnn.bench.profile import load_profile, machine_info, make_profile, save_profile
 from edgebnn.bench.shapes import mlp_weights, parse_shape, sizes_for, sweep_shapes
+from edgebnn.bench.latency import outlier_note as latency_outlier_note
 from edgebnn.bench.stats import percentile, summarize
 from edgebnn import Runtime, save_model
 
@@ -40,6 +41,24 @@ def test_percentiles_match_numpy_linear_interpolation():
     values = sorted(np.random.default_rng(0).exponential(size=101).tolist())
     for q in (0, 10, 50, 90, 99, 100):
         assert percentile(values, q) == pytest.approx(np.percentile(values, q))
+
+
+def test_preempted_calls_are_counted_as_outliers_and_trimmed_away():
+    # 990 calls of 24 us and 10 of 4 ms (the core given to another process)
+    stats = summarize([24.0] * 495 + [4000.0] * 10 + [24.0] * 495)
+    assert stats["mean"] == pytest.approx(63.76)         # pulled up 2.7x by 1% of the calls
+    assert stats["median"] == 24.0 and stats["trimmed_mean"] == 24.0
+    assert stats["outliers"] == 10 and stats["mean_without_outliers"] == 24.0
+    note = latency_outlier_note(stats, load=[1.5, 1.0, 0.5])
+    assert "10 of 1000 calls (1.0%) took over 3x the median (72.0 us)" in note
+    assert "add 39.8 us to the mean" in note and "load average 1.5" in note
+
+
+def test_trimmed_mean_leaves_out_five_percent_at_each_end():
+    stats = summarize(list(range(1, 21)))       # 1..20: drops 1 and 20
+    assert stats["trimmed_mean"] == pytest.approx(10.5) and stats["outliers"] == 0
+    assert summarize([5.0])["trimmed_mean"] == 5.0
+    assert "Outliers: none" in latency_outlier_note(summarize([2.0, 2.0, 5.0]))
 
 
 def test_summary_of_nothing_is_an_error():
@@ -271,7 +290,8 @@ def test_latency_reports_every_field(model_file, capsys):
     assert code == 0
     result = json.loads(out)
     assert result["inference_us"]["count"] == 7 and result["warmup_us"]["count"] == 2
-    assert set(result["inference_us"]) >= {"min", "mean", "median", "p90", "p99", "std"}
+    assert set(result["inference_us"]) >= {"min", "mean", "median", "p90", "p99", "std",
+                                           "trimmed_mean", "outliers"}
     assert result["tracemalloc_peak_bytes"] > 0 and result["max_rss_bytes"] > 0
     assert result["input_shape"] == [3, 4] and "machine" in result
 
@@ -279,7 +299,8 @@ def test_latency_reports_every_field(model_file, capsys):
 def test_latency_text_looks_like_benchmark_model(model_file, capsys):
     code, out, _ = run_cli(["latency", model_file, "--runs", "5", "--warmup", "0"], capsys)
     assert code == 0
-    assert "count=5 first=" in out and " avg=" in out and " std=" in out
+    assert "count=5 first=" in out and " avg=" in out and " std=" in out and "trimmed_avg=" in out
+    assert "Trimmed mean " in out and "Outliers: " in out
     assert "Inference timings in us: Init: " in out and "First inference: " in out
 
 
