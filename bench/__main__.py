@@ -9,7 +9,9 @@
 Installed, the same is the ``edgebnn-bench`` command. BLAS runs on one
 thread (set OPENBLAS_NUM_THREADS yourself to change that): per-sample
 latency on a small board is a one-core question. Bad arguments exit with
-code 2 and a message naming the problem.
+code 2 and a message naming the problem; ``budget`` exits with 1 when an
+answer it was asked for is refused or lies outside the sizes measured (the
+text says which, and what to measure).
 """
 from .timing import single_threaded
 
@@ -168,32 +170,37 @@ def run_sweep(args):
 
 
 def board_lines(args):
-    """This board's lines and where they came from: a saved profile or a quick sweep now."""
-    from .profile import load_profile
+    """This board's lines, where they came from, and the machine that measured them:
+    a saved profile or a quick sweep now."""
+    from .profile import load_profile, machine_info
     if args.profile:
-        return load_profile(args.profile)[1], f"profile {args.profile}"
+        profile, lines = load_profile(args.profile)
+        return lines, f"profile {args.profile}", profile.get("machine") or {}
     from . import sweep
     shapes = sweep.default_shapes(sweep.QUICK)
     result = sweep.run_sweep(shapes, sweep.available_backends(args.backend), sweep.QUICK["rounds"],
                              sweep.QUICK["passes"], progress=not args.quiet)
-    return result["lines"], "a quick sweep now"
+    return result["lines"], "a quick sweep now", machine_info()
 
 
 def run_budget(args):
-    from .profile import load_profile
+    from .profile import load_average, load_profile
     budget.check_budget(args.ms, args.link_ms)      # before any measuring
     remote = load_profile(args.remote_profile)[1] if args.remote_profile else None
-    lines, source = board_lines(args)
+    lines, source, machine = board_lines(args)
     result = budget.plan(args.ms, args.link_ms, lines, remote, args.little_weights,
                          args.big_weights, args.remote_ms)
     if args.json:
-        return json.dumps(dict(result, lines={k: v.as_dict() for k, v in lines.items()},
+        text = json.dumps(dict(result, lines={k: v.as_dict() for k, v in lines.items()},
                                source=source), indent=2)
+        return text, 0 if budget.all_answered(result) else 1
     remote_source = (f"server profile {args.remote_profile}" if args.remote_profile
                      else "this board's lines")
     from .sweep import format_lines
-    return "\n".join([f"Lines from {source}:", format_lines(lines), "",
-                      budget.format_plan(result, remote_source)])
+    text = "\n".join([f"Lines from {source} (load average then: {machine.get('load_average')}):",
+                      format_lines(lines), "",
+                      budget.format_plan(result, lines, remote, remote_source, load_average())])
+    return text, 0 if budget.all_answered(result) else 1
 
 
 def run_compare(args):
@@ -224,11 +231,12 @@ def main(argv=None):
     parser = build_parser(_prog())
     args = parser.parse_args(argv)
     try:
-        text = args.run(args)
+        output = args.run(args)
     except (ValueError, OSError) as error:
         parser.exit(2, f"{parser.prog} {args.command}: error: {error}\n")
+    text, status = output if isinstance(output, tuple) else (output, 0)
     print(text)
-    return 0
+    return status
 
 
 if __name__ == "__main__":

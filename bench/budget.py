@@ -7,11 +7,19 @@ only has ``budget - 2 * link`` for its own network. In a Big-Little pair the
 little net on the device answers first whenever the remote round trip
 (``2 * link + big net time``) takes longer than the little net does.
 
+An answer is only as good as the measurements under it: a line that
+``fit.distrust`` finds wanting gives no answer, and a size outside the
+range the sweep measured is reported as "not measured", with how far out it
+lies, never as a result. Past the largest size measured the time per weight
+changes wherever the weights outgrow a cache level or the RAM, which a
+straight line cannot know.
+
 Every function here is plain arithmetic on milliseconds, so it can be tested
 against the worked numbers (40 ms with a 15 ms link leaves 10 ms remote).
 """
 import math
 
+from .fit import distrust
 from .shapes import mlp_weights
 
 # The paper's little and big networks.
@@ -57,6 +65,37 @@ def whole(weights):
     return math.floor(weights + 1e-6)
 
 
+def outside(weights, line):
+    """How far ``weights`` lies from the sizes ``line`` measured: 1.0 within them, else
+    the ratio (> 1) to the nearer end (no weights at all count as one)."""
+    if weights > line.high:
+        return weights / line.high
+    if weights < line.low:
+        return line.low / max(weights, 1.0)
+    return 1.0
+
+
+def largest(ms, line):
+    """The answer to "how many weights fit in ``ms``" on one line.
+
+    ``{"refused": reasons}`` when the line cannot be trusted, else the line's
+    ``weights`` and how far ``outside`` the measured sizes they are (1.0: measured).
+    """
+    reasons = distrust(line)
+    if reasons:
+        return {"refused": reasons}
+    weights = weights_within(ms, line)
+    return {"weights": weights, "outside": outside(weights, line)}
+
+
+def predict(line, weights):
+    """The line's milliseconds for ``weights``, or ``{"refused": reasons}``."""
+    reasons = distrust(line)
+    if reasons:
+        return {"refused": reasons}
+    return {"ms": line_ms(line, weights), "outside": outside(weights, line)}
+
+
 def round_trip_ms(link_ms, big_ms):
     """Time until the remote answer arrives: link out, big net, link back."""
     return 2 * link_ms + big_ms
@@ -86,41 +125,129 @@ def plan(ms, link_ms, lines, remote_lines=None, little_weights=LITTLE_WEIGHTS,
     for name, count in (("little", little_weights), ("big", big_weights)):
         if count <= 0:
             raise ValueError(f"the {name} network needs a positive weight count, got {count}")
-    big_given = big_ms is not None
     if big_ms is None:
-        big_line = remote_lines.get("float") or next(iter(remote_lines.values()))
-        big_ms = line_ms(big_line, big_weights)
+        big = predict(remote_lines.get("float") or next(iter(remote_lines.values())), big_weights)
+        big["given"] = False
     elif not (math.isfinite(big_ms) and big_ms >= 0):
         raise ValueError(f"the big net's remote time must be 0 or more ms, got {big_ms}")
+    else:
+        big = {"ms": big_ms, "outside": 1.0, "given": True}
     little = {}
     for name, line in lines.items():
-        little_ms = line_ms(line, little_weights)
-        little[name] = {"little_ms": little_ms,
-                        "little_first": little_answers_first(little_ms, link_ms, big_ms),
-                        "break_even_link_ms": break_even_link_ms(little_ms, big_ms)}
+        row = predict(line, little_weights)
+        if "ms" in row and "ms" in big:
+            row.update(little_first=little_answers_first(row["ms"], link_ms, big["ms"]),
+                       break_even_link_ms=break_even_link_ms(row["ms"], big["ms"]))
+        little[name] = row
     return {"ms": ms, "link_ms": link_ms, "remote_ms": remote_ms,
-            "local": {name: weights_within(ms, line) for name, line in lines.items()},
-            "remote": {name: weights_within(remote_ms, line) for name, line in remote_lines.items()},
-            "little_weights": little_weights, "big_weights": big_weights, "big_ms": big_ms,
-            "big_ms_given": big_given,
-            "round_trip_ms": round_trip_ms(link_ms, big_ms), "little": little}
+            "refused": {name: distrust(line) for name, line in lines.items()},
+            "remote_refused": {name: distrust(line) for name, line in remote_lines.items()},
+            "local": {name: largest(ms, line) for name, line in lines.items()},
+            "remote": {name: largest(remote_ms, line) for name, line in remote_lines.items()},
+            "little_weights": little_weights, "big_weights": big_weights, "big": big,
+            "round_trip_ms": round_trip_ms(link_ms, big["ms"]) if "ms" in big else None,
+            "little": little}
 
 
-def format_plan(result, remote_source="this board's lines"):
+def all_answered(result):
+    """True when every answer of ``plan`` rests on a trusted line, within the sizes measured."""
+    rows = [*result["local"].values(), *result["remote"].values(), *result["little"].values(),
+            result["big"]]
+    return all("refused" not in row and row["outside"] == 1.0 for row in rows)
+
+
+def _sig(number, digits=2):
+    """``number`` rounded to ``digits`` significant digits, as a whole number."""
+    if number < 1:
+        return 1
+    return int(round(number, digits - 1 - int(math.floor(math.log10(number)))))
+
+
+def format_answer(answer, line, ms):
+    """One line's answer to a budget of ``ms``, in words that say what was measured."""
+    if "refused" in answer:
+        return "no answer: the line is refused (see above)"
+    weights, factor = answer["weights"], answer["outside"]
+    if factor == 1.0:
+        return f"{whole(weights):,} weights"
+    if weights > line.high:
+        return (f"more than {whole(line.high):,} weights (the largest measured, "
+                f"{line_ms(line, line.high):.3f} ms, fits); the line's {whole(weights):,} is "
+                f"{factor:,.1f}x past it: NOT MEASURED")
+    return (f"fewer than {whole(line.low):,} weights (the smallest measured takes "
+            f"{line_ms(line, line.low):.3f} ms > {ms:g} ms): NOT MEASURED")
+
+
+def unmeasured_advice(result):
+    """How to measure the sizes an answer lands on, when some answer was not measured."""
+    wanted = [answer["weights"] for side in ("local", "remote") for answer in result[side].values()
+              if "weights" in answer and answer["outside"] > 1.0 and answer["weights"] > 0]
+    if not wanted:
+        return []
+    return ["NOT MEASURED is not an answer: past the sizes a sweep measured, the time per "
+            "weight changes wherever the weights outgrow a cache or the RAM, and a straight "
+            "line cannot know where; below them the fixed costs do not scale. Measure the "
+            "sizes around the answer, on the board:",
+            f"  python -m edgebnn.bench sweep --min-weights {_sig(min(wanted) / 4):d} "
+            f"--max-weights {_sig(max(wanted) * 1.25):d} --profile board.json"]
+
+
+def refusal_lines(refused, load=None):
+    """Why each refused line gives no answer, and what to do about it."""
+    out = [f"{name} is refused: {'; '.join(reasons)}." for name, reasons in refused.items()
+           if reasons]
+    if out:
+        now = "" if load is None else f", load average now {load[0]:g}"
+        out.append("  To get an answer, measure again: on an idle machine (stop other jobs"
+                   f"{now}), with more sizes and passes (--points 12 --passes 7), or over one "
+                   "regime (--min-weights and --max-weights on one side of a bend).")
+    return out
+
+
+def format_plan(result, lines, remote_lines=None, remote_source="this board's lines", load=None):
     """``plan``'s numbers as the text ``budget`` prints."""
     ms, link, remote = result["ms"], result["link_ms"], result["remote_ms"]
-    out = [f"Largest network within {ms:g} ms on this board:"]
-    out += [f"  {name:<14} {whole(count):>16,} weights" for name, count in result["local"].items()]
+    refused = dict(result["refused"])
+    if remote_lines is None:
+        remote_lines = lines
+    else:
+        refused.update({f"the server's {name}": reasons
+                        for name, reasons in result["remote_refused"].items()})
+    out = refusal_lines(refused, load)
+    out += [""] if out else []
+    out.append(f"Largest network within {ms:g} ms on this board:")
+    out += [f"  {name:<14} {format_answer(answer, lines[name], ms)}"
+            for name, answer in result["local"].items()]
     out.append(f"Remote side: {ms:g} ms - 2 x {link:g} ms link = {remote:g} ms "
                f"({remote_source}):")
-    out += [f"  {name:<14} {whole(count):>16,} weights" for name, count in result["remote"].items()]
-    out.append(f"Big-Little: little net of {result['little_weights']:,} weights here, big net of "
-               f"{result['big_weights']:,} weights remote (float): {result['big_ms']:.3f} ms there "
-               f"({'given' if result['big_ms_given'] else 'predicted'}), "
-               f"round trip {result['round_trip_ms']:.3f} ms with the {link:g} ms link")
-    out += ["The little net answers first whenever that round trip exceeds the little net's time:",
-            f"  {'line':<14} {'little ms':>10} {'first now':>10} {'first above link (ms each way)':>31}"]
+    out += [f"  {name:<14} {format_answer(answer, remote_lines[name], remote)}"
+            for name, answer in result["remote"].items()]
+    out += unmeasured_advice(result)
+    return "\n".join(out + [""] + format_big_little(result))
+
+
+def unmeasured(row):
+    """"NOT MEASURED: ..." for a prediction outside the sizes swept, else ""."""
+    return "" if row["outside"] == 1.0 else f"NOT MEASURED: {row['outside']:,.1f}x outside the sizes swept"
+
+
+def format_big_little(result):
+    big, link = result["big"], result["link_ms"]
+    head = (f"Big-Little: little net of {result['little_weights']:,} weights here, big net of "
+            f"{result['big_weights']:,} weights remote (float): ")
+    if "refused" in big:
+        return [head + "its time is unknown (the remote float line is refused); give "
+                "--remote-ms with the big net's time measured on the server"]
+    note = unmeasured(big)
+    out = [head + f"{big['ms']:.3f} ms there ({'given' if big['given'] else 'predicted'}"
+           f"{'; ' + note if note else ''}), round trip {result['round_trip_ms']:.3f} ms with the "
+           f"{link:g} ms link",
+           "The little net answers first whenever that round trip exceeds the little net's time:",
+           f"  {'line':<14} {'little ms':>10} {'first now':>10} {'first above link (ms each way)':>31}"]
     for name, row in result["little"].items():
-        out.append(f"  {name:<14} {row['little_ms']:>10.3f} {'yes' if row['little_first'] else 'no':>10} "
-                   f"{row['break_even_link_ms']:>31.3f}")
-    return "\n".join(out)
+        if "refused" in row:
+            out.append(f"  {name:<14} {'refused':>10}")
+            continue
+        out.append(f"  {name:<14} {row['ms']:>10.3f} {'yes' if row['little_first'] else 'no':>10} "
+                   f"{row['break_even_link_ms']:>31.3f}  {unmeasured(row)}".rstrip())
+    return out

@@ -3,7 +3,10 @@
 A user runs ``python -m edgebnn.bench sweep --json board.json`` once on each board
 and keeps the file; ``budget --profile board.json`` (or ``--remote-profile``
 for the server) then plans without measuring again. The file is plain JSON
-so it can be read without this package. Loading checks everything it uses
+so it can be read without this package. The measured points are the
+profile: loading fits the lines again from them (the lines written beside
+them are for people reading the file), so a plan always knows the range
+and the scatter of what was measured. Loading checks everything it uses
 and raises ValueError naming the file and the problem.
 """
 import json
@@ -13,7 +16,7 @@ import platform
 import sys
 import time
 
-from .fit import Line
+from .fit import fit_lines
 
 FORMAT = "edgebnn-bench-profile"
 VERSION = 1
@@ -116,22 +119,23 @@ def load_profile(path):
     if profile.get("version") != VERSION:
         raise ValueError(f"profile {path}: version {profile.get('version')!r}, "
                          f"this tool reads version {VERSION}")
-    return profile, _lines(profile.get("lines"), path)
+    try:
+        return profile, fit_lines(_points(profile.get("points")))
+    except ValueError as error:
+        raise ValueError(f"profile {path}: {error}") from None
 
 
-def _lines(raw, path):
-    if not isinstance(raw, dict) or not raw:
-        raise ValueError(f"profile {path}: \"lines\" must be a non-empty object")
-    lines = {}
-    for name, fields in raw.items():
+def _points(raw):
+    """The measured points, each checked: a line name, a weight count, a time."""
+    if not isinstance(raw, list) or not raw:
+        raise ValueError("\"points\" must be a non-empty list of measurements")
+    for i, point in enumerate(raw):
         try:
-            line = Line(float(fields["intercept_s"]), float(fields["slope_s_per_weight"]),
-                        float(fields["r2"]))
-        except (TypeError, KeyError, ValueError):
-            raise ValueError(f"profile {path}: line {name!r} needs numbers intercept_s, "
-                             f"slope_s_per_weight and r2") from None
-        if not all(math.isfinite(v) for v in line) or line.slope <= 0:
-            raise ValueError(f"profile {path}: line {name!r} needs finite numbers "
-                             f"and a positive slope")
-        lines[name] = line
-    return lines
+            good = (isinstance(point["line"], str) and point["weights"] > 0
+                    and math.isfinite(point["weights"]) and math.isfinite(point["seconds"]))
+        except (TypeError, KeyError):
+            good = False
+        if not good:
+            raise ValueError(f"point {i} needs a line name, a positive weight count and a "
+                             f"finite time in seconds, got {point!r}")
+    return raw

@@ -59,24 +59,43 @@ def sweep_section(result, settings, files, drawn, cache):
         _table(("line", "shape", "weights", "us per sample"), point_rows)])
 
 
+def _answer_cell(answer, line):
+    """A budget answer in a table cell: the weights, or why there is none."""
+    if "refused" in answer:
+        return "refused (poor fit)"
+    if answer["outside"] == 1.0:
+        return f"{budget.whole(answer['weights']):,}"
+    if answer["weights"] > line.high:
+        return f"> {budget.whole(line.high):,} (line: {budget.whole(answer['weights']):,}, not measured)"
+    return f"< {budget.whole(line.low):,} (not measured)"
+
+
 def budget_section(lines, files):
     result = budget.plan(BUDGET_MS, LINK_MS, lines)
     command = f"python -m edgebnn.bench budget --ms {BUDGET_MS:g} --link-ms {LINK_MS:g} --profile {files['profile']}"
-    rows = [(name, f"{budget.whole(result['local'][name]):,}", f"{budget.whole(result['remote'][name]):,}",
-             f"{row['little_ms']:.3f}", "yes" if row["little_first"] else "no",
-             f"{row['break_even_link_ms']:.3f}")
-            for name, row in result["little"].items()]
+    rows = []
+    for name, row in result["little"].items():
+        little = (("refused", "-", "-") if "refused" in row else
+                  (f"{row['ms']:.3f}{' (not measured)' if row['outside'] != 1.0 else ''}",
+                   "yes" if row["little_first"] else "no", f"{row['break_even_link_ms']:.3f}")
+                  if "little_first" in row else (f"{row['ms']:.3f}", "-", "-"))
+        rows.append((name, _answer_cell(result["local"][name], lines[name]),
+                     _answer_cell(result["remote"][name], lines[name]), *little))
     header = ("line", f"weights within {BUDGET_MS:g} ms here",
               f"weights within {result['remote_ms']:g} ms remote",
               f"little net ({budget.LITTLE_WEIGHTS:,} w) ms", f"little first at {LINK_MS:g} ms link",
               "little first above link (ms each way)")
+    big = result["big"]
+    big_text = ("its time is unknown (the float line is refused)" if "refused" in big else
+                f"would take {big['ms']:.3f} ms remote ({budget.unmeasured(big) or 'measured'}), so the round "
+                f"trip is {result['round_trip_ms']:.3f} ms")
     return "\n\n".join([
         "## Latency budget", f"```sh\n{command}\n```",
         f"{BUDGET_MS:g} ms budget, {LINK_MS:g} ms link each way: the remote side has "
         f"{result['remote_ms']:g} ms (this board's lines stand in for the server's). The big net "
-        f"({budget.BIG_WEIGHTS:,} weights, float) would take {result['big_ms']:.3f} ms remote, "
-        f"so the round trip is {result['round_trip_ms']:.3f} ms.",
-        _table(header, rows), f"```\n{budget.format_plan(result)}\n```"])
+        f"({budget.BIG_WEIGHTS:,} weights, float) {big_text}. Answers past the sizes the sweep "
+        "measured are not given as answers: the table says how far the line would reach.",
+        _table(header, rows), f"```\n{budget.format_plan(result, lines)}\n```"])
 
 
 def compare_section(results):

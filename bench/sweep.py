@@ -17,7 +17,7 @@ from edgebnn import Runtime
 from edgebnn.kernels import c_available
 
 from .binary import binary_mlp, float_mlp
-from .fit import fit_line
+from .fit import distrust, fit_lines
 from .progress import Progress
 from .shapes import mlp_weights, shape_name, sweep_shapes
 from .timing import interleaved_samples
@@ -97,13 +97,6 @@ def run_sweep(shapes, backends, rounds, passes=3, progress=True):
     return {"points": points, "lines": fit_lines(points)}
 
 
-def fit_lines(points):
-    names = list(dict.fromkeys(p["line"] for p in points))
-    return {name: fit_line([p["weights"] for p in points if p["line"] == name],
-                           [p["seconds"] for p in points if p["line"] == name])
-            for name in names}
-
-
 def default_shapes(settings, hidden_layers=2):
     return sweep_shapes(settings["min_weights"], settings["max_weights"], settings["points"],
                         hidden_layers)
@@ -117,9 +110,12 @@ def format_points(points):
 
 
 def format_lines(lines):
+    """The lines, the sizes they were measured on, and whether a plan may rest on them."""
     out = ["Fit: time = intercept + slope * weights",
-           f"{'line':<14} {'slope ns/weight':>16} {'intercept us':>13} {'R^2':>8}"]
-    out += [f"{name:<14} {line.slope * 1e9:>16.4f} {line.intercept * 1e6:>13.1f} {line.r2:>8.4f}"
+           f"{'line':<14} {'slope ns/weight':>16} {'intercept us':>13} {'R^2':>8} "
+           f"{'measured weights':>26}  usable"]
+    out += [f"{name:<14} {line.slope * 1e9:>16.4f} {line.intercept * 1e6:>13.1f} {line.r2:>8.4f} "
+            f"{f'{line.low:,.0f} .. {line.high:,.0f}':>26}  {'no' if distrust(line) else 'yes'}"
             for name, line in lines.items()]
     return "\n".join(out)
 

@@ -7,7 +7,7 @@ import pytest
 
 from edgebnn.bench import budget
 from edgebnn.bench.__main__ import main
-from edgebnn.bench.fit import Line, fit_line
+from edgebnn.bench.fit import MIN_R2, Line, distrust, fit_line
 from edgebnn.bench.profile import load_profile, machine_info, make_profile, save_profile
 from edgebnn.bench.shapes import mlp_weights, parse_shape, sizes_for, sweep_shapes
 from edgebnn.bench.latency import outlier_note as latency_outlier_note
@@ -16,7 +16,21 @@ from edgebnn import Runtime, save_model
 
 from conftest import random_mlp
 
-PAPER_LINE = Line(intercept=0.0, slope=1e-9, r2=1.0)         # 1 ns per weight, no fixed cost
+
+
+def line_through(slope, intercept=0.0, sizes=(1e6, 2e7, 4e7, 6e7)):
+    """An exact line with the measured points it passes through (seconds, weights)."""
+    return Line(intercept, slope, 1.0, tuple((w, intercept + slope * w) for w in sizes))
+
+
+def points_of(lines):
+    """A profile's points for ``{name: Line}``."""
+    return [{"line": name, "kind": name.partition("/")[0], "backend": name.partition("/")[2] or None,
+             "shape": "?", "weights": w, "seconds": t, "rounds": 1}
+            for name, line in lines.items() for w, t in line.points]
+
+
+PAPER_LINE = line_through(1e-9)         # 1 ns per weight, no fixed cost, measured 1M..60M weights
 
 
 # --- statistics --------------------------------------------------------------------------------
@@ -84,6 +98,37 @@ def test_fit_of_scattered_points_worked_by_hand():
     assert line.r2 == pytest.approx(1 - 1.8 / 5)
 
 
+def test_fit_keeps_the_sizes_it_measured():
+    line = fit_line([4e6, 1e5, 2e6], [4e-3, 1e-4, 2e-3])
+    assert (line.low, line.high) == (1e5, 4e6) and len(line.points) == 3
+    assert line.as_dict()["measured_weights"] == [1e5, 4e6]
+    assert distrust(line) == []
+
+
+def test_a_poor_fit_is_distrusted():
+    # the issue's busy-machine sweep: R^2 0.75
+    rng = np.random.default_rng(3)
+    weights = np.linspace(1e5, 2e6, 8)
+    times = 20e-6 + 0.2e-9 * weights
+    line = fit_line(weights, times * (1 + 0.6 * rng.standard_normal(8)).clip(0.2))
+    assert line.r2 < MIN_R2
+    assert any(f"R^2 {line.r2:.3f} is under 0.99" in reason for reason in distrust(line))
+
+
+def test_a_line_predicting_negative_times_is_distrusted():
+    # a line bent by the cache: flat small nets, steep large ones
+    weights = [1e5, 2e6, 4e6, 6e6, 8e6, 1e7]
+    line = fit_line(weights, [5e-6, 16e-6, 27e-6, 43e-6, 100e-6, 190e-6])
+    assert line.intercept < 0
+    assert any("negative time" in reason and "100,000 weights" in reason
+               for reason in distrust(line))
+
+
+def test_two_sizes_prove_nothing():
+    line = fit_line([1e5, 2e6], [1e-5, 3e-4])
+    assert line.r2 == 1.0 and "fitted to 2 sizes" in distrust(line)[0]
+
+
 @pytest.mark.parametrize("xs, ys, problem", [([1], [2], "at least 2 points"),
                                               ([1, 1], [2, 3], "same x"),
                                               ([1, 2], [2], "2 x values but 1 y"),
@@ -125,7 +170,7 @@ def test_paper_link_leaves_10_ms_on_the_server():
 
 def test_weights_within_a_budget_follow_the_line():
     assert budget.weights_within(40, PAPER_LINE) == pytest.approx(40e6)
-    line = Line(intercept=1e-3, slope=2e-9, r2=1.0)        # 1 ms per call + 2 ns per weight
+    line = line_through(2e-9, 1e-3)                        # 1 ms per call + 2 ns per weight
     assert budget.weights_within(40, line) == pytest.approx((40 - 1) / 2e-6)
     assert budget.weights_within(0.5, line) == 0.0         # not even the fixed cost fits
     assert budget.whole(budget.weights_within(10, PAPER_LINE)) == 10_000_000
@@ -143,22 +188,58 @@ def test_big_little_break_even():
 def test_plan_with_the_paper_numbers():
     result = budget.plan(40, 15, {"float": PAPER_LINE})
     assert result["remote_ms"] == 10
-    assert result["local"]["float"] == pytest.approx(40e6)
-    assert result["remote"]["float"] == pytest.approx(10e6)
-    assert result["big_ms"] == pytest.approx(11.97251)
+    assert result["local"]["float"] == {"weights": pytest.approx(40e6), "outside": 1.0}
+    assert result["remote"]["float"] == {"weights": pytest.approx(10e6), "outside": 1.0}
+    assert result["big"]["ms"] == pytest.approx(11.97251) and not result["big"]["given"]
     assert result["round_trip_ms"] == pytest.approx(41.97251)
     little = result["little"]["float"]
-    assert little["little_ms"] == pytest.approx(1.286502) and little["little_first"]
+    assert little["ms"] == pytest.approx(1.286502) and little["little_first"]
     assert budget.plan(40, 15, {"float": PAPER_LINE}, big_ms=2.0)["round_trip_ms"] == 32.0
-    text = budget.format_plan(result)
+    text = budget.format_plan(result, {"float": PAPER_LINE})
     assert "40,000,000 weights" in text and "10,000,000 weights" in text
+    assert "NOT MEASURED" not in text and budget.all_answered(result)
 
 
 def test_plan_uses_the_servers_line_for_the_remote_side():
-    server = {"float": Line(0.0, 0.1e-9, 1.0)}               # ten times faster per weight
+    server = {"float": line_through(0.1e-9, sizes=(1e6, 5e7, 2e8))}   # ten times faster
     result = budget.plan(40, 15, {"float": PAPER_LINE}, server)
-    assert result["remote"]["float"] == pytest.approx(100e6)
-    assert result["big_ms"] == pytest.approx(1.197251)
+    assert result["remote"]["float"]["weights"] == pytest.approx(100e6)
+    assert result["big"]["ms"] == pytest.approx(1.197251)
+
+
+def test_an_answer_past_the_sizes_measured_is_flagged_not_given():
+    # the issue's case: a quick sweep up to 2M weights, then a 10 ms budget for binary nets
+    quick = {"binary/c": line_through(0.008e-9, 3e-6, sizes=(1e5, 5e5, 1e6, 2e6))}
+    result = budget.plan(10, 0, quick)
+    answer = result["local"]["binary/c"]
+    assert answer["weights"] == pytest.approx(1.249625e9) and answer["outside"] > 600
+    text = budget.format_plan(result, quick)
+    assert "more than 2,000,000 weights (the largest measured" in text
+    assert "624.8x past it: NOT MEASURED" in text
+    assert "1,249,625,000 weights" not in text.replace("line's 1,249,625,000", "")
+    assert "sweep --min-weights 310000000 --max-weights 1600000000" in text
+    assert not budget.all_answered(result)
+
+
+def test_a_budget_below_the_smallest_size_measured_is_flagged():
+    line = line_through(1e-9, 1e-3)                      # 1 ms fixed, 1 ns per weight, from 1M
+    result = budget.plan(1.5, 0, {"float": line})
+    assert result["local"]["float"]["outside"] > 1
+    assert "fewer than 1,000,000 weights" in budget.format_plan(result, {"float": line})
+
+
+def test_refused_lines_give_no_answer_and_say_what_to_do():
+    weights = [1e5, 5e5, 1e6, 1.5e6, 2e6]
+    lines = {"float": line_through(0.2e-9, 20e-6, sizes=weights),
+             # the issue's loaded-machine sweep: -1.55 ms predicted, R^2 0.75
+             "binary/c": fit_line(weights, [2e-4, 1e-5, 3e-4, 2e-5, 3.5e-4])}
+    result = budget.plan(40, 15, lines, big_ms=2.0)
+    assert result["local"]["binary/c"]["refused"] == distrust(lines["binary/c"])
+    assert "refused" in result["little"]["binary/c"] and not budget.all_answered(result)
+    text = budget.format_plan(result, lines, load=[3.2, 2.0, 1.0])
+    assert "binary/c is refused: R^2 " in text
+    assert "on an idle machine (stop other jobs, load average now 3.2)" in text
+    assert "no answer: the line is refused" in text
 
 
 @pytest.mark.parametrize("ms, link, problem", [(-1, 0, "positive number of milliseconds"),
@@ -172,14 +253,18 @@ def test_bad_budgets_are_named(ms, link, problem):
 
 # --- profiles ----------------------------------------------------------------------------------
 
-def test_profile_round_trips(tmp_path):
-    lines = {"float": Line(87e-6, 0.245e-9, 0.991), "binary/c": Line(6e-6, 0.024e-9, 0.98)}
-    points = [{"line": "float", "weights": 99_670, "seconds": 3e-5}]
+def test_profile_round_trips_and_refits_its_points(tmp_path):
+    lines = {"float": line_through(0.245e-9, 87e-6), "binary/c": line_through(0.024e-9, 6e-6)}
     path = tmp_path / "board.json"
-    save_profile(make_profile(lines, points, command="test", machine={"machine": "armv7l"}), path)
+    save_profile(make_profile(lines, points_of(lines), command="test",
+                              machine={"machine": "armv7l"}), path)
     profile, loaded = load_profile(path)
-    assert loaded == lines
-    assert profile["machine"] == {"machine": "armv7l"} and profile["points"] == points
+    assert loaded.keys() == lines.keys()
+    for name, line in lines.items():
+        assert loaded[name].slope == pytest.approx(line.slope)
+        assert loaded[name].intercept == pytest.approx(line.intercept)
+        assert loaded[name].points == line.points
+    assert profile["machine"] == {"machine": "armv7l"}
 
 
 def test_machine_info_names_what_timings_depend_on():
@@ -189,15 +274,18 @@ def test_machine_info_names_what_timings_depend_on():
     json.dumps(info)
 
 
+HEAD = '{"format": "edgebnn-bench-profile", "version": 1, '
+
+
 @pytest.mark.parametrize("content, problem", [
     ("{not json", "not valid JSON"),
     ('{"format": "something else"}', "not an edgebnn bench profile"),
-    ('{"format": "edgebnn-bench-profile", "version": 99, "lines": {}}', "version 99"),
-    ('{"format": "edgebnn-bench-profile", "version": 1, "lines": {}}', "non-empty"),
-    ('{"format": "edgebnn-bench-profile", "version": 1, "lines": {"float": {"r2": 1}}}',
-     "needs numbers"),
-    ('{"format": "edgebnn-bench-profile", "version": 1, "lines": {"float": '
-     '{"intercept_s": 0, "slope_s_per_weight": -1, "r2": 1}}}', "positive slope")])
+    (HEAD.replace("1", "99") + '"points": []}', "version 99"),
+    (HEAD + '"points": []}', "non-empty list"),
+    (HEAD + '"points": [{"line": "float", "weights": 5}]}', "point 0 needs"),
+    (HEAD + '"points": [{"line": "float", "weights": -5, "seconds": 1}]}', "point 0 needs"),
+    (HEAD + '"points": [{"line": "float", "weights": 5, "seconds": 1}]}',
+     "line 'float': a line needs at least 2 points")])
 def test_malformed_profiles_are_named(tmp_path, content, problem):
     path = tmp_path / "board.json"
     path.write_text(content)
@@ -215,8 +303,8 @@ def test_missing_profile_is_named(tmp_path):
 @pytest.fixture
 def profile_file(tmp_path):
     path = tmp_path / "board.json"
-    save_profile(make_profile({"float": PAPER_LINE, "binary/c": Line(0.0, 0.025e-9, 1.0)}, [],
-                              command="test"), path)
+    lines = {"float": PAPER_LINE, "binary/c": line_through(0.025e-9, sizes=(1e6, 1e9, 2e9))}
+    save_profile(make_profile(lines, points_of(lines), command="test"), path)
     return str(path)
 
 
@@ -237,6 +325,20 @@ def test_budget_command_prints_the_paper_numbers(profile_file, capsys):
     assert "40 ms - 2 x 15 ms link = 10 ms" in out
     assert "40,000,000 weights" in out and "10,000,000 weights" in out
     assert "1,600,000,000 weights" in out                    # binary: 40 ms / 0.025 ns
+    assert "1,000,000 .. 60,000,000  yes" in out            # the lines, where measured, usable
+    # a big net past the float line's sizes: said, and exit status 1
+    code, out, _ = run_cli(["budget", "--ms", "40", "--link-ms", "15", "--profile",
+                            profile_file, "--big-weights", "100000000"], capsys)
+    assert code == 1 and "NOT MEASURED" in out
+
+
+def test_budget_command_exits_1_on_a_refused_line(tmp_path, capsys):
+    weights = [1e5, 5e5, 1e6, 1.5e6, 2e6]
+    lines = {"float": fit_line(weights, [2e-4, 1e-5, 3e-4, 2e-5, 3.5e-4])}
+    path = tmp_path / "noisy.json"
+    save_profile(make_profile(lines, points_of(lines), command="test"), path)
+    code, out, _ = run_cli(["budget", "--ms", "40", "--profile", str(path)], capsys)
+    assert code == 1 and "float is refused" in out and "usable" in out
 
 
 def test_budget_command_json(profile_file, capsys):
@@ -358,3 +460,14 @@ def test_other_frameworks_compute_what_this_runtime_does(framework):
     x = np.random.default_rng(1).integers(0, 256, (3, 4), dtype=np.uint8)
     np.testing.assert_allclose(build(model, compare.dense_chain(model))(x),
                                Runtime(model).classify(x).logits, rtol=1e-5, atol=1e-5)
+
+
+def test_report_budget_section_says_what_was_not_measured():
+    from edgebnn.bench import report
+    weights = [1e5, 5e5, 1e6, 1.5e6, 2e6]
+    lines = {"float": line_through(0.2e-9, 20e-6, sizes=weights),
+             "binary/c": fit_line(weights, [2e-4, 1e-5, 3e-4, 2e-5, 3.5e-4])}
+    text = report.budget_section(lines, {"profile": "reports/profile.json"})
+    assert "| float | > 2,000,000 (line: 199,900,000, not measured) |" in text
+    assert "| binary/c | refused (poor fit) | refused (poor fit) | refused |" in text
+    assert "binary/c is refused: R^2" in text
