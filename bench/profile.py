@@ -17,6 +17,7 @@ import sys
 import time
 
 from .fit import fit_lines
+from .memory import caches, meminfo
 
 FORMAT = "edgebnn-bench-profile"
 VERSION = 1
@@ -36,25 +37,6 @@ def _processor():
     return name or "unknown"
 
 
-def last_level_cache():
-    """The largest CPU cache, like "L3 32768K" (Linux sysfs), or None where it is not told."""
-    folder = "/sys/devices/system/cpu/cpu0/cache"
-    best = None
-    try:
-        for index in sorted(os.listdir(folder)):
-            if not index.startswith("index"):
-                continue
-            with open(os.path.join(folder, index, "level")) as f:
-                level = int(f.read())
-            with open(os.path.join(folder, index, "size")) as f:
-                size = f.read().strip()
-            if best is None or level > best[0]:
-                best = (level, size)
-    except (OSError, ValueError):
-        return None
-    return None if best is None else f"L{best[0]} {best[1]}"
-
-
 def load_average():
     """The 1, 5 and 15 minute load averages: how busy the machine was when it was measured."""
     try:
@@ -64,14 +46,15 @@ def load_average():
 
 
 def machine_info():
-    """What the timings depend on: CPU, Python, NumPy, the kernel's popcount path."""
+    """What the timings depend on (CPU, caches, Python, NumPy, the kernel's popcount
+    path) and what the memory budget does (the machine's memory, in bytes)."""
     import numpy
     from edgebnn.kernels import c_available
     info = {"machine": platform.machine(), "processor": _processor(),
             "platform": platform.platform(), "cpus": os.cpu_count(),
             "python": platform.python_version(), "numpy": numpy.__version__,
             "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "default"),
-            "last_level_cache": last_level_cache(), "c_kernel": c_available(),
+            "caches": caches(), "memory": meminfo(), "c_kernel": c_available(),
             "popcount_path": None, "load_average": load_average()}
     if c_available():
         from edgebnn.kernels import c_library

@@ -10,6 +10,7 @@ import os
 import time
 
 from . import budget, compare, sweep
+from .memory import megabytes
 from .profile import load_average, make_profile, machine_info, save_profile
 from .progress import Progress
 from .shapes import shape_name
@@ -24,6 +25,12 @@ def _table(header, rows, numbers=True):
            "| " + " | ".join("---:" if i and numbers else "---" for i in range(len(header))) + " |"]
     out += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(out)
+
+
+def _cache_text(info):
+    """The machine's caches as text, like "L2 2.0 MB, L3 105.0 MB"."""
+    told = [f"{name} {megabytes(size)}" for name, size in info["caches"].items() if name != "L1d"]
+    return ", ".join(told) or "not told by this system"
 
 
 def _us(seconds):
@@ -52,7 +59,7 @@ def sweep_section(result, settings, files, drawn, cache):
         "dots, batch norm) MLPs 784-h-h-10 with random weights; per-sample `classify` time "
         "is the median of interleaved rounds. Fitted `time = intercept + slope * weights`:",
         _table(("line", "slope (ns/weight)", "intercept (us)", "R^2"), fit_rows),
-        f"A line bends where the networks outgrow the last-level cache (here {cache}; a float "
+        f"A line bends where the networks outgrow a cache (here {cache}; a float "
         "weight takes 4 bytes), more so while other jobs load the memory bus; a board with "
         "a small cache is in one regime above a few hundred thousand weights. To plan for sizes "
         "on one side of a bend, fit that side alone (`--min-weights`, `--max-weights`).", plot,
@@ -150,8 +157,7 @@ def build_report(out_dir="reports", quick=False, progress=True):
         "per sample, single-threaded, medians of interleaved rounds; absolute times drift "
         "with the machine's load, ratios measured in the same run hold better. Load average "
         f"(1, 5, 15 min) at the start {info['load_average']}, at the end {load_average()}.",
-        machine_section(info), sweep_section(result, settings, files, drawn,
-                                              info["last_level_cache"] or "unknown"),
+        machine_section(info), sweep_section(result, settings, files, drawn, _cache_text(info)),
         budget_section(result["lines"], files), compare_section(compared)]
     path = os.path.join(out_dir, "bench.md")
     with open(path, "w", encoding="utf-8") as f:

@@ -471,3 +471,57 @@ def test_report_budget_section_says_what_was_not_measured():
     assert "| float | > 2,000,000 (line: 199,900,000, not measured) |" in text
     assert "| binary/c | refused (poor fit) | refused (poor fit) | refused |" in text
     assert "binary/c is refused: R^2" in text
+
+
+# --- memory ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("sizes", [(784, 1024, 1024, 10), (100, 3000, 77, 5)])
+@pytest.mark.parametrize("kind", ["float", "binary"])
+def test_memory_counts_match_what_a_load_allocates(kind, sizes, backend, tmp_path):
+    import tracemalloc
+    from edgebnn.bench.binary import binary_mlp, float_mlp
+    from edgebnn.bench.memory import needs
+    make = float_mlp if kind == "float" else binary_mlp
+    path = tmp_path / "net.h5"
+    save_model(make(np.random.default_rng(0), sizes), path)
+    tracemalloc.start()
+    try:
+        rt = Runtime(path)
+        resident, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    counted = needs(sizes, "float" if kind == "float" else f"binary/{backend}")
+    slack = 40_000                                 # Python's own objects, some 20 KB a model
+    assert abs(resident - counted["resident"]) <= slack
+    assert abs(peak - counted["peak"]) <= slack
+    arrays = sum(dataset.nbytes for layer in rt.model.layers for dataset in layer.fields()[1].values())
+    assert counted["file"] == arrays
+
+
+def test_memory_per_weight_of_each_backend():
+    from edgebnn.bench.memory import needs
+    sizes = (784, 4096, 4096, 10)
+    weights = mlp_weights(sizes)
+    per_weight = {line: needs(sizes, line)["resident"] / weights
+                  for line in ("float", "binary/c", "binary/numpy")}
+    assert per_weight["float"] == pytest.approx(4, rel=0.01)
+    assert per_weight["binary/c"] == pytest.approx(2 / 8, rel=0.02)        # packed, twice
+    assert per_weight["binary/numpy"] == pytest.approx(4 + 1 / 8, rel=0.02)  # int32 + packed
+    with pytest.raises(ValueError, match="binary/gpu"):
+        needs(sizes, "binary/gpu")
+
+
+def test_machine_memory_and_caches_are_read_from_linux_files(tmp_path):
+    from edgebnn.bench.memory import caches, meminfo
+    (tmp_path / "meminfo").write_text("MemTotal:        1020000 kB\nMemFree: 5 kB\n"
+                                      "MemAvailable:     800000 kB\n")
+    assert meminfo(tmp_path / "meminfo") == {"total": 1020000 * 1024, "available": 800000 * 1024}
+    assert meminfo(tmp_path / "absent") == {}
+    for index, (level, kind, size) in enumerate([(1, "Data", "32K"), (1, "Instruction", "32K"),
+                                                 (2, "Unified", "512K")]):
+        folder = tmp_path / "cache" / f"index{index}"
+        folder.mkdir(parents=True)
+        for name, value in (("level", level), ("type", kind), ("size", size)):
+            (folder / name).write_text(f"{value}\n")
+    assert caches(tmp_path / "cache") == {"L1d": 32 << 10, "L2": 512 << 10}
+    assert caches(tmp_path / "absent") == {}
