@@ -62,7 +62,12 @@ def build_parser(prog=None):
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     latency = commands.add_parser("latency", help="per-sample latency of one model file")
-    latency.add_argument("model", metavar="MODEL.h5")
+    latency.add_argument("model", nargs="?", metavar="MODEL.h5")
+    latency.add_argument("--shape", type=_shape, metavar="784-1000-500-10",
+                         help="a random MLP of this shape instead of a file, as sweep builds "
+                              "them: to check what budget proposes")
+    latency.add_argument("--kind", choices=("float", "binary"), default="float",
+                         help="the random MLP's kind, with --shape (float)")
     latency.add_argument("--runs", type=POSITIVE_INT, default=1000, help="timed calls (1000)")
     latency.add_argument("--warmup", type=COUNT, default=50, help="untimed calls first (50)")
     latency.add_argument("--backend", choices=("c", "numpy"),
@@ -97,6 +102,13 @@ def build_parser(prog=None):
                       help=f"little net on the device ({budget.LITTLE_WEIGHTS:,}: 784-1000-500-2)")
     plan.add_argument("--big-weights", type=POSITIVE_INT, default=budget.BIG_WEIGHTS,
                       help=f"big net remote ({budget.BIG_WEIGHTS:,}: 784-2500-2000-1500-1000-500-10)")
+    plan.add_argument("--shape", type=_shape, nargs="+", action="extend", default=[],
+                      metavar="784-1000-500-2", help="shapes to answer fit / does not fit for")
+    plan.add_argument("--depth", type=POSITIVE_INT,
+                      help="hidden layers of the shapes proposed (default: the sweep's)")
+    plan.add_argument("--memory-mb", type=POSITIVE_MS,
+                      help="memory for the model on the board (default: what the profiled "
+                           "machine had available, /proc/meminfo)")
     plan.add_argument("--backend", choices=("c", "numpy", "both"), default="both",
                       help="binary backends of the quick sweep (both)")
     plan.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -143,7 +155,17 @@ def _sweep_options(parser):
 
 def run_latency(args):
     from . import latency
-    result = latency.measure(args.model, args.runs, args.warmup, args.backend, args.input)
+    if (args.model is None) == (args.shape is None):
+        raise ValueError("latency takes either MODEL.h5 or --shape, not both or neither")
+    if args.shape:
+        import numpy as np
+        from .binary import binary_mlp, float_mlp
+        make = float_mlp if args.kind == "float" else binary_mlp
+        model = make(np.random.default_rng(0), args.shape)
+        name = f"random {args.kind} {'-'.join(map(str, args.shape))}"
+    else:
+        model = name = args.model
+    result = latency.measure(model, args.runs, args.warmup, args.backend, args.input, name)
     if args.json:
         from .profile import machine_info
         return json.dumps(dict(result, machine=machine_info()), indent=2)
@@ -169,38 +191,64 @@ def run_sweep(args):
                       "", f"profile: {args.profile}   points: {args.csv}   {plot_note}"])
 
 
-def board_lines(args):
-    """This board's lines, where they came from, and the machine that measured them:
-    a saved profile or a quick sweep now."""
-    from .profile import load_profile, machine_info
+def board_profile(args):
+    """This board's profile: a saved one, or that of a quick sweep now."""
+    from .profile import load_profile, make_profile
     if args.profile:
-        profile, lines = load_profile(args.profile)
-        return lines, f"profile {args.profile}", profile.get("machine") or {}
+        return load_profile(args.profile)
     from . import sweep
     shapes = sweep.default_shapes(sweep.QUICK)
     result = sweep.run_sweep(shapes, sweep.available_backends(args.backend), sweep.QUICK["rounds"],
                              sweep.QUICK["passes"], progress=not args.quiet)
-    return result["lines"], "a quick sweep now", machine_info()
+    return make_profile(result["lines"], result["points"]), result["lines"]
+
+
+def family(points, depth=None):
+    """``(n_in, hidden layers, n_out)`` of the nets a sweep measured, ``depth`` hidden layers
+    if given (784-h-h-10 when the points do not say)."""
+    try:
+        sizes = parse_shape(points[0]["shape"])
+    except (ValueError, KeyError, IndexError, TypeError):
+        sizes = (budget.FAMILY[0],) + (1,) * budget.FAMILY[1] + (budget.FAMILY[2],)
+    return sizes[0], depth or len(sizes) - 2, sizes[-1]
+
+
+def _memory(machine, given_mb, what):
+    """Memory for the model in bytes, and where the figure came from."""
+    if given_mb is not None:
+        return int(given_mb * 2**20), "--memory-mb"
+    available = ((machine or {}).get("memory") or {}).get("available")
+    return available, f"available on {what} when it was profiled"
 
 
 def run_budget(args):
     from .profile import load_average, load_profile
     budget.check_budget(args.ms, args.link_ms)      # before any measuring
-    remote = load_profile(args.remote_profile)[1] if args.remote_profile else None
-    lines, source, machine = board_lines(args)
+    remote_profile, remote = load_profile(args.remote_profile) if args.remote_profile else ({}, None)
+    profile, lines = board_profile(args)
+    source = f"profile {args.profile}" if args.profile else "a quick sweep now"
+    memory, memory_source = _memory(profile.get("machine"), args.memory_mb, "this board")
+    if remote is None:
+        remote_memory, remote_memory_source = memory, memory_source
+    else:
+        remote_memory, remote_memory_source = _memory(remote_profile.get("machine"), None,
+                                                      "the server")
     result = budget.plan(args.ms, args.link_ms, lines, remote, args.little_weights,
-                         args.big_weights, args.remote_ms)
+                         args.big_weights, args.remote_ms, family(profile["points"], args.depth),
+                         args.shape, memory, remote_memory)
+    status = 0 if budget.all_answered(result) else 1
     if args.json:
-        text = json.dumps(dict(result, lines={k: v.as_dict() for k, v in lines.items()},
-                               source=source), indent=2)
-        return text, 0 if budget.all_answered(result) else 1
-    remote_source = (f"server profile {args.remote_profile}" if args.remote_profile
-                     else "this board's lines")
+        return json.dumps(dict(result, lines={k: v.as_dict() for k, v in lines.items()},
+                               source=source), indent=2), status
     from .sweep import format_lines
-    text = "\n".join([f"Lines from {source} (load average then: {machine.get('load_average')}):",
-                      format_lines(lines), "",
-                      budget.format_plan(result, lines, remote, remote_source, load_average())])
-    return text, 0 if budget.all_answered(result) else 1
+    words = {"remote_source": f"server profile {args.remote_profile}" if args.remote_profile
+             else "this board's lines", "memory": memory_source,
+             "remote_memory": remote_memory_source, "load": load_average(),
+             "caches": (profile.get("machine") or {}).get("caches")}
+    load = (profile.get("machine") or {}).get("load_average")
+    text = "\n".join([f"Lines from {source} (load average then: {load}):", format_lines(lines), "",
+                      budget.format_plan(result, lines, remote, words)])
+    return text, status
 
 
 def run_compare(args):

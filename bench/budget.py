@@ -19,14 +19,17 @@ against the worked numbers (40 ms with a 15 ms link leaves 10 ms remote).
 """
 import math
 
-from .fit import distrust
-from .shapes import mlp_weights
+from .fit import distrust, predict
+from .memory import megabytes
+from .shapes import mlp_weights, shape_name
+from .sizing import format_proposal, propose, verdict
 
 # The paper's little and big networks.
 LITTLE_SIZES = (784, 1000, 500, 2)
 BIG_SIZES = (784, 2500, 2000, 1500, 1000, 500, 10)
 LITTLE_WEIGHTS = mlp_weights(LITTLE_SIZES)      # 1,286,502
 BIG_WEIGHTS = mlp_weights(BIG_SIZES)            # 11,972,510
+FAMILY = (784, 2, 10)                           # the sweep's nets: 784-h-h-10
 
 
 def check_budget(ms, link_ms=0.0):
@@ -65,16 +68,6 @@ def whole(weights):
     return math.floor(weights + 1e-6)
 
 
-def outside(weights, line):
-    """How far ``weights`` lies from the sizes ``line`` measured: 1.0 within them, else
-    the ratio (> 1) to the nearer end (no weights at all count as one)."""
-    if weights > line.high:
-        return weights / line.high
-    if weights < line.low:
-        return line.low / max(weights, 1.0)
-    return 1.0
-
-
 def largest(ms, line):
     """The answer to "how many weights fit in ``ms``" on one line.
 
@@ -85,15 +78,7 @@ def largest(ms, line):
     if reasons:
         return {"refused": reasons}
     weights = weights_within(ms, line)
-    return {"weights": weights, "outside": outside(weights, line)}
-
-
-def predict(line, weights):
-    """The line's milliseconds for ``weights``, or ``{"refused": reasons}``."""
-    reasons = distrust(line)
-    if reasons:
-        return {"refused": reasons}
-    return {"ms": line_ms(line, weights), "outside": outside(weights, line)}
+    return {"weights": weights, "outside": line.outside(weights)}
 
 
 def round_trip_ms(link_ms, big_ms):
@@ -112,13 +97,18 @@ def break_even_link_ms(little_ms, big_ms):
 
 
 def plan(ms, link_ms, lines, remote_lines=None, little_weights=LITTLE_WEIGHTS,
-         big_weights=BIG_WEIGHTS, big_ms=None):
+         big_weights=BIG_WEIGHTS, big_ms=None, family=FAMILY, shapes=(), memory=None,
+         remote_memory=None):
     """Everything ``budget`` prints, as numbers.
 
     ``lines`` maps a line name ("float", "binary/c", ...) to this board's
     Line; ``remote_lines`` the server's (this board's when None). The big
     net is a float net on the remote side: its time is ``big_ms`` when the
     user measured it there, else the remote "float" line's prediction.
+    Each side gets, per line, the weights that fit its time and the largest
+    shape of ``family`` (n_in, hidden layers, n_out) that fits its time and
+    memory (bytes, None: not checked); each of ``shapes`` gets a verdict
+    per line and side.
     """
     remote_lines = lines if remote_lines is None else remote_lines
     remote_ms = remote_budget_ms(ms, link_ms)
@@ -139,21 +129,32 @@ def plan(ms, link_ms, lines, remote_lines=None, little_weights=LITTLE_WEIGHTS,
             row.update(little_first=little_answers_first(row["ms"], link_ms, big["ms"]),
                        break_even_link_ms=break_even_link_ms(row["ms"], big["ms"]))
         little[name] = row
+    sides = {"local": (lines, ms, memory), "remote": (remote_lines, remote_ms, remote_memory)}
     return {"ms": ms, "link_ms": link_ms, "remote_ms": remote_ms,
+            "memory": memory, "remote_memory": remote_memory, "family": family,
             "refused": {name: distrust(line) for name, line in lines.items()},
             "remote_refused": {name: distrust(line) for name, line in remote_lines.items()},
-            "local": {name: largest(ms, line) for name, line in lines.items()},
-            "remote": {name: largest(remote_ms, line) for name, line in remote_lines.items()},
+            **{side: {name: dict(largest(budget, line),
+                                 shape=propose(family, line, name, budget, room))
+                      for name, line in pool.items()}
+               for side, (pool, budget, room) in sides.items()},
+            "shapes": [{"sizes": sizes, **{side: {name: verdict(sizes, line, name, budget, room)
+                                                  for name, line in pool.items()}
+                                           for side, (pool, budget, room) in sides.items()}}
+                       for sizes in shapes],
             "little_weights": little_weights, "big_weights": big_weights, "big": big,
             "round_trip_ms": round_trip_ms(link_ms, big["ms"]) if "ms" in big else None,
             "little": little}
 
 
 def all_answered(result):
-    """True when every answer of ``plan`` rests on a trusted line, within the sizes measured."""
+    """True when every answer of ``plan`` rests on a trusted line, within the sizes
+    measured, and every shape asked about has a verdict."""
     rows = [*result["local"].values(), *result["remote"].values(), *result["little"].values(),
             result["big"]]
-    return all("refused" not in row and row["outside"] == 1.0 for row in rows)
+    known = all(row["fits"] is not None for shape in result["shapes"]
+                for side in ("local", "remote") for row in shape[side].values())
+    return known and all("refused" not in row and row["outside"] == 1.0 for row in rows)
 
 
 def _sig(number, digits=2):
@@ -163,17 +164,20 @@ def _sig(number, digits=2):
     return int(round(number, digits - 1 - int(math.floor(math.log10(number)))))
 
 
+def times(factor):
+    """A ratio as "4.2x", with two decimals below 10 (1.04x)."""
+    return f"{factor:,.{2 if factor < 10 else 1}f}x"
+
+
 def format_answer(answer, line, ms):
     """One line's answer to a budget of ``ms``, in words that say what was measured."""
-    if "refused" in answer:
-        return "no answer: the line is refused (see above)"
     weights, factor = answer["weights"], answer["outside"]
     if factor == 1.0:
         return f"{whole(weights):,} weights"
     if weights > line.high:
         return (f"more than {whole(line.high):,} weights (the largest measured, "
                 f"{line_ms(line, line.high):.3f} ms, fits); the line's {whole(weights):,} is "
-                f"{factor:,.1f}x past it: NOT MEASURED")
+                f"{times(factor)} past it: NOT MEASURED")
     return (f"fewer than {whole(line.low):,} weights (the smallest measured takes "
             f"{line_ms(line, line.low):.3f} ms > {ms:g} ms): NOT MEASURED")
 
@@ -204,8 +208,68 @@ def refusal_lines(refused, load=None):
     return out
 
 
-def format_plan(result, lines, remote_lines=None, remote_source="this board's lines", load=None):
-    """``plan``'s numbers as the text ``budget`` prints."""
+def memory_lines(result, words):
+    """What memory the plan checked against, and what the caches mean for the lines."""
+    def room(memory, source):
+        return ("not checked (the profile does not say; give --memory-mb)" if memory is None
+                else f"{megabytes(memory)} ({source})")
+    out = [f"Memory here: {room(result['memory'], words.get('memory', 'given'))}; remote side: "
+           f"{room(result['remote_memory'], words.get('remote_memory', 'given'))}."]
+    caches = {name: size for name, size in (words.get("caches") or {}).items() if name != "L1d"}
+    if caches:
+        told = ", ".join(f"{name} {megabytes(size)}" for name, size in caches.items())
+        out.append(f"Caches here: {told}. Weights beyond the L2 are read from a larger cache or "
+                   "the RAM on every sample, so the time per weight rises where a net outgrows "
+                   "one: a line measured across that size bends.")
+    return out
+
+
+def side_lines(answers, pool, budget_ms, family):
+    """Per line: the weights within the budget, and the largest shape of the family that fits."""
+    out = []
+    for name, answer in answers.items():
+        if "refused" in answer:
+            out.append(f"  {name:<14} no answer: the line is refused (see above)")
+            continue
+        out.append(f"  {name:<14} by time: {format_answer(answer, pool[name], budget_ms)}")
+        out.append(f"  {'':<14} largest {_family_name(family)}: "
+                   f"{format_proposal(answer['shape'], pool[name])}")
+    return out
+
+
+def _family_name(family):
+    n_in, depth, n_out = family
+    return "-".join([str(n_in)] + ["h"] * depth + [str(n_out)])
+
+
+def shape_lines(result):
+    """The verdict on each shape asked about, per line, here and remote."""
+    out = []
+    for shape in result["shapes"]:
+        weights = mlp_weights(shape["sizes"])
+        out.append(f"{shape_name(shape['sizes'])} ({weights:,} weights):")
+        for name, here in shape["local"].items():
+            remote = shape["remote"].get(name)
+            text = f"  {name:<14} here: {_fit_word(here)}"
+            if remote is not None:
+                text += f"; remote: {_fit_word(remote)}"
+            out.append(text)
+    return out
+
+
+def _fit_word(row):
+    word = {True: "fits", False: "does not fit", None: "unknown"}[row["fits"]]
+    return f"{word} ({row['why']})"
+
+
+def format_plan(result, lines, remote_lines=None, words=None):
+    """``plan``'s numbers as the text ``budget`` prints.
+
+    ``words`` name where things came from: "remote_source", "memory" and
+    "remote_memory" (where the memory figures came from), "caches" (the
+    measuring machine's) and "load" (this machine's load average now).
+    """
+    words = words or {}
     ms, link, remote = result["ms"], result["link_ms"], result["remote_ms"]
     refused = dict(result["refused"])
     if remote_lines is None:
@@ -213,22 +277,25 @@ def format_plan(result, lines, remote_lines=None, remote_source="this board's li
     else:
         refused.update({f"the server's {name}": reasons
                         for name, reasons in result["remote_refused"].items()})
-    out = refusal_lines(refused, load)
+    out = refusal_lines(refused, words.get("load"))
     out += [""] if out else []
-    out.append(f"Largest network within {ms:g} ms on this board:")
-    out += [f"  {name:<14} {format_answer(answer, lines[name], ms)}"
-            for name, answer in result["local"].items()]
-    out.append(f"Remote side: {ms:g} ms - 2 x {link:g} ms link = {remote:g} ms "
-               f"({remote_source}):")
-    out += [f"  {name:<14} {format_answer(answer, remote_lines[name], remote)}"
-            for name, answer in result["remote"].items()]
+    out += memory_lines(result, words) + [""]
+    out.append(f"Within {ms:g} ms on this board:")
+    out += side_lines(result["local"], lines, ms, result["family"])
+    source = words.get("remote_source", "this board's lines")
+    out.append(f"Remote side: {ms:g} ms - 2 x {link:g} ms link = {remote:g} ms ({source}):")
+    out += side_lines(result["remote"], remote_lines, remote, result["family"])
     out += unmeasured_advice(result)
+    out += ["Check a shape on this board: python -m edgebnn.bench latency --shape SHAPE "
+            "--kind float|binary [--backend c|numpy]"]
+    if result["shapes"]:
+        out += ["", f"Shapes asked about ({ms:g} ms here, {remote:g} ms remote):"] + shape_lines(result)
     return "\n".join(out + [""] + format_big_little(result))
 
 
 def unmeasured(row):
     """"NOT MEASURED: ..." for a prediction outside the sizes swept, else ""."""
-    return "" if row["outside"] == 1.0 else f"NOT MEASURED: {row['outside']:,.1f}x outside the sizes swept"
+    return "" if row["outside"] == 1.0 else f"NOT MEASURED: {times(row['outside'])} outside the sizes swept"
 
 
 def format_big_little(result):

@@ -47,6 +47,15 @@ class Line(NamedTuple):
         """The largest network measured (weights)."""
         return self.points[-1][0]
 
+    def outside(self, weights):
+        """How far ``weights`` lies from the sizes measured: 1.0 within them, else the
+        ratio (> 1) to the nearer end (no weights at all count as one)."""
+        if weights > self.high:
+            return weights / self.high
+        if weights < self.low:
+            return self.low / max(weights, 1.0)
+        return 1.0
+
     def as_dict(self):
         return {"intercept_s": self.intercept, "slope_s_per_weight": self.slope, "r2": self.r2,
                 "measured_weights": [self.low, self.high], "sizes": len(self.points)}
@@ -106,3 +115,12 @@ def distrust(line):
         reasons.append(f"it predicts a negative time ({start * 1e6:.1f} us) for the smallest "
                        f"size measured ({line.low:,.0f} weights)")
     return reasons
+
+
+def predict(line, weights):
+    """``{"ms": the line's time, "outside": how far from the sizes measured}`` for a net of
+    ``weights``, or ``{"refused": reasons}`` when the line cannot be trusted."""
+    reasons = distrust(line)
+    if reasons:
+        return {"refused": reasons}
+    return {"ms": line.seconds(weights) * 1e3, "outside": line.outside(weights)}

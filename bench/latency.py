@@ -85,12 +85,16 @@ def max_rss_bytes():
     return peak if sys.platform == "darwin" else peak * 1024      # Linux reports KiB
 
 
-def measure(path, runs=1000, warmup=50, backend=None, source="random"):
-    """Everything ``latency`` reports, times in microseconds."""
+def measure(model, runs=1000, warmup=50, backend=None, source="random", name=None):
+    """Everything ``latency`` reports, times in microseconds.
+
+    ``model`` is a packed file's path or a ``Model`` (then "init" is the
+    binding to the backend only); ``name`` says which in the report.
+    """
     if runs < 1 or warmup < 0:
         raise ValueError(f"runs must be >= 1 and warmup >= 0, got {runs} and {warmup}")
     started = time.perf_counter()
-    rt = Runtime(path, backend=backend)
+    rt = Runtime(model, backend=backend)
     init = time.perf_counter() - started
     samples = load_samples(source, rt.model)
     started = time.perf_counter()
@@ -99,7 +103,7 @@ def measure(path, runs=1000, warmup=50, backend=None, source="random"):
     warm = _timed_calls(rt.classify, samples, warmup)
     timed = _timed_calls(rt.classify, samples, runs)
     peak = _peak_allocation(rt.classify, samples, min(runs, 100))
-    return {"model": os.fspath(path), "backend": rt.backend, "input": source,
+    return {"model": name or os.fspath(model), "backend": rt.backend, "input": source,
             "input_shape": list(rt.model.input_shape), "input_dtype": rt.model.input_dtype.name,
             "samples": len(samples), "init_us": init * 1e6, "first_us": first * 1e6,
             "warmup_us": scaled(summarize(warm), 1e6) if warm else None,

@@ -73,7 +73,7 @@ def make_profile(lines, points, command=None, machine=None):
     return {"format": FORMAT, "version": VERSION,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "command": command or " ".join(sys.argv),
-            "machine": machine or machine_info(),
+            "machine": machine_info() if machine is None else machine,
             "lines": {name: line.as_dict() for name, line in lines.items()},
             "points": points}
 

@@ -188,8 +188,9 @@ def test_big_little_break_even():
 def test_plan_with_the_paper_numbers():
     result = budget.plan(40, 15, {"float": PAPER_LINE})
     assert result["remote_ms"] == 10
-    assert result["local"]["float"] == {"weights": pytest.approx(40e6), "outside": 1.0}
-    assert result["remote"]["float"] == {"weights": pytest.approx(10e6), "outside": 1.0}
+    assert result["local"]["float"]["weights"] == pytest.approx(40e6)
+    assert result["remote"]["float"]["weights"] == pytest.approx(10e6)
+    assert result["local"]["float"]["outside"] == result["remote"]["float"]["outside"] == 1.0
     assert result["big"]["ms"] == pytest.approx(11.97251) and not result["big"]["given"]
     assert result["round_trip_ms"] == pytest.approx(41.97251)
     little = result["little"]["float"]
@@ -231,15 +232,65 @@ def test_a_budget_below_the_smallest_size_measured_is_flagged():
 def test_refused_lines_give_no_answer_and_say_what_to_do():
     weights = [1e5, 5e5, 1e6, 1.5e6, 2e6]
     lines = {"float": line_through(0.2e-9, 20e-6, sizes=weights),
-             # the loaded-machine sweep: -1.55 ms predicted, R^2 0.75
+             # a sweep on a loaded machine: times that jump about
              "binary/c": fit_line(weights, [2e-4, 1e-5, 3e-4, 2e-5, 3.5e-4])}
     result = budget.plan(40, 15, lines, big_ms=2.0)
     assert result["local"]["binary/c"]["refused"] == distrust(lines["binary/c"])
     assert "refused" in result["little"]["binary/c"] and not budget.all_answered(result)
-    text = budget.format_plan(result, lines, load=[3.2, 2.0, 1.0])
+    text = budget.format_plan(result, lines, words={"load": [3.2, 2.0, 1.0]})
     assert "binary/c is refused: R^2 " in text
     assert "on an idle machine (stop other jobs, load average now 3.2)" in text
     assert "no answer: the line is refused" in text
+
+
+def test_shapes_asked_about_are_answered_fit_or_not():
+    # 1 ns per weight measured from 1M to 60M weights; 10 ms remote, 40 ms here; 200 MB
+    shapes = [(784, 1000, 500, 2),          # 1.3M weights: 1.3 ms, fits both sides
+              (784, 3000, 3000, 2),         # 11.4M: 11.4 ms, over the 10 ms remote
+              (784, 8000, 8000, 2),         # 70M: past the sizes measured, and over 200 MB
+              (100, 100, 2)]                # 10k: below the sizes measured
+    result = budget.plan(40, 15, {"float": PAPER_LINE}, shapes=shapes, memory=200 << 20,
+                         remote_memory=200 << 20)
+    local = [shape["local"]["float"] for shape in result["shapes"]]
+    remote = [shape["remote"]["float"] for shape in result["shapes"]]
+    assert [row["fits"] for row in local] == [True, True, False, None]
+    assert [row["fits"] for row in remote] == [True, False, False, None]
+    assert remote[1]["limit"] == "time" and local[2]["limit"] == "memory"
+    assert local[3]["limit"] == "not measured" and not budget.all_answered(result)
+    text = budget.format_plan(result, {"float": PAPER_LINE})
+    assert "784-3000-3000-2 (11,364,002 weights):" in text
+    assert "remote: does not fit (11.364 ms > 10 ms)" in text
+    assert "here: does not fit (needs 512.3 MB to load, over the 200.0 MB available)" in text
+    assert "here: unknown (0.010 ms by the line, but 97.07x outside the sizes measured" in text
+
+
+def test_a_shape_over_the_loaders_limit_does_not_fit():
+    line = line_through(1e-9, sizes=(1e6, 1e8, 2e8))
+    row = budget.plan(1000, 0, {"float": line}, shapes=[(784, 12000, 12000, 10)])["shapes"][0]
+    assert row["local"]["float"]["fits"] is False and row["local"]["float"]["limit"] == "file"
+
+
+@pytest.mark.parametrize("memory, high, stop", [(None, 6e7, "time"), (20 << 20, 6e7, "memory"),
+                                                (None, 5e6, "not measured")])
+def test_the_proposal_is_the_widest_shape_that_fits(memory, high, stop):
+    from edgebnn.bench.sizing import family_shape, propose, verdict
+    line = line_through(1e-9, sizes=(1e6, high / 2, high))
+    proposal = propose((784, 2, 10), line, "float", 10, memory)
+    width = proposal["sizes"][1]
+    assert proposal["sizes"] == family_shape((784, 2, 10), width) and proposal["fits"]
+    wider = verdict(family_shape((784, 2, 10), width + 1), line, "float", 10, memory)
+    assert not wider["fits"] and wider["limit"] == proposal["stop"] == stop
+    if stop == "time":                       # 1 ns a weight: 10 ms is 10M weights
+        assert mlp_weights(proposal["sizes"]) <= 10e6 < mlp_weights(family_shape((784, 2, 10), width + 1))
+
+
+def test_no_proposal_when_the_smallest_net_measured_is_too_slow():
+    from edgebnn.bench.sizing import format_proposal, propose
+    line = line_through(1e-9, sizes=(1e6, 2e6, 4e6))           # 1 ms at the smallest
+    proposal = propose((784, 2, 10), line, "float", 0.5)
+    assert proposal["sizes"] is None and proposal["narrowest"]["weights"] >= 1e6
+    assert format_proposal(proposal, line).startswith("none: the narrowest measured, 784-")
+    assert "refused" in propose((784, 2, 10), fit_line([1, 2], [1, 2]), "float", 10)
 
 
 @pytest.mark.parametrize("ms, link, problem", [(-1, 0, "positive number of milliseconds"),
@@ -332,6 +383,31 @@ def test_budget_command_prints_the_paper_numbers(profile_file, capsys):
     assert code == 1 and "NOT MEASURED" in out
 
 
+def test_budget_command_answers_shapes_against_the_memory(profile_file, capsys):
+    code, out, _ = run_cli(["budget", "--ms", "40", "--link-ms", "15", "--profile", profile_file,
+                            "--memory-mb", "100", "--shape", "784-1000-500-2", "784-2500-2000-2",
+                            "--shape", "784-6000-6000-2"], capsys)
+    assert code == 0, out
+    assert "Memory here: 100.0 MB (--memory-mb); remote side: 100.0 MB (--memory-mb)" in out
+    assert "784-1000-500-2 (1,286,502 weights):\n  float          here: fits (1.287 ms" in out
+    assert "784-6000-6000-2 (40,728,002 weights):\n  float          here: does not fit (needs" in out
+    assert "largest 784-h-h-10: 784-" in out and "a wider one needs more memory" in out
+
+
+def test_budget_command_takes_the_memory_from_the_profile(tmp_path, capsys):
+    lines = {"float": PAPER_LINE}
+    path = tmp_path / "pi.json"
+    save_profile(make_profile(lines, points_of(lines), command="test",
+                              machine={"memory": {"total": 1 << 30, "available": 800 << 20},
+                                       "caches": {"L1d": 32 << 10, "L2": 512 << 10}}), path)
+    code, out, _ = run_cli(["budget", "--ms", "40", "--profile", str(path), "--depth", "3"], capsys)
+    assert "Memory here: 800.0 MB (available on this board when it was profiled)" in out
+    assert "Caches here: L2 512 KB." in out and "largest 784-h-h-h-10: 784-" in out
+    save_profile(make_profile(lines, points_of(lines), command="test", machine={}), path)
+    code, out, _ = run_cli(["budget", "--ms", "40", "--profile", str(path)], capsys)
+    assert "Memory here: not checked (the profile does not say; give --memory-mb)" in out
+
+
 def test_budget_command_exits_1_on_a_refused_line(tmp_path, capsys):
     weights = [1e5, 5e5, 1e6, 1.5e6, 2e6]
     lines = {"float": fit_line(weights, [2e-4, 1e-5, 3e-4, 2e-5, 3.5e-4])}
@@ -353,7 +429,7 @@ def test_budget_command_json(profile_file, capsys):
     (["budget", "--ms", "40", "--link-ms", "-1"], "--link-ms: -1 must be at least 0"),
     (["budget"], "--ms"),
     (["sweep", "--points", "0"], "--points: 0 must be greater than 0"),
-    (["latency"], "MODEL.h5"),
+    (["latency"], "either MODEL.h5 or --shape"),
     (["latency", "m.h5", "--backend", "gpu"], "invalid choice"),
     (["compare", "--shape", "784-x-10"], "expected layer sizes"),
     (["frobnicate"], "invalid choice")])
@@ -414,6 +490,15 @@ def test_latency_reads_samples_from_npy_and_npz(model_file, tmp_path, capsys):
         code, out, _ = run_cli(["latency", model_file, "--runs", "3", "--json",
                                 "--input", str(tmp_path / name)], capsys)
         assert code == 0 and json.loads(out)["samples"] == 4
+
+
+def test_latency_of_a_random_net_of_a_shape(capsys):
+    for kind in ("float", "binary"):
+        code, out, _ = run_cli(["latency", "--shape", "20-16-3", "--kind", kind, "--runs", "3",
+                                "--warmup", "0", "--json"], capsys)
+        assert code == 0 and json.loads(out)["model"] == f"random {kind} 20-16-3"
+    code, _, err = run_cli(["latency", "m.h5", "--shape", "20-16-3"], capsys)
+    assert code == 2 and "either MODEL.h5 or --shape" in err
 
 
 def test_latency_rejects_samples_of_the_wrong_shape(model_file, tmp_path, capsys):
@@ -525,3 +610,16 @@ def test_machine_memory_and_caches_are_read_from_linux_files(tmp_path):
             (folder / name).write_text(f"{value}\n")
     assert caches(tmp_path / "cache") == {"L1d": 32 << 10, "L2": 512 << 10}
     assert caches(tmp_path / "absent") == {}
+
+
+def test_budget_without_a_profile_sweeps_now(monkeypatch, capsys):
+    from edgebnn.bench import sweep
+    monkeypatch.setitem(sweep.QUICK, "max_weights", 30_000)
+    monkeypatch.setitem(sweep.QUICK, "min_weights", 1_000)
+    monkeypatch.setitem(sweep.QUICK, "points", 3)
+    monkeypatch.setitem(sweep.QUICK, "rounds", 2)
+    monkeypatch.setitem(sweep.QUICK, "passes", 1)
+    code, out, _ = run_cli(["budget", "--ms", "40", "--quiet", "--shape", "784-20-20-10"], capsys)
+    assert code in (0, 1)          # tiny nets timed twice: the lines may well be refused
+    assert "Lines from a quick sweep now" in out and "784-20-20-10 (16,330 weights):" in out
+    assert "(available on this board when it was profiled)" in out or "not checked" in out
