@@ -94,10 +94,11 @@ def build_parser(prog=None):
     plan.add_argument("--remote-ms", type=DELAY_MS,
                       help="the big net's time on the remote side, if known "
                            "(default: predicted from the remote line)")
-    plan.add_argument("--profile", metavar="FILE",
-                      help="this board's saved profile (default: a quick sweep now)")
-    plan.add_argument("--remote-profile", metavar="FILE",
-                      help="the server's saved profile (default: this board's lines)")
+    plan.add_argument("--profile", metavar="FILE", action="append",
+                      help="this board's saved profile, or several (a sweep per kind); "
+                           "default: a quick sweep now")
+    plan.add_argument("--remote-profile", metavar="FILE", action="append",
+                      help="the server's saved profile(s) (default: this board's lines)")
     plan.add_argument("--little-weights", type=POSITIVE_INT, default=budget.LITTLE_WEIGHTS,
                       help=f"little net on the device ({budget.LITTLE_WEIGHTS:,}: 784-1000-500-2)")
     plan.add_argument("--big-weights", type=POSITIVE_INT, default=budget.BIG_WEIGHTS,
@@ -148,6 +149,8 @@ def _sweep_options(parser):
                         help=f"interleaved rounds per size and pass ({DEFAULT['rounds']})")
     parser.add_argument("--passes", type=POSITIVE_INT, default=DEFAULT["passes"],
                         help=f"passes over all sizes, medians over all ({DEFAULT['passes']})")
+    parser.add_argument("--kind", choices=("float", "binary", "both"), default="both",
+                        help="nets to time (both); one kind alone can reach its own sizes")
     parser.add_argument("--backend", choices=("c", "numpy", "both"), default="both",
                         help="binary backends to time (both)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -177,7 +180,7 @@ def run_sweep(args):
     from .profile import make_profile, save_profile
     from .shapes import sweep_shapes
     shapes = sweep_shapes(args.min_weights, args.max_weights, args.points, args.hidden_layers)
-    result = sweep.run_sweep(shapes, sweep.available_backends(args.backend), args.rounds,
+    result = sweep.run_sweep(shapes, sweep.line_names(args.kind, args.backend), args.rounds,
                              args.passes, progress=not args.quiet)
     profile = make_profile(result["lines"], result["points"])
     save_profile(profile, args.profile)
@@ -193,12 +196,12 @@ def run_sweep(args):
 
 def board_profile(args):
     """This board's profile: a saved one, or that of a quick sweep now."""
-    from .profile import load_profile, make_profile
+    from .profile import load_profiles, make_profile
     if args.profile:
-        return load_profile(args.profile)
+        return load_profiles(args.profile)
     from . import sweep
     shapes = sweep.default_shapes(sweep.QUICK)
-    result = sweep.run_sweep(shapes, sweep.available_backends(args.backend), sweep.QUICK["rounds"],
+    result = sweep.run_sweep(shapes, sweep.line_names("both", args.backend), sweep.QUICK["rounds"],
                              sweep.QUICK["passes"], progress=not args.quiet)
     return make_profile(result["lines"], result["points"]), result["lines"]
 
@@ -222,11 +225,12 @@ def _memory(machine, given_mb, what):
 
 
 def run_budget(args):
-    from .profile import load_average, load_profile
+    from .profile import load_average, load_profiles
     budget.check_budget(args.ms, args.link_ms)      # before any measuring
-    remote_profile, remote = load_profile(args.remote_profile) if args.remote_profile else ({}, None)
+    remote_profile, remote = (load_profiles(args.remote_profile) if args.remote_profile
+                              else ({}, None))
     profile, lines = board_profile(args)
-    source = f"profile {args.profile}" if args.profile else "a quick sweep now"
+    source = (f"profile {', '.join(args.profile)}" if args.profile else "a quick sweep now")
     memory, memory_source = _memory(profile.get("machine"), args.memory_mb, "this board")
     if remote is None:
         remote_memory, remote_memory_source = memory, memory_source
@@ -241,7 +245,8 @@ def run_budget(args):
         return json.dumps(dict(result, lines={k: v.as_dict() for k, v in lines.items()},
                                source=source), indent=2), status
     from .sweep import format_lines
-    words = {"remote_source": f"server profile {args.remote_profile}" if args.remote_profile
+    words = {"remote_source": f"server profile {', '.join(args.remote_profile)}"
+             if args.remote_profile
              else "this board's lines", "memory": memory_source,
              "remote_memory": remote_memory_source, "load": load_average(),
              "caches": (profile.get("machine") or {}).get("caches")}

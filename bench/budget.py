@@ -22,7 +22,7 @@ import math
 from .fit import distrust, predict
 from .memory import megabytes
 from .shapes import mlp_weights, shape_name
-from .sizing import format_proposal, propose, verdict
+from .sizing import format_proposal, largest_loadable, propose, verdict
 
 # The paper's little and big networks.
 LITTLE_SIZES = (784, 1000, 500, 2)
@@ -183,17 +183,33 @@ def format_answer(answer, line, ms):
 
 
 def unmeasured_advice(result):
-    """How to measure the sizes an answer lands on, when some answer was not measured."""
-    wanted = [answer["weights"] for side in ("local", "remote") for answer in result[side].values()
-              if "weights" in answer and answer["outside"] > 1.0 and answer["weights"] > 0]
+    """How to measure the sizes the answers land on, a sweep per line, when some were not."""
+    wanted = {}
+    for side in ("local", "remote"):
+        for name, answer in result[side].items():
+            if "weights" in answer and answer["outside"] > 1.0 and answer["weights"] > 0:
+                wanted.setdefault(name, []).append(answer["weights"])
     if not wanted:
         return []
-    return ["NOT MEASURED is not an answer: past the sizes a sweep measured, the time per "
-            "weight changes wherever the weights outgrow a cache or the RAM, and a straight "
-            "line cannot know where; below them the fixed costs do not scale. Measure the "
-            "sizes around the answer, on the board:",
-            f"  python -m edgebnn.bench sweep --min-weights {_sig(min(wanted) / 4):d} "
-            f"--max-weights {_sig(max(wanted) * 1.25):d} --profile board.json"]
+    out = ["NOT MEASURED is not an answer: past the sizes a sweep measured, the time per "
+           "weight changes wherever the weights outgrow a cache or the RAM, and a straight "
+           "line cannot know where; below them the fixed costs do not scale. Measure the "
+           "sizes around the answers, on the board, a sweep per line:"]
+    files = []
+    for name, weights in wanted.items():
+        kind, _, backend = name.partition("/")
+        top = _sig(max(weights) * 1.25)
+        room = largest_loadable(result["family"], name, result["memory"])
+        capped = f"  (capped: wider nets do not load in {megabytes(result['memory'] or 0)})" \
+            if room < top else ""
+        top = min(top, room)
+        files.append(f"{name.replace('/', '-')}.json")
+        out.append(f"  python -m edgebnn.bench sweep --kind {kind}"
+                   f"{f' --backend {backend}' if backend else ''} --min-weights "
+                   f"{min(_sig(min(weights) / 4), top // 2):d} --max-weights {top:d} "
+                   f"--profile {files[-1]}{capped}")
+    out.append("  then: python -m edgebnn.bench budget ... " + " ".join(f"--profile {f}" for f in files))
+    return out
 
 
 def refusal_lines(refused, load=None):

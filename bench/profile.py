@@ -122,3 +122,21 @@ def _points(raw):
             raise ValueError(f"point {i} needs a line name, a positive weight count and a "
                              f"finite time in seconds, got {point!r}")
     return raw
+
+
+def load_profiles(paths):
+    """One machine's profiles read as one (a sweep per kind, say): the first file's
+    machine, every file's points, and the lines of all; a line in two files is an error."""
+    merged, lines = None, {}
+    for path in paths:
+        profile, found = load_profile(path)
+        twice = sorted(set(found) & set(lines))
+        if twice:
+            raise ValueError(f"profile {path}: line {twice[0]!r} is in an earlier profile too; "
+                             f"give each line once")
+        lines.update(found)
+        if merged is None:
+            merged = dict(profile, points=list(profile["points"]))
+        else:
+            merged["points"] += profile["points"]
+    return merged, lines

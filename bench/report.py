@@ -138,7 +138,7 @@ def build_report(out_dir="reports", quick=False, progress=True):
     files = {name: os.path.join(out_dir, file) for name, file in
              (("profile", "profile.json"), ("csv", "sweep.csv"), ("plot", "sweep.png"))}
     info = machine_info()
-    result = sweep.run_sweep(sweep.default_shapes(settings), sweep.available_backends(),
+    result = sweep.run_sweep(sweep.default_shapes(settings), sweep.line_names(),
                              settings["rounds"], settings["passes"], progress)
     save_profile(make_profile(result["lines"], result["points"], f"python -m edgebnn.bench report "
                               f"--out {out_dir}", info), files["profile"])

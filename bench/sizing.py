@@ -59,6 +59,15 @@ def _widest(family, test, low=1):
     return low
 
 
+def largest_loadable(family, name, memory=None):
+    """Weights of the widest shape of ``family`` that loads on line ``name``: within
+    ``memory`` (bytes, None: any) and the loader's file limit."""
+    def loads(width):
+        sizes = family_shape(family, width)
+        return loadable(sizes, name) and (memory is None or needs(sizes, name)["peak"] <= memory)
+    return mlp_weights(family_shape(family, _widest(family, loads))) if loads(1) else 0
+
+
 def propose(family, line, name, ms, memory=None):
     """The largest shape of ``family`` (n_in, hidden layers, n_out) that fits, and what
     stops the next wider one.

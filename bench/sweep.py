@@ -40,6 +40,18 @@ def available_backends(choice="both"):
     return [choice]
 
 
+def line_names(kind="both", backend="both"):
+    """The lines to time: "float" and "binary/BACKEND" ones, as ``kind`` and ``backend`` say.
+
+    Timing one kind alone lets a sweep reach the sizes a budget lands on for
+    that kind (binary nets answer with 20-50x more weights than float ones).
+    """
+    names = ["float"] if kind in ("float", "both") else []
+    if kind in ("binary", "both"):
+        names += [f"binary/{name}" for name in available_backends(backend)]
+    return names
+
+
 def _repeated(rt, x, calls):
     def run():
         for _ in range(calls):
@@ -62,18 +74,20 @@ def round_samples(runtimes, x, rounds):
     return {name: [t / calls[name] for t in times] for name, times in samples.items()}
 
 
-def measure_shape(sizes, backends, rounds, seed=0):
-    """``{line name: [seconds per sample, one per round]}`` for the float and binary nets of a shape."""
+def measure_shape(sizes, names, rounds, seed=0):
+    """``{line name: [seconds per sample, one per round]}`` for the nets of a shape on the
+    lines ``names`` ("float", "binary/c", "binary/numpy")."""
     rng = np.random.default_rng(seed)
-    runtimes = {"float": Runtime(float_mlp(rng, sizes))}
-    binary = binary_mlp(rng, sizes)
-    for backend in backends:
-        runtimes[f"binary/{backend}"] = Runtime(binary, backend=backend)
+    runtimes = {"float": Runtime(float_mlp(rng, sizes))} if "float" in names else {}
+    binary = [name.partition("/")[2] for name in names if name.startswith("binary/")]
+    if binary:
+        model = binary_mlp(rng, sizes)
+        runtimes.update({f"binary/{backend}": Runtime(model, backend=backend) for backend in binary})
     x = rng.standard_normal(sizes[0]).astype(np.float32)
     return round_samples(runtimes, x, rounds)
 
 
-def run_sweep(shapes, backends, rounds, passes=3, progress=True):
+def run_sweep(shapes, names, rounds, passes=3, progress=True):
     """Time every shape; ``{"points": [...], "lines": {name: Line}}``.
 
     The shapes are visited in ``passes`` passes, in alternating order, and a
@@ -85,7 +99,7 @@ def run_sweep(shapes, backends, rounds, passes=3, progress=True):
     samples = {}
     for turn in range(passes):
         for sizes in (shapes if turn % 2 == 0 else shapes[::-1]):
-            for name, times in measure_shape(sizes, backends, rounds).items():
+            for name, times in measure_shape(sizes, names, rounds).items():
                 samples.setdefault((name, sizes), []).extend(times)
             bar.step(f"pass {turn + 1}: {shape_name(sizes)}")
     points = []

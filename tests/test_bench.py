@@ -218,8 +218,12 @@ def test_an_answer_past_the_sizes_measured_is_flagged_not_given():
     assert "more than 2,000,000 weights (the largest measured" in text
     assert "624.8x past it: NOT MEASURED" in text
     assert "1,249,625,000 weights" not in text.replace("line's 1,249,625,000", "")
-    assert "sweep --min-weights 310000000 --max-weights 1600000000" in text
+    assert ("sweep --kind binary --backend c --min-weights 310000000 --max-weights 1600000000 "
+            "--profile binary-c.json") in text
     assert not budget.all_answered(result)
+    advice = budget.unmeasured_advice(budget.plan(10, 0, quick, memory=200 << 20))
+    assert "--max-weights 836844367 --profile binary-c.json  (capped: wider nets do not load " \
+           "in 200.0 MB)" in advice[1]
 
 
 def test_a_budget_below_the_smallest_size_measured_is_flagged():
@@ -408,6 +412,19 @@ def test_budget_command_takes_the_memory_from_the_profile(tmp_path, capsys):
     assert "Memory here: not checked (the profile does not say; give --memory-mb)" in out
 
 
+def test_budget_reads_a_profile_per_kind(tmp_path, capsys):
+    paths = []
+    for name, line in (("float", PAPER_LINE), ("binary/c", line_through(0.025e-9, sizes=(1e6, 1e9, 2e9)))):
+        paths.append(tmp_path / f"{name.replace('/', '-')}.json")
+        save_profile(make_profile({name: line}, points_of({name: line}), command="test"), paths[-1])
+    code, out, _ = run_cli(["budget", "--ms", "40", "--profile", str(paths[0]),
+                            "--profile", str(paths[1])], capsys)
+    assert "40,000,000 weights" in out and "1,600,000,000 weights" in out
+    code, _, err = run_cli(["budget", "--ms", "40", "--profile", str(paths[0]),
+                            "--profile", str(paths[0])], capsys)
+    assert code == 2 and "line 'float' is in an earlier profile too" in err
+
+
 def test_budget_command_exits_1_on_a_refused_line(tmp_path, capsys):
     weights = [1e5, 5e5, 1e6, 1.5e6, 2e6]
     lines = {"float": fit_line(weights, [2e-4, 1e-5, 3e-4, 2e-5, 3.5e-4])}
@@ -511,12 +528,22 @@ def test_latency_rejects_samples_of_the_wrong_shape(model_file, tmp_path, capsys
 
 def test_sweep_of_tiny_nets_fits_a_line_per_kind(backend, tmp_path):
     from edgebnn.bench import sweep
-    result = sweep.run_sweep([(8, 4, 4, 2), (8, 16, 16, 2), (8, 32, 32, 2)], [backend], rounds=2,
+    result = sweep.run_sweep([(8, 4, 4, 2), (8, 16, 16, 2), (8, 32, 32, 2)],
+                             ["float", f"binary/{backend}"], rounds=2,
                              passes=2, progress=False)
     assert set(result["lines"]) == {"float", f"binary/{backend}"}
     assert len(result["points"]) == 6 and all(p["rounds"] == 4 for p in result["points"])
     sweep.write_csv(result["points"], tmp_path / "sweep.csv")
     assert len((tmp_path / "sweep.csv").read_text().splitlines()) == 7
+
+
+def test_sweep_of_one_kind_times_only_its_lines(backend):
+    from edgebnn.bench import sweep
+    assert sweep.line_names("float") == ["float"]
+    assert sweep.line_names("binary", backend) == [f"binary/{backend}"]
+    result = sweep.run_sweep([(13, 7, 3), (13, 21, 3), (13, 37, 3)], [f"binary/{backend}"],
+                             rounds=2, passes=1, progress=False)     # 13 and 21: padding bits
+    assert set(result["lines"]) == {f"binary/{backend}"}
 
 
 def test_sweep_plot_is_written_when_matplotlib_is_there(tmp_path):
