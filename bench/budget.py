@@ -182,32 +182,45 @@ def format_answer(answer, line, ms):
             f"{line_ms(line, line.low):.3f} ms > {ms:g} ms): NOT MEASURED")
 
 
-def unmeasured_advice(result):
-    """How to measure the sizes the answers land on, a sweep per line, when some were not."""
+def ranges_to_measure(result):
+    """``{line name: (min weights, max weights, capped)}`` a sweep should cover to measure
+    the answers that were not measured: a quarter of the smallest to 1.25x the largest,
+    ``capped`` at the widest net that loads in the memory."""
     wanted = {}
     for side in ("local", "remote"):
         for name, answer in result[side].items():
             if "weights" in answer and answer["outside"] > 1.0 and answer["weights"] > 0:
                 wanted.setdefault(name, []).append(answer["weights"])
-    if not wanted:
+    ranges = {}
+    for name, weights in wanted.items():
+        top = _sig(max(weights) * 1.25)
+        room = largest_loadable(result["family"], name, result["memory"])
+        high = min(top, room)
+        ranges[name] = (min(_sig(min(weights) / 4), high // 2), high, room < top)
+    return ranges
+
+
+def sweep_command(name, low, high, profile):
+    """The sweep that measures line ``name`` from ``low`` to ``high`` weights."""
+    kind, _, backend = name.partition("/")
+    return (f"python -m edgebnn.bench sweep --kind {kind}{f' --backend {backend}' if backend else ''}"
+            f" --min-weights {low:d} --max-weights {high:d} --profile {profile}")
+
+
+def unmeasured_advice(result):
+    """How to measure the sizes the answers land on, a sweep per line, when some were not."""
+    ranges = ranges_to_measure(result)
+    if not ranges:
         return []
     out = ["NOT MEASURED is not an answer: past the sizes a sweep measured, the time per "
            "weight changes wherever the weights outgrow a cache or the RAM, and a straight "
            "line cannot know where; below them the fixed costs do not scale. Measure the "
            "sizes around the answers, on the board, a sweep per line:"]
-    files = []
-    for name, weights in wanted.items():
-        kind, _, backend = name.partition("/")
-        top = _sig(max(weights) * 1.25)
-        room = largest_loadable(result["family"], name, result["memory"])
-        capped = f"  (capped: wider nets do not load in {megabytes(result['memory'] or 0)})" \
-            if room < top else ""
-        top = min(top, room)
-        files.append(f"{name.replace('/', '-')}.json")
-        out.append(f"  python -m edgebnn.bench sweep --kind {kind}"
-                   f"{f' --backend {backend}' if backend else ''} --min-weights "
-                   f"{min(_sig(min(weights) / 4), top // 2):d} --max-weights {top:d} "
-                   f"--profile {files[-1]}{capped}")
+    files = [f"{name.replace('/', '-')}.json" for name in ranges]
+    for (name, (low, high, capped)), profile in zip(ranges.items(), files):
+        out.append(f"  {sweep_command(name, low, high, profile)}" + (
+            f"  (capped: wider nets do not load in {megabytes(result['memory'] or 0)})"
+            if capped else ""))
     out.append("  then: python -m edgebnn.bench budget ... " + " ".join(f"--profile {f}" for f in files))
     return out
 

@@ -9,11 +9,14 @@ and writes the sweep's plot, points and profile beside the markdown.
 import os
 import time
 
-from . import budget, compare, sweep
+import numpy as np
+
+from . import budget, compare, latency, sweep
+from .binary import binary_mlp, float_mlp
 from .memory import megabytes
 from .profile import load_average, make_profile, machine_info, save_profile
 from .progress import Progress
-from .shapes import shape_name
+from .shapes import shape_name, sweep_shapes
 
 COMPARE_SHAPES = [(784, 1000, 500, 2), (784, 1000, 500, 10), (784, 2500, 2000, 1500, 1000, 500, 10)]
 BUDGET_MS, LINK_MS = 40.0, 15.0
@@ -77,8 +80,7 @@ def _answer_cell(answer, line):
     return f"< {budget.whole(line.low):,} (not measured)"
 
 
-def budget_section(lines, files):
-    result = budget.plan(BUDGET_MS, LINK_MS, lines)
+def budget_section(result, lines, files):
     command = f"python -m edgebnn.bench budget --ms {BUDGET_MS:g} --link-ms {LINK_MS:g} --profile {files['profile']}"
     rows = []
     for name, row in result["little"].items():
@@ -102,7 +104,64 @@ def budget_section(lines, files):
         f"{result['remote_ms']:g} ms (this board's lines stand in for the server's). The big net "
         f"({budget.BIG_WEIGHTS:,} weights, float) {big_text}. Answers past the sizes the sweep "
         "measured are not given as answers: the table says how far the line would reach.",
-        _table(header, rows), f"```\n{budget.format_plan(result, lines)}\n```"])
+        _table(header, rows), f"```\n{budget.format_plan(result, lines, words=WORDS)}\n```"])
+
+
+WORDS = {"memory": "available on this machine", "remote_memory": "available on this machine"}
+
+
+def remeasure(result, lines, settings, out_dir, progress):
+    """Sweep each line again over the sizes its answers land on (budget's advice);
+    ``({name: Line}, [the sweep commands that give the same], [their profiles])``."""
+    measured, commands, paths = dict(lines), [], []
+    for name, (low, high, _) in budget.ranges_to_measure(result).items():
+        path = os.path.join(out_dir, f"profile-{name.replace('/', '-')}.json")
+        shapes = sweep_shapes(low, high, settings["points"])
+        again = sweep.run_sweep(shapes, [name], settings["rounds"], settings["passes"], progress)
+        save_profile(make_profile(again["lines"], again["points"],
+                                  budget.sweep_command(name, low, high, path)), path)
+        measured[name] = again["lines"][name]
+        commands.append(budget.sweep_command(name, low, high, path))
+        paths.append(path)
+    return measured, commands, paths
+
+
+def time_proposals(result, seconds=4.0):
+    """Each proposed shape timed directly, as ``latency --shape`` does: rows of
+    (side, line, shape, predicted ms, median ms, trimmed mean ms, outliers)."""
+    rows = []
+    for side in ("local", "remote"):
+        for name, answer in result[side].items():
+            proposal = answer.get("shape") or {}
+            if not proposal.get("sizes"):
+                continue
+            kind, _, backend = name.partition("/")
+            make = float_mlp if kind == "float" else binary_mlp
+            model = make(np.random.default_rng(0), proposal["sizes"])
+            runs = int(min(1000, max(50, seconds * 1e3 / proposal["ms"])))
+            timed = latency.measure(model, runs, 10, backend or None,
+                                    name=shape_name(proposal["sizes"]))["inference_us"]
+            rows.append((side, name, proposal["sizes"], proposal["ms"], timed["median"] / 1e3,
+                         timed["trimmed_mean"] / 1e3, f"{timed['outliers']}/{timed['count']}"))
+            del model
+    return rows
+
+
+def proposals_section(result, lines, commands, paths, rows, load):
+    files = " ".join(f"--profile {path}" for path in paths)
+    table = [(side if side == "remote" else "here", name, shape_name(sizes), f"{predicted:.3f}",
+              f"{median:.3f}", f"{trimmed:.3f}", f"{median / predicted - 1:+.1%}", outliers)
+             for side, name, sizes, predicted, median, trimmed, outliers in rows]
+    return "\n\n".join([
+        "### Measured where the answers land",
+        "Each line swept again over the sizes its answers land on, as `budget` advises:",
+        "```sh\n" + "\n".join(commands) + f"\npython -m edgebnn.bench budget --ms {BUDGET_MS:g} "
+        f"--link-ms {LINK_MS:g} {files}\n```",
+        f"```\n{budget.format_plan(result, lines, words=WORDS)}\n```",
+        "The proposed shapes timed directly (`python -m edgebnn.bench latency --shape SHAPE "
+        f"--kind KIND --backend BACKEND`, single calls; load average at the end {load}):",
+        _table(("side", "line", "proposed shape", "predicted ms", "median ms", "trimmed mean ms",
+                "median vs predicted", "outliers"), table)])
 
 
 def compare_section(results):
@@ -144,6 +203,12 @@ def build_report(out_dir="reports", quick=False, progress=True):
                               f"--out {out_dir}", info), files["profile"])
     sweep.write_csv(result["points"], files["csv"])
     drawn = sweep.plot(result["points"], result["lines"], files["plot"])
+    memory = (info.get("memory") or {}).get("available")
+    planned = budget.plan(BUDGET_MS, LINK_MS, result["lines"], memory=memory, remote_memory=memory)
+    if not quick:
+        measured, commands, paths = remeasure(planned, result["lines"], settings, out_dir, progress)
+        checked = budget.plan(BUDGET_MS, LINK_MS, measured, memory=memory, remote_memory=memory)
+        timed = time_proposals(checked)
     shapes = COMPARE_SHAPES[:1] if quick else COMPARE_SHAPES
     bar = Progress(len(shapes), "compare", enabled=progress)
     compared = []
@@ -158,7 +223,10 @@ def build_report(out_dir="reports", quick=False, progress=True):
         "with the machine's load, ratios measured in the same run hold better. Load average "
         f"(1, 5, 15 min) at the start {info['load_average']}, at the end {load_average()}.",
         machine_section(info), sweep_section(result, settings, files, drawn, _cache_text(info)),
-        budget_section(result["lines"], files), compare_section(compared)]
+        budget_section(planned, result["lines"], files)]
+    if not quick:
+        sections.append(proposals_section(checked, measured, commands, paths, timed, load_average()))
+    sections.append(compare_section(compared))
     path = os.path.join(out_dir, "bench.md")
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n\n".join(sections) + "\n")

@@ -579,7 +579,7 @@ def test_report_budget_section_says_what_was_not_measured():
     weights = [1e5, 5e5, 1e6, 1.5e6, 2e6]
     lines = {"float": line_through(0.2e-9, 20e-6, sizes=weights),
              "binary/c": fit_line(weights, [2e-4, 1e-5, 3e-4, 2e-5, 3.5e-4])}
-    text = report.budget_section(lines, {"profile": "reports/profile.json"})
+    text = report.budget_section(budget.plan(40, 15, lines), lines, {"profile": "reports/profile.json"})
     assert "| float | > 2,000,000 (line: 199,900,000, not measured) |" in text
     assert "| binary/c | refused (poor fit) | refused (poor fit) | refused |" in text
     assert "binary/c is refused: R^2" in text
@@ -650,3 +650,22 @@ def test_budget_without_a_profile_sweeps_now(monkeypatch, capsys):
     assert code in (0, 1)          # tiny nets timed twice: the lines may well be refused
     assert "Lines from a quick sweep now" in out and "784-20-20-10 (16,330 weights):" in out
     assert "(available on this board when it was profiled)" in out or "not checked" in out
+
+
+def test_report_times_the_proposals_directly(tmp_path):
+    from edgebnn.bench import report
+    lines = {"float": line_through(1e-9, sizes=(8e3, 2e4, 4e4)),
+             "binary/numpy": line_through(4e-9, sizes=(8e3, 2e4, 4e4))}
+    result = budget.plan(40, 15, lines)
+    assert budget.ranges_to_measure(result)["float"] == (2_500_000, 50_000_000, False)
+    rows = report.time_proposals(result, seconds=0.05)
+    assert [(side, name) for side, name, *_ in rows] == [
+        ("local", "float"), ("local", "binary/numpy"), ("remote", "float"), ("remote", "binary/numpy")]
+    for _, name, sizes, predicted, median, trimmed, outliers in rows:
+        slope = lines[name].slope * 1e3
+        assert mlp_weights(sizes) <= 4e4 and predicted == pytest.approx(mlp_weights(sizes) * slope)
+        assert median > 0 and trimmed > 0
+    text = report.proposals_section(result, lines, ["python -m edgebnn.bench sweep ..."],
+                                    ["reports/profile-float.json"], rows, [1.0, 1.0, 1.0])
+    assert "--profile reports/profile-float.json" in text
+    assert "| here | float | 784-" in text and "| remote | binary/numpy | 784-" in text
