@@ -7,23 +7,21 @@
     python -m edgebnn.bench report                reports/bench.md from all of the above
 
 Installed, the same is the ``edgebnn-bench`` command. BLAS runs on one
-thread (set OPENBLAS_NUM_THREADS yourself to change that): per-sample
-latency on a small board is a one-core question. Bad arguments exit with
-code 2 and a message naming the problem; ``budget`` exits with 1 when an
+thread (set OPENBLAS_NUM_THREADS yourself to change that; bench.timing
+says how): per-sample latency on a small board is a one-core question.
+Bad arguments exit with code 2 and a message naming the problem;
+``budget`` exits with 1 when an
 answer it was asked for is refused or lies outside the sizes measured (the
 text says which, and what to measure).
 """
-from .timing import single_threaded
+import argparse
+import json
+import os
+import sys
 
-single_threaded()
-
-import argparse  # noqa: E402  (after pinning BLAS threads)
-import json  # noqa: E402
-import os  # noqa: E402
-import sys  # noqa: E402
-
-from . import budget  # noqa: E402
-from .shapes import parse_shape  # noqa: E402
+from . import budget
+from .shapes import parse_shape
+from .timing import run_single_threaded
 
 
 def _number(kind, minimum, strict):
@@ -281,6 +279,8 @@ def _prog():
 
 
 def main(argv=None):
+    if argv is None:                    # the program itself, not a test calling it
+        run_single_threaded("edgebnn.bench")
     parser = build_parser(_prog())
     args = parser.parse_args(argv)
     try:

@@ -10,23 +10,21 @@ whenever the round trip exceeds the big net's time plus the little net's),
 and the server's requests per second and time outside the model for the big
 784-2500-2000-1500-1000-500-10 net.
 """
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from edgebnn import Dense, Model, Policy, RemoteModel, Runtime, save_model
+
 from .stats import percentile
-from .timing import interleaved, single_threaded
-
-single_threaded()
-
-import argparse  # noqa: E402
-import os  # noqa: E402
-import re  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-from edgebnn import Dense, Model, Policy, RemoteModel, Runtime, save_model  # noqa: E402
+from .timing import interleaved, run_single_threaded
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PAPER_BIG = (784, 2500, 2000, 1500, 1000, 500, 10)
@@ -131,4 +129,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    run_single_threaded(__spec__.name)
     sys.exit(main())

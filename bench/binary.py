@@ -10,22 +10,19 @@ the NumPy twin, and the float
 784-1000-500-10 ``classify``; then a binary conv net's time and the peak
 memory one ``classify`` allocates.
 """
-from .timing import interleaved, single_threaded
+import os
+import subprocess
+import sys
+import tempfile
+import tracemalloc
 
-single_threaded()
+import numpy as np
 
-import os  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import tracemalloc  # noqa: E402
+from edgebnn import BatchNorm, BinaryConv2d, BinaryDense, Dense, Model, Runtime, Sign
+from edgebnn.bitpack import pack_signs, padding_mask
+from edgebnn.fold import fold_sign
 
-import numpy as np  # noqa: E402
-
-from edgebnn import (BatchNorm, BinaryConv2d, BinaryDense, Dense, Model, Runtime,  # noqa: E402
-                     Sign)
-from edgebnn.bitpack import pack_signs, padding_mask  # noqa: E402
-from edgebnn.fold import fold_sign  # noqa: E402
+from .timing import interleaved, run_single_threaded
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SAMPLES = 64
@@ -139,4 +136,5 @@ def main():
 
 
 if __name__ == "__main__":
+    run_single_threaded(__spec__.name)
     main()

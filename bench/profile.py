@@ -45,6 +45,14 @@ def load_average():
         return None
 
 
+def threads():
+    """The threads this process runs now (BLAS pools show here), None where not told."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return None
+
+
 def machine_info():
     """What the timings depend on (CPU, caches, Python, NumPy, the kernel's popcount
     path) and what the memory budget does (the machine's memory, in bytes)."""
@@ -54,6 +62,7 @@ def machine_info():
             "platform": platform.platform(), "cpus": os.cpu_count(),
             "python": platform.python_version(), "numpy": numpy.__version__,
             "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "default"),
+            "process_threads": threads(),
             "caches": caches(), "memory": meminfo(), "c_kernel": c_available(),
             "popcount_path": None, "load_average": load_average()}
     if c_available():

@@ -1,6 +1,7 @@
 """The benchmark harness (bench/): its arithmetic, files and error messages, never timings."""
 import json
 import math
+import os
 
 import numpy as np
 import pytest
@@ -507,6 +508,20 @@ def test_latency_reads_samples_from_npy_and_npz(model_file, tmp_path, capsys):
         code, out, _ = run_cli(["latency", model_file, "--runs", "3", "--json",
                                 "--input", str(tmp_path / name)], capsys)
         assert code == 0 and json.loads(out)["samples"] == 4
+
+
+def test_the_command_runs_blas_on_one_thread(tmp_path):
+    # edgebnn loads NumPy before the harness runs: the harness starts again with the pools pinned
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    done = subprocess.run([sys.executable, "-m", "edgebnn.bench", "latency", "--shape", "20-16-3",
+                           "--runs", "2", "--warmup", "0", "--json"], capture_output=True,
+                          text=True, env=env, timeout=120)
+    machine = json.loads(done.stdout)["machine"]
+    assert machine["blas_threads"] == "1"
+    if machine["process_threads"] is not None:
+        assert machine["process_threads"] == 1
 
 
 def test_latency_of_a_random_net_of_a_shape(capsys):
