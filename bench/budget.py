@@ -71,12 +71,15 @@ def whole(weights):
 def largest(ms, line):
     """The answer to "how many weights fit in ``ms``" on one line.
 
-    ``{"refused": reasons}`` when the line cannot be trusted, else the line's
-    ``weights`` and how far ``outside`` the measured sizes they are (1.0: measured).
+    ``{"refused": reasons, "estimate": ...}`` when the line cannot be trusted
+    (the estimate only says where to measure again; None when the line does
+    not grow), else the line's ``weights`` and how far ``outside`` the
+    measured sizes they are (1.0: measured).
     """
     reasons = distrust(line)
     if reasons:
-        return {"refused": reasons}
+        estimate = weights_within(ms, line) if line.slope > 0 else None
+        return {"refused": reasons, "estimate": estimate}
     weights = weights_within(ms, line)
     return {"weights": weights, "outside": line.outside(weights)}
 
@@ -183,20 +186,27 @@ def format_answer(answer, line, ms):
 
 
 def ranges_to_measure(result):
-    """``{line name: (min weights, max weights, capped)}`` a sweep should cover to measure
-    the answers that were not measured: a quarter of the smallest to 1.25x the largest,
-    ``capped`` at the widest net that loads in the memory."""
-    wanted = {}
-    for side in ("local", "remote"):
-        for name, answer in result[side].items():
-            if "weights" in answer and answer["outside"] > 1.0 and answer["weights"] > 0:
-                wanted.setdefault(name, []).append(answer["weights"])
+    """``{(side, line name): (min weights, max weights, capped)}`` a sweep should cover to
+    measure each answer that was not measured, or where a refused line points: from a
+    quarter of it to 1.25x it, ``capped`` at the widest net that loads in the memory.
+
+    Each side gets its own range: a 40 ms answer here and a 10 ms one remote lie 4x
+    apart, often on two sides of a cache's size, where one line would bend.
+    """
     ranges = {}
-    for name, weights in wanted.items():
-        top = _sig(max(weights) * 1.25)
-        room = largest_loadable(result["family"], name, result["memory"])
-        high = min(top, room)
-        ranges[name] = (min(_sig(min(weights) / 4), high // 2), high, room < top)
+    for side in ("local", "remote"):
+        memory = result["memory" if side == "local" else "remote_memory"]
+        for name, answer in result[side].items():
+            if "refused" in answer:
+                weights = answer["estimate"]
+            else:
+                weights = answer["weights"] if answer["outside"] > 1.0 else None
+            if not weights:
+                continue
+            top = _sig(weights * 1.25)
+            room = largest_loadable(result["family"], name, memory)
+            high = min(top, room)
+            ranges[side, name] = (min(_sig(weights / 4), high // 2), high, room < top)
     return ranges
 
 
@@ -207,21 +217,30 @@ def sweep_command(name, low, high, profile):
             f" --min-weights {low:d} --max-weights {high:d} --profile {profile}")
 
 
+def profile_name(side, name):
+    """The file a sweep for one side and line saves its profile to, by budget's advice."""
+    return f"{'server-' if side == 'remote' else ''}{name.replace('/', '-')}.json"
+
+
 def unmeasured_advice(result):
-    """How to measure the sizes the answers land on, a sweep per line, when some were not."""
+    """How to measure the sizes the answers land on, a sweep per side and line, when some
+    were not."""
     ranges = ranges_to_measure(result)
     if not ranges:
         return []
     out = ["NOT MEASURED is not an answer: past the sizes a sweep measured, the time per "
            "weight changes wherever the weights outgrow a cache or the RAM, and a straight "
            "line cannot know where; below them the fixed costs do not scale. Measure the "
-           "sizes around the answers, on the board, a sweep per line:"]
-    files = [f"{name.replace('/', '-')}.json" for name in ranges]
-    for (name, (low, high, capped)), profile in zip(ranges.items(), files):
-        out.append(f"  {sweep_command(name, low, high, profile)}" + (
-            f"  (capped: wider nets do not load in {megabytes(result['memory'] or 0)})"
-            if capped else ""))
-    out.append("  then: python -m edgebnn.bench budget ... " + " ".join(f"--profile {f}" for f in files))
+           "sizes around each answer (for a refused line, around where it points), a sweep "
+           "per line on the board, and per line on the server for the remote side (this "
+           "board stands in for a server you cannot measure):"]
+    for (side, name), (low, high, capped) in ranges.items():
+        memory = result["memory" if side == "local" else "remote_memory"]
+        out.append(f"  {sweep_command(name, low, high, profile_name(side, name))}" + (
+            f"  (capped: wider nets do not load in {megabytes(memory or 0)})" if capped else ""))
+    options = [f"--{'remote-' if side == 'remote' else ''}profile {profile_name(side, name)}"
+               for side, name in ranges]
+    out.append("  then: python -m edgebnn.bench budget ... " + " ".join(options))
     return out
 
 

@@ -134,18 +134,14 @@ def _points(raw):
 
 
 def load_profiles(paths):
-    """One machine's profiles read as one (a sweep per kind, say): the first file's
-    machine, every file's points, and the lines of all; a line in two files is an error."""
+    """One machine's profiles read as one: the first file's machine, and every file's
+    lines and points, a later file's line replacing an earlier one of the same name
+    (a sweep of one kind where its answers land, after the board's general sweep)."""
     merged, lines = None, {}
     for path in paths:
         profile, found = load_profile(path)
-        twice = sorted(set(found) & set(lines))
-        if twice:
-            raise ValueError(f"profile {path}: line {twice[0]!r} is in an earlier profile too; "
-                             f"give each line once")
-        lines.update(found)
         if merged is None:
-            merged = dict(profile, points=list(profile["points"]))
-        else:
-            merged["points"] += profile["points"]
+            merged = dict(profile, points=[])
+        merged["points"] = [p for p in merged["points"] if p["line"] not in found] + profile["points"]
+        lines.update(found)
     return merged, lines

@@ -111,19 +111,20 @@ WORDS = {"memory": "available on this machine", "remote_memory": "available on t
 
 
 def remeasure(result, lines, settings, out_dir, progress):
-    """Sweep each line again over the sizes its answers land on (budget's advice);
-    ``({name: Line}, [the sweep commands that give the same], [their profiles])``."""
-    measured, commands, paths = dict(lines), [], []
-    for name, (low, high, _) in budget.ranges_to_measure(result).items():
-        path = os.path.join(out_dir, f"profile-{name.replace('/', '-')}.json")
-        shapes = sweep_shapes(low, high, settings["points"])
-        again = sweep.run_sweep(shapes, [name], settings["rounds"], settings["passes"], progress)
-        save_profile(make_profile(again["lines"], again["points"],
-                                  budget.sweep_command(name, low, high, path)), path)
-        measured[name] = again["lines"][name]
-        commands.append(budget.sweep_command(name, low, high, path))
-        paths.append(path)
-    return measured, commands, paths
+    """Sweep each line again, for each side, over the sizes its answer lands on (budget's
+    advice); ``(lines here, lines remote, the sweep commands, budget's profile options)``."""
+    sides = {"local": dict(lines), "remote": dict(lines)}
+    commands, options = [], []
+    for (side, name), (low, high, _) in budget.ranges_to_measure(result).items():
+        path = os.path.join(out_dir, budget.profile_name(side, name))
+        command = budget.sweep_command(name, low, high, path)
+        again = sweep.run_sweep(sweep_shapes(low, high, settings["points"]), [name],
+                                settings["rounds"], settings["passes"], progress)
+        save_profile(make_profile(again["lines"], again["points"], command), path)
+        sides[side][name] = again["lines"][name]
+        commands.append(command)
+        options.append(f"--{'remote-' if side == 'remote' else ''}profile {path}")
+    return sides["local"], sides["remote"], commands, options
 
 
 def time_proposals(result, seconds=4.0):
@@ -147,17 +148,18 @@ def time_proposals(result, seconds=4.0):
     return rows
 
 
-def proposals_section(result, lines, commands, paths, rows, load):
-    files = " ".join(f"--profile {path}" for path in paths)
+def proposals_section(result, lines, remote_lines, commands, options, rows, load):
+    files = " ".join(options)
     table = [(side if side == "remote" else "here", name, shape_name(sizes), f"{predicted:.3f}",
               f"{median:.3f}", f"{trimmed:.3f}", f"{median / predicted - 1:+.1%}", outliers)
              for side, name, sizes, predicted, median, trimmed, outliers in rows]
     return "\n\n".join([
         "### Measured where the answers land",
-        "Each line swept again over the sizes its answers land on, as `budget` advises:",
+        "Each line swept again, for each side, over the sizes its answer lands on, as "
+        "`budget` advises (this machine stands in for the server):",
         "```sh\n" + "\n".join(commands) + f"\npython -m edgebnn.bench budget --ms {BUDGET_MS:g} "
         f"--link-ms {LINK_MS:g} {files}\n```",
-        f"```\n{budget.format_plan(result, lines, words=WORDS)}\n```",
+        f"```\n{budget.format_plan(result, lines, remote_lines, words=WORDS)}\n```",
         "The proposed shapes timed directly (`python -m edgebnn.bench latency --shape SHAPE "
         f"--kind KIND --backend BACKEND`, single calls; load average at the end {load}):",
         _table(("side", "line", "proposed shape", "predicted ms", "median ms", "trimmed mean ms",
@@ -206,8 +208,9 @@ def build_report(out_dir="reports", quick=False, progress=True):
     memory = (info.get("memory") or {}).get("available")
     planned = budget.plan(BUDGET_MS, LINK_MS, result["lines"], memory=memory, remote_memory=memory)
     if not quick:
-        measured, commands, paths = remeasure(planned, result["lines"], settings, out_dir, progress)
-        checked = budget.plan(BUDGET_MS, LINK_MS, measured, memory=memory, remote_memory=memory)
+        here, remote, commands, options = remeasure(planned, result["lines"], settings, out_dir,
+                                                    progress)
+        checked = budget.plan(BUDGET_MS, LINK_MS, here, remote, memory=memory, remote_memory=memory)
         timed = time_proposals(checked)
     shapes = COMPARE_SHAPES[:1] if quick else COMPARE_SHAPES
     bar = Progress(len(shapes), "compare", enabled=progress)
@@ -225,7 +228,8 @@ def build_report(out_dir="reports", quick=False, progress=True):
         machine_section(info), sweep_section(result, settings, files, drawn, _cache_text(info)),
         budget_section(planned, result["lines"], files)]
     if not quick:
-        sections.append(proposals_section(checked, measured, commands, paths, timed, load_average()))
+        sections.append(proposals_section(checked, here, remote, commands, options, timed,
+                                          load_average()))
     sections.append(compare_section(compared))
     path = os.path.join(out_dir, "bench.md")
     with open(path, "w", encoding="utf-8") as f:

@@ -221,6 +221,9 @@ def test_an_answer_past_the_sizes_measured_is_flagged_not_given():
     assert "1,249,625,000 weights" not in text.replace("line's 1,249,625,000", "")
     assert ("sweep --kind binary --backend c --min-weights 310000000 --max-weights 1600000000 "
             "--profile binary-c.json") in text
+    assert "--profile server-binary-c.json" in text       # the remote side's, on the server
+    assert "then: python -m edgebnn.bench budget ... --profile binary-c.json --remote-profile " \
+           "server-binary-c.json" in text
     assert not budget.all_answered(result)
     advice = budget.unmeasured_advice(budget.plan(10, 0, quick, memory=200 << 20))
     assert "--max-weights 836844367 --profile binary-c.json  (capped: wider nets do not load " \
@@ -241,6 +244,13 @@ def test_refused_lines_give_no_answer_and_say_what_to_do():
              "binary/c": fit_line(weights, [2e-4, 1e-5, 3e-4, 2e-5, 3.5e-4])}
     result = budget.plan(40, 15, lines, big_ms=2.0)
     assert result["local"]["binary/c"]["refused"] == distrust(lines["binary/c"])
+    # where to measure again: around where the refused line points (its estimates, 10 and 40 ms)
+    ranges = budget.ranges_to_measure(result)
+    for side in ("local", "remote"):
+        estimate = result[side]["binary/c"]["estimate"]
+        low, high, _ = ranges[side, "binary/c"]
+        assert low == pytest.approx(estimate / 4, rel=0.05)
+        assert high == pytest.approx(estimate * 1.25, rel=0.05)
     assert "refused" in result["little"]["binary/c"] and not budget.all_answered(result)
     text = budget.format_plan(result, lines, words={"load": [3.2, 2.0, 1.0]})
     assert "binary/c is refused: R^2 " in text
@@ -421,9 +431,12 @@ def test_budget_reads_a_profile_per_kind(tmp_path, capsys):
     code, out, _ = run_cli(["budget", "--ms", "40", "--profile", str(paths[0]),
                             "--profile", str(paths[1])], capsys)
     assert "40,000,000 weights" in out and "1,600,000,000 weights" in out
-    code, _, err = run_cli(["budget", "--ms", "40", "--profile", str(paths[0]),
-                            "--profile", str(paths[0])], capsys)
-    assert code == 2 and "line 'float' is in an earlier profile too" in err
+    # a later profile's line replaces an earlier one's: 2 ns per weight gives 20M in 40 ms
+    slower = {"float": line_through(2e-9)}
+    save_profile(make_profile(slower, points_of(slower), command="test"), tmp_path / "slow.json")
+    code, out, _ = run_cli(["budget", "--ms", "40", "--profile", str(paths[0]), "--profile",
+                            str(paths[1]), "--profile", str(tmp_path / "slow.json")], capsys)
+    assert "by time: 20,000,000 weights" in out and "40,000,000 weights" not in out
 
 
 def test_budget_command_exits_1_on_a_refused_line(tmp_path, capsys):
@@ -672,7 +685,9 @@ def test_report_times_the_proposals_directly(tmp_path):
     lines = {"float": line_through(1e-9, sizes=(8e3, 2e4, 4e4)),
              "binary/numpy": line_through(4e-9, sizes=(8e3, 2e4, 4e4))}
     result = budget.plan(40, 15, lines)
-    assert budget.ranges_to_measure(result)["float"] == (2_500_000, 50_000_000, False)
+    ranges = budget.ranges_to_measure(result)
+    assert ranges["local", "float"] == (10_000_000, 50_000_000, False)        # 40 ms: 40M
+    assert ranges["remote", "float"] == (2_500_000, 12_000_000, False)        # 10 ms: 10M
     rows = report.time_proposals(result, seconds=0.05)
     assert [(side, name) for side, name, *_ in rows] == [
         ("local", "float"), ("local", "binary/numpy"), ("remote", "float"), ("remote", "binary/numpy")]
@@ -680,7 +695,7 @@ def test_report_times_the_proposals_directly(tmp_path):
         slope = lines[name].slope * 1e3
         assert mlp_weights(sizes) <= 4e4 and predicted == pytest.approx(mlp_weights(sizes) * slope)
         assert median > 0 and trimmed > 0
-    text = report.proposals_section(result, lines, ["python -m edgebnn.bench sweep ..."],
-                                    ["reports/profile-float.json"], rows, [1.0, 1.0, 1.0])
-    assert "--profile reports/profile-float.json" in text
+    text = report.proposals_section(result, lines, lines, ["python -m edgebnn.bench sweep ..."],
+                                    ["--profile reports/float.json"], rows, [1.0, 1.0, 1.0])
+    assert "--profile reports/float.json" in text
     assert "| here | float | 784-" in text and "| remote | binary/numpy | 784-" in text
