@@ -10,9 +10,8 @@ Installed, the same is the ``edgebnn-bench`` command. BLAS runs on one
 thread (set OPENBLAS_NUM_THREADS yourself to change that; bench.timing
 says how): per-sample latency on a small board is a one-core question.
 Bad arguments exit with code 2 and a message naming the problem;
-``budget`` exits with 1 when an
-answer it was asked for is refused or lies outside the sizes measured (the
-text says which, and what to measure).
+``budget`` exits with 1 when an answer it was asked for is refused or lies
+outside the sizes measured (the text says which, and what to measure).
 """
 import argparse
 import json
@@ -93,8 +92,8 @@ def build_parser(prog=None):
                       help="the big net's time on the remote side, if known "
                            "(default: predicted from the remote line)")
     plan.add_argument("--profile", metavar="FILE", action="append",
-                      help="this board's saved profile, or several (a sweep per kind); "
-                           "default: a quick sweep now")
+                      help="this board's saved profile, or several (a later one's lines "
+                           "replace an earlier one's); default: a quick sweep now")
     plan.add_argument("--remote-profile", metavar="FILE", action="append",
                       help="the server's saved profile(s) (default: this board's lines)")
     plan.add_argument("--little-weights", type=POSITIVE_INT, default=budget.LITTLE_WEIGHTS,
@@ -210,7 +209,8 @@ def family(points, depth=None):
     try:
         sizes = parse_shape(points[0]["shape"])
     except (ValueError, KeyError, IndexError, TypeError):
-        sizes = (budget.FAMILY[0],) + (1,) * budget.FAMILY[1] + (budget.FAMILY[2],)
+        n_in, hidden, n_out = budget.FAMILY
+        return n_in, depth or hidden, n_out
     return sizes[0], depth or len(sizes) - 2, sizes[-1]
 
 
@@ -243,9 +243,9 @@ def run_budget(args):
         return json.dumps(dict(result, lines={k: v.as_dict() for k, v in lines.items()},
                                source=source), indent=2), status
     from .sweep import format_lines
-    words = {"remote_source": f"server profile {', '.join(args.remote_profile)}"
-             if args.remote_profile
-             else "this board's lines", "memory": memory_source,
+    remote_source = (f"server profile {', '.join(args.remote_profile)}" if args.remote_profile
+                     else "this board's lines")
+    words = {"remote_source": remote_source, "memory": memory_source,
              "remote_memory": remote_memory_source, "load": load_average(),
              "caches": (profile.get("machine") or {}).get("caches")}
     load = (profile.get("machine") or {}).get("load_average")
