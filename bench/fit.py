@@ -24,15 +24,28 @@ on a busy machine gave is 17% (a third off). Lines from an idle machine
 reach 0.995 and more.
 """
 MIN_SIZES = 3
+MAX_DRIFT = 0.10
+"""The most the same net's time may move between a sweep's passes.
+
+A sweep times every size in several passes, in alternating order. When one
+net's median time in one pass differs from another pass's by more than
+this share of its overall median, the machine's speed changed while it
+measured (other work on it, a cache or memory bus it shares), and no answer
+from those times can be closer than that; 10% is the goal for an answer.
+R^2 cannot see this: a drift that slows every size alike leaves a straight
+line that holds only for the minutes it was measured in.
+"""
 
 
 class Line(NamedTuple):
-    """``seconds = intercept + slope * weights``, how well it fits (R^2), and the
-    measured ``(weights, seconds)`` points it was fitted to, by size."""
+    """``seconds = intercept + slope * weights``, how well it fits (R^2), the measured
+    ``(weights, seconds)`` points it was fitted to, by size, and how far the time of
+    one net moved between the sweep's passes (``drift``, a share of its median)."""
     intercept: float
     slope: float
     r2: float
     points: tuple
+    drift: float = 0.0
 
     def seconds(self, weights):
         return self.intercept + self.slope * weights
@@ -58,7 +71,8 @@ class Line(NamedTuple):
 
     def as_dict(self):
         return {"intercept_s": self.intercept, "slope_s_per_weight": self.slope, "r2": self.r2,
-                "measured_weights": [self.low, self.high], "sizes": len(self.points)}
+                "measured_weights": [self.low, self.high], "sizes": len(self.points),
+                "drift": self.drift}
 
 
 def fit_line(xs, ys):
@@ -86,15 +100,25 @@ def fit_line(xs, ys):
 
 
 def fit_lines(points):
-    """``{line name: Line}`` of a sweep's points (dicts with "line", "weights", "seconds")."""
+    """``{line name: Line}`` of a sweep's points (dicts with "line", "weights", "seconds",
+    and "pass_seconds", the median of each pass, when the sweep made several)."""
     lines = {}
     for name in dict.fromkeys(p["line"] for p in points):
         mine = [p for p in points if p["line"] == name]
         try:
-            lines[name] = fit_line([p["weights"] for p in mine], [p["seconds"] for p in mine])
+            line = fit_line([p["weights"] for p in mine], [p["seconds"] for p in mine])
         except ValueError as error:
             raise ValueError(f"line {name!r}: {error}") from None
+        lines[name] = line._replace(drift=max(drift(p) for p in mine))
     return lines
+
+
+def drift(point):
+    """How far one net's median time moved between passes, as a share of its median."""
+    passes = point.get("pass_seconds") or []
+    if len(passes) < 2:
+        return 0.0
+    return (max(passes) - min(passes)) / point["seconds"]
 
 
 def distrust(line):
@@ -110,6 +134,10 @@ def distrust(line):
     if line.r2 < MIN_R2:
         reasons.append(f"R^2 {line.r2:.3f} is under {MIN_R2}: the measured times do not lie on "
                        f"a line (a busy machine, or a bend where the nets outgrow a cache)")
+    if line.drift > MAX_DRIFT:
+        reasons.append(f"the same net's time moved by {line.drift:.0%} between the sweep's "
+                       f"passes: the machine's speed drifted while it measured (other work "
+                       f"on it?), and no answer is closer than that")
     start = line.seconds(line.low)
     if start <= 0:
         reasons.append(f"it predicts a negative time ({start * 1e6:.1f} us) for the smallest "

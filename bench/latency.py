@@ -89,8 +89,11 @@ def measure(model, runs=1000, warmup=50, backend=None, source="random", name=Non
     """Everything ``latency`` reports, times in microseconds.
 
     ``model`` is a packed file's path or a ``Model`` (then "init" is the
-    binding to the backend only); ``name`` says which in the report.
+    binding to the backend only); ``name`` says which in the report (the
+    path by default).
     """
+    if name is None:
+        name = os.fspath(model) if isinstance(model, (str, os.PathLike)) else "a model in memory"
     if runs < 1 or warmup < 0:
         raise ValueError(f"runs must be >= 1 and warmup >= 0, got {runs} and {warmup}")
     started = time.perf_counter()
@@ -103,7 +106,7 @@ def measure(model, runs=1000, warmup=50, backend=None, source="random", name=Non
     warm = _timed_calls(rt.classify, samples, warmup)
     timed = _timed_calls(rt.classify, samples, runs)
     peak = _peak_allocation(rt.classify, samples, min(runs, 100))
-    return {"model": name or os.fspath(model), "backend": rt.backend, "input": source,
+    return {"model": name, "backend": rt.backend, "input": source,
             "input_shape": list(rt.model.input_shape), "input_dtype": rt.model.input_dtype.name,
             "samples": len(samples), "init_us": init * 1e6, "first_us": first * 1e6,
             "warmup_us": scaled(summarize(warm), 1e6) if warm else None,

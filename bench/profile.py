@@ -123,13 +123,15 @@ def _points(raw):
         raise ValueError("\"points\" must be a non-empty list of measurements")
     for i, point in enumerate(raw):
         try:
+            passes = point.get("pass_seconds", [])
             good = (isinstance(point["line"], str) and point["weights"] > 0
-                    and math.isfinite(point["weights"]) and math.isfinite(point["seconds"]))
-        except (TypeError, KeyError):
+                    and math.isfinite(point["weights"]) and math.isfinite(point["seconds"])
+                    and all(math.isfinite(t) for t in passes))
+        except (TypeError, KeyError, AttributeError):
             good = False
         if not good:
             raise ValueError(f"point {i} needs a line name, a positive weight count and a "
-                             f"finite time in seconds, got {point!r}")
+                             f"finite time in seconds (and of each pass), got {point!r}")
     return raw
 
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from . import budget, compare, latency, sweep
 from .binary import binary_mlp, float_mlp
+from .fit import distrust
 from .memory import megabytes
 from .profile import load_average, make_profile, machine_info, save_profile
 from .progress import Progress
@@ -50,7 +51,8 @@ def sweep_section(result, settings, files, drawn, cache):
                f"--max-weights {settings['max_weights']} --points {settings['points']} "
                f"--rounds {settings['rounds']} --passes {settings['passes']} --profile {files['profile']} "
                f"--csv {files['csv']} --plot {files['plot']}")
-    fit_rows = [(name, f"{line.slope * 1e9:.4f}", f"{line.intercept * 1e6:.1f}", f"{line.r2:.4f}")
+    fit_rows = [(name, f"{line.slope * 1e9:.4f}", f"{line.intercept * 1e6:.1f}", f"{line.r2:.4f}",
+                 f"{line.drift:.1%}", "; ".join(distrust(line)) or "yes")
                 for name, line in result["lines"].items()]
     point_rows = [(p["line"], p["shape"], f"{p['weights']:,}", _us(p["seconds"]))
                   for p in result["points"]]
@@ -61,7 +63,8 @@ def sweep_section(result, settings, files, drawn, cache):
         "Float (Dense + ReLU) and binary (sign, binary dense with thresholds, binary dense "
         "dots, batch norm) MLPs 784-h-h-10 with random weights; per-sample `classify` time "
         "is the median of interleaved rounds. Fitted `time = intercept + slope * weights`:",
-        _table(("line", "slope (ns/weight)", "intercept (us)", "R^2"), fit_rows),
+        _table(("line", "slope (ns/weight)", "intercept (us)", "R^2", "drift between passes",
+                "usable"), fit_rows),
         f"A line bends where the networks outgrow a cache (here {cache}; a float "
         "weight takes 4 bytes), more so while other jobs load the memory bus; a board with "
         "a small cache is in one regime above a few hundred thousand weights. To plan for sizes "

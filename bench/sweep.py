@@ -93,21 +93,25 @@ def run_sweep(shapes, names, rounds, passes=3, progress=True):
     The shapes are visited in ``passes`` passes, in alternating order, and a
     point's time is the median over the rounds of all passes: a change of
     machine load during the run then touches every size alike instead of
-    bending the line. Only one size's networks are in memory at a time.
+    bending the line. Each pass's median is kept too ("pass_seconds"), to
+    show such a change (bench.fit.MAX_DRIFT). Only one size's networks are
+    in memory at a time.
     """
     bar = Progress(len(shapes) * passes, "sweep", enabled=progress)
     samples = {}
     for turn in range(passes):
         for sizes in (shapes if turn % 2 == 0 else shapes[::-1]):
             for name, times in measure_shape(sizes, names, rounds).items():
-                samples.setdefault((name, sizes), []).extend(times)
+                samples.setdefault((name, sizes), []).append(times)
             bar.step(f"pass {turn + 1}: {shape_name(sizes)}")
     points = []
-    for (name, sizes), times in sorted(samples.items(), key=lambda item: mlp_weights(item[0][1])):
+    for (name, sizes), per_pass in sorted(samples.items(), key=lambda item: mlp_weights(item[0][1])):
         kind, _, backend = name.partition("/")
+        times = [t for times in per_pass for t in times]
         points.append({"line": name, "kind": kind, "backend": backend or None,
                        "shape": shape_name(sizes), "weights": mlp_weights(sizes),
-                       "seconds": statistics.median(times), "rounds": len(times)})
+                       "seconds": statistics.median(times), "rounds": len(times),
+                       "pass_seconds": [statistics.median(times) for times in per_pass]})
     return {"points": points, "lines": fit_lines(points)}
 
 
@@ -127,9 +131,10 @@ def format_lines(lines):
     """The lines, the sizes they were measured on, and whether a plan may rest on them."""
     out = ["Fit: time = intercept + slope * weights",
            f"{'line':<14} {'slope ns/weight':>16} {'intercept us':>13} {'R^2':>8} "
-           f"{'measured weights':>26}  usable"]
+           f"{'measured weights':>28} {'drift':>6}  usable"]
     out += [f"{name:<14} {line.slope * 1e9:>16.4f} {line.intercept * 1e6:>13.1f} {line.r2:>8.4f} "
-            f"{f'{line.low:,.0f} .. {line.high:,.0f}':>26}  {'no' if distrust(line) else 'yes'}"
+            f"{f'{line.low:,.0f} .. {line.high:,.0f}':>28} {line.drift:>6.1%}  "
+            f"{'no' if distrust(line) else 'yes'}"
             for name, line in lines.items()]
     return "\n".join(out)
 

@@ -30,6 +30,7 @@ from edgebnn import Runtime, save_model
 
 from . import check
 
+
 class SourceError(Exception):
     """The source cannot be read or converted: exit status 2 with this message."""
 

@@ -8,7 +8,7 @@ import pytest
 
 from edgebnn.bench import budget
 from edgebnn.bench.__main__ import main
-from edgebnn.bench.fit import MIN_R2, Line, distrust, fit_line
+from edgebnn.bench.fit import MIN_R2, Line, distrust, fit_line, fit_lines
 from edgebnn.bench.profile import load_profile, machine_info, make_profile, save_profile
 from edgebnn.bench.shapes import mlp_weights, parse_shape, sizes_for, sweep_shapes
 from edgebnn.bench.latency import outlier_note as latency_outlier_note
@@ -123,6 +123,18 @@ def test_a_line_predicting_negative_times_is_distrusted():
     assert line.intercept < 0
     assert any("negative time" in reason and "100,000 weights" in reason
                for reason in distrust(line))
+
+
+def test_a_machine_whose_speed_drifted_during_the_sweep_is_distrusted():
+    # every size 30% slower in the last pass: still a straight line, but of no one moment
+    points = [{"line": "float", "weights": w, "seconds": w * 1e-9,
+               "pass_seconds": [w * 1e-9, w * 1e-9, w * 1.3e-9]} for w in (1e6, 2e6, 3e6, 4e6)]
+    line = fit_lines(points)["float"]
+    assert line.r2 == pytest.approx(1.0) and line.drift == pytest.approx(0.3)
+    assert any("moved by 30% between the sweep's passes" in reason for reason in distrust(line))
+    for point in points:
+        point["pass_seconds"] = [point["seconds"] * 0.97, point["seconds"] * 1.02]
+    assert distrust(fit_lines(points)["float"]) == []
 
 
 def test_two_sizes_prove_nothing():
@@ -350,6 +362,8 @@ HEAD = '{"format": "edgebnn-bench-profile", "version": 1, '
     (HEAD + '"points": []}', "non-empty list"),
     (HEAD + '"points": [{"line": "float", "weights": 5}]}', "point 0 needs"),
     (HEAD + '"points": [{"line": "float", "weights": -5, "seconds": 1}]}', "point 0 needs"),
+    (HEAD + '"points": [{"line": "float", "weights": 5, "seconds": 1, "pass_seconds": [1, "x"]}]}',
+     "point 0 needs"),
     (HEAD + '"points": [{"line": "float", "weights": 5, "seconds": 1}]}',
      "line 'float': a line needs at least 2 points")])
 def test_malformed_profiles_are_named(tmp_path, content, problem):
@@ -391,7 +405,7 @@ def test_budget_command_prints_the_paper_numbers(profile_file, capsys):
     assert "40 ms - 2 x 15 ms link = 10 ms" in out
     assert "40,000,000 weights" in out and "10,000,000 weights" in out
     assert "1,600,000,000 weights" in out                    # binary: 40 ms / 0.025 ns
-    assert "1,000,000 .. 60,000,000  yes" in out            # the lines, where measured, usable
+    assert "1,000,000 .. 60,000,000   0.0%  yes" in out     # where measured, drift, usable
     # a big net past the float line's sizes: said, and exit status 1
     code, out, _ = run_cli(["budget", "--ms", "40", "--link-ms", "15", "--profile",
                             profile_file, "--big-weights", "100000000"], capsys)
@@ -561,6 +575,7 @@ def test_sweep_of_tiny_nets_fits_a_line_per_kind(backend, tmp_path):
                              passes=2, progress=False)
     assert set(result["lines"]) == {"float", f"binary/{backend}"}
     assert len(result["points"]) == 6 and all(p["rounds"] == 4 for p in result["points"])
+    assert all(len(p["pass_seconds"]) == 2 for p in result["points"])
     sweep.write_csv(result["points"], tmp_path / "sweep.csv")
     assert len((tmp_path / "sweep.csv").read_text().splitlines()) == 7
 
