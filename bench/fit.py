@@ -24,16 +24,17 @@ on a busy machine gave is 17% (a third off). Lines from an idle machine
 reach 0.995 and more.
 """
 MIN_SIZES = 3
-MAX_DRIFT = 0.10
+MAX_DRIFT = 0.20
 """The most the same net's time may move between a sweep's passes.
 
-A sweep times every size in several passes, in alternating order. When one
-net's median time in one pass differs from another pass's by more than
-this share of its overall median, the machine's speed changed while it
-measured (other work on it, a cache or memory bus it shares), and no answer
-from those times can be closer than that; 10% is the goal for an answer.
-R^2 cannot see this: a drift that slows every size alike leaves a straight
-line that holds only for the minutes it was measured in.
+A sweep times every size in several passes, in alternating order, and uses
+the median over all of them. When the medians of single passes for one net
+spread over more than 20% of that median, they do not all lie within 10%
+of it: the machine's speed changed while it measured (other work on it, a
+cache or memory bus it shares), and a later measurement, like one of those
+passes, could miss the answer by more than the 10% an answer is meant to
+hold. R^2 cannot see this: a drift that slows every size alike leaves a
+straight line that holds only for the minutes it was measured in.
 """
 
 
