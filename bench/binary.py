@@ -21,25 +21,28 @@ short round in turn; the median of its rounds), per sample:
 then the ratios the goals are about, and a binary conv net's time and the
 peak memory one ``classify`` allocates.
 """
+import os
+import subprocess
+import sys
+import tempfile
+import tracemalloc
+
+import numpy as np
+
+from edgebnn import BatchNorm, BinaryConv2d, BinaryDense, Dense, Model, Runtime, Sign
+from edgebnn.bitpack import pack_signs, padding_mask
+from edgebnn.fold import fold_sign
+
 from .timing import interleaved, single_threaded
-
-single_threaded()
-
-import os  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import tracemalloc  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-from edgebnn import (BatchNorm, BinaryConv2d, BinaryDense, Dense, Model, Runtime,  # noqa: E402
-                     Sign)
-from edgebnn.bitpack import pack_signs  # noqa: E402
-from edgebnn.fold import fold_sign  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SAMPLES = 64
+
+
+def random_signs(rng, n_out, n_in):
+    """Random +-1 weights, packed: a random byte per 8 signs, padding bits 0 (cheap to
+    draw for the billions of weights a budget may ask about)."""
+    return rng.integers(0, 256, (n_out, -(-n_in // 8)), dtype=np.uint8) & padding_mask((n_in,))
 
 
 def binary_mlp(rng, sizes=(784, 1000, 500, 10)):
@@ -47,16 +50,19 @@ def binary_mlp(rng, sizes=(784, 1000, 500, 10)):
     layers = [Sign()]
     for n_in, n_out in zip(sizes[:-2], sizes[1:-1]):
         t, f = fold_sign(rng.standard_normal(n_out), rng.uniform(-0.1, 0.1, n_out) * n_in)
-        layers.append(BinaryDense(pack_signs(rng.standard_normal((n_out, n_in))), t, f))
-    layers.append(BinaryDense(pack_signs(rng.standard_normal((sizes[-1], sizes[-2])))))
+        layers.append(BinaryDense(random_signs(rng, n_out, n_in), t, f))
+    layers.append(BinaryDense(random_signs(rng, sizes[-1], sizes[-2])))
     layers.append(BatchNorm(rng.uniform(0.01, 0.1, sizes[-1]), rng.standard_normal(sizes[-1])))
     return Model(layers, (sizes[0],))
 
 
 def float_mlp(rng, sizes=(784, 1000, 500, 10)):
-    layers = [Dense(rng.standard_normal((n_out, n_in)) / np.sqrt(n_in), np.zeros(n_out),
-                    "relu" if i < len(sizes) - 2 else "none")
-              for i, (n_in, n_out) in enumerate(zip(sizes, sizes[1:]))]
+    """Dense + ReLU layers with random float32 weights (drawn as float32: large nets fit)."""
+    layers = []
+    for i, (n_in, n_out) in enumerate(zip(sizes, sizes[1:])):
+        weight = rng.standard_normal((n_out, n_in), dtype=np.float32)
+        weight *= np.float32(1 / np.sqrt(n_in))
+        layers.append(Dense(weight, np.zeros(n_out), "relu" if i < len(sizes) - 2 else "none"))
     return Model(layers, (sizes[0],))
 
 
@@ -183,5 +189,6 @@ def conv_report():
 
 
 if __name__ == "__main__":
+    single_threaded()
     main()
     conv_report()

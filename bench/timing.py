@@ -9,6 +9,8 @@ import os
 import statistics
 import time
 
+THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
 
 def single_threaded():
     """Pin BLAS and OpenMP pools to one thread (unless the environment says otherwise).
@@ -19,15 +21,32 @@ def single_threaded():
     directly, through the entry point OpenBLAS builds export under one of a
     few names (NumPy's wheels prefix theirs with ``scipy_``).
     """
-    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    for name in THREAD_VARIABLES:
         os.environ.setdefault(name, "1")
     threads = int(os.environ["OPENBLAS_NUM_THREADS"])
+    for setter in _openblas_entries("set_num_threads"):
+        setter(threads)
+
+
+def blas_threads():
+    """The threads the loaded OpenBLAS computes on, as it says itself (None: none loaded).
+
+    Its pool may hold more threads than that, idle: counting the process's
+    threads cannot tell.
+    """
+    for getter in _openblas_entries("get_num_threads"):
+        return getter()
+    return None
+
+
+def _openblas_entries(name):
+    """``openblas_<name>`` of each OpenBLAS loaded, under the names builds export it by
+    (NumPy's wheels prefix theirs with ``scipy_``, 64-bit integer builds add ``64_``)."""
+    names = [prefix + name + suffix for prefix in ("openblas_", "scipy_openblas_")
+             for suffix in ("", "64_")]
     for library in _loaded_openblas():
-        for symbol in ("openblas_set_num_threads", "openblas_set_num_threads64_",
-                       "scipy_openblas_set_num_threads", "scipy_openblas_set_num_threads64_"):
-            setter = getattr(library, symbol, None)
-            if setter is not None:
-                setter(threads)
+        found = [getattr(library, n) for n in names if hasattr(library, n)]
+        yield from found[:1]
 
 
 def _loaded_openblas():

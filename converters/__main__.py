@@ -17,13 +17,18 @@ rewritten as a sealed version-2 file with the same weights
 
 The runtime takes the source graph's input dtype (float32) unless
 ``--input-dtype uint8`` asks for raw bytes, which the source then sees as
-``x * scale + offset``. The result is written by ``edgebnn.save_model``,
-read back, and with ``--check`` both the source framework (when installed)
-and the runtime classify the same random samples, and the largest
-difference of class probabilities and the label agreement are printed.
+``x * scale + offset``. The result is written by ``edgebnn.save_model`` and
+read back. With ``--check`` the source framework and the runtime classify
+the same samples, your own (``--samples FILE.npy`` or a folder of .npy /
+PNG / PGM files) or random ones, and the largest difference of class
+probabilities, the label agreement and the worst sample are printed
+(edgebnn.converters.check).
 
-Exit status: 0 done, 2 for a bad command line or a source that cannot be
-converted (the message says why).
+Exit status: 0 done (and checked, with --check), 1 the check found the
+converted model disagreeing with the source (label agreement under
+``--min-agreement``), 2 a bad command line, bad samples or a source that
+cannot be converted (the message says why), 3 the check could not run (the
+source framework is not installed, or the source model failed in it).
 """
 import argparse
 import os
@@ -36,6 +41,7 @@ import numpy as np
 from edgebnn import Runtime, save_model, seal
 from edgebnn.format import VERSION, upgrade
 
+from . import check
 from .common import archive_kind
 
 
@@ -44,7 +50,10 @@ class SourceError(Exception):
 
 
 def main(argv=None):
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not args.check and args.samples is not None:
+        parser.error("--samples is for --check")
     try:
         kind = source_kind(args.source)
         if kind == "packed-v1":
@@ -62,7 +71,14 @@ def main(argv=None):
     print(f"{args.out}: {kind.split('-')[0]} model -> {len(model.layers)} layers ({kinds}), input "
           f"{written.model.input_dtype.name} {written.model.input_shape}, "
           f"{len(written.classes)} classes, {os.path.getsize(args.out)} bytes")
-    return check(kind, args, written, source_shape) if args.check else 0
+    if not args.check:
+        return 0
+    try:
+        return check.run(lambda x: SOURCE_RUNNERS[kind](args.source, x), written, source_shape,
+                         args.samples, args.random, args.min_agreement)
+    except (ValueError, OSError) as error:      # the samples: InputError is a ValueError
+        print(f"error: {error}", file=sys.stderr)
+        return 2
 
 
 def _parser():
@@ -73,7 +89,7 @@ def _parser():
                         "program (.pt2) or TorchScript; a pickled module only with --trust-pickle")
     parser.add_argument("out", help="the packed model file to write")
     parser.add_argument("--check", action="store_true",
-                        help="compare the source framework and the runtime on random samples")
+                        help="compare the source framework and the runtime on the same samples")
     parser.add_argument("--input-shape", type=_shape,
                         help="one sample's shape as the source takes it, e.g. 28,28 or 1,28,28 "
                              "(required for PyTorch)")
@@ -87,9 +103,25 @@ def _parser():
                         help="comma-separated class names, one per output")
     parser.add_argument("--trust-pickle", action="store_true",
                         help="unpickle a whole torch.save(net) module: runs code from the file")
-    parser.add_argument("--samples", type=_positive, default=100,
-                        help="random samples for --check (default 100)")
+    parser.add_argument("--samples", metavar="FILE.npy|FOLDER",
+                        help="your own samples for --check: a .npy array (n, *input shape) or a "
+                             "folder of .npy, PNG or PGM files, as edgebnn-classify reads them")
+    parser.add_argument("--random", type=_positive, default=100, metavar="N",
+                        help="random samples for --check when --samples is not given (100)")
+    parser.add_argument("--min-agreement", type=_percent, default=check.MIN_AGREEMENT,
+                        metavar="PERCENT", help="labels that must agree for --check to pass "
+                        f"({check.MIN_AGREEMENT:g}; why: edgebnn.converters.check)")
     return parser
+
+
+def _percent(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"{text} is not a percentage from 0 to 100")
+    return value
 
 
 def _positive(text):
@@ -182,53 +214,7 @@ def _optional(module, package, extra=None):
                           f"'edgebnn[{extra or package}]'") from None
 
 
-# --check ----------------------------------------------------------------------
-
-def check(kind, args, written, source_shape):
-    """Print how far the runtime's class probabilities are from the source framework's.
-
-    Returns the exit status: 1 when the source framework is installed but
-    fails to run the model, else 0 (a missing framework is only reported).
-    """
-    model = written.model
-    rng = np.random.default_rng(0)
-    shape = (args.samples, *model.input_shape)
-    if model.input_dtype == np.uint8:
-        x = rng.integers(0, 256, shape).astype(np.uint8)
-    else:
-        x = rng.standard_normal(shape).astype(np.float32)
-    x_real = x.astype(np.float32) * np.float32(model.input_scale) + np.float32(model.input_offset)
-    try:
-        theirs = SOURCE_RUNNERS[kind](args.source, _source_layout(x_real, source_shape))
-    except ImportError as error:
-        print(f"check: {error.name or error} is not installed, so the source model was not run")
-        return 0
-    except Exception as error:          # whatever the framework raises
-        print(f"check: the source model did not run ({type(error).__name__}: {error})")
-        return 1
-    ours = np.array([result.scores for result in written.classify_batch(x)])
-    theirs = _probabilities(np.asarray(theirs, np.float64).reshape(len(x), -1))
-    agree = int((ours.argmax(axis=1) == theirs.argmax(axis=1)).sum())
-    print(f"check on {len(x)} random samples: largest class-probability difference "
-          f"{np.abs(ours - theirs).max():.3g}; labels agree on {agree}/{len(x)}")
-    return 0
-
-
-def _source_layout(x, source_shape):
-    """Samples in the source's layout: channels-first sources get (C, H, W) from (H, W[, C])."""
-    if x.shape[1:] == tuple(source_shape):
-        return x
-    channels, height, width = source_shape
-    return x.reshape(len(x), height, width, channels).transpose(0, 3, 1, 2).copy()
-
-
-def _probabilities(outputs):
-    """Rows that are already probabilities stay; logits (or log-probabilities) get softmax."""
-    if np.all(outputs >= 0) and np.allclose(outputs.sum(axis=1), 1.0, atol=1e-4):
-        return outputs
-    shifted = np.exp(outputs - outputs.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)
-
+# the source frameworks, for --check: each runs SOURCE on samples already in its layout
 
 def _run_keras(path, x):
     import tensorflow as tf

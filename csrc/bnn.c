@@ -428,7 +428,10 @@ void bnn_dense_bits(const uint8_t *x, const uint8_t *weight, const uint8_t *lane
 int32_t bnn_dense_lanes_bytes(int32_t n_out, int32_t row_bytes)
 {
 #ifdef BNN_X86_AVX512
-    return row_bytes % 8 ? 0 : n_out / 8 * 8 * row_bytes;
+    path_in_use();                 /* only a CPU that can run the AVX-512 path needs lanes */
+    if (strcmp(paths[best].name, "avx512") != 0 || row_bytes % 8)
+        return 0;
+    return n_out / 8 * 8 * row_bytes;
 #else
     (void)n_out;
     (void)row_bytes;

@@ -35,8 +35,8 @@ void bnn_dense_bits(const uint8_t *x, const uint8_t *weight, const uint8_t *lane
  * that count 8 rows in one vector (the AVX-512 path): for each block of 8
  * rows, word k of the 8 rows side by side at lanes + 8 * row_bytes * block
  * + 64 * k; rows past the last whole block stay in `weight` only. Its size
- * is bnn_dense_lanes_bytes: 0 where no kernel of this build reads it (or
- * rows are not whole 64-bit words), and NULL lanes then serve. */
+ * is bnn_dense_lanes_bytes: 0 where this CPU cannot run a kernel that reads
+ * it (or rows are not whole 64-bit words), and NULL lanes then serve. */
 int32_t bnn_dense_lanes_bytes(int32_t n_out, int32_t row_bytes);
 void bnn_dense_lanes(const uint8_t *weight, int32_t n_out, int32_t row_bytes, uint8_t *lanes);
 

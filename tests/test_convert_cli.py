@@ -26,13 +26,11 @@ def test_keras_file_is_converted_and_written(tmp_path):
     out = tmp_path / "net.h5"
     saved = np.load(os.path.join(KERAS, "binary_conv.npz"))
     status, stdout, _ = cli(os.path.join(KERAS, "binary_conv.h5"), out, "--classes", "a,b,c,d",
-                            "--check", "--samples", "20", "--input-dtype", "uint8",
-                            "--scale", float(saved["scale"]), "--offset", float(saved["offset"]))
+                            "--input-dtype", "uint8", "--scale", float(saved["scale"]),
+                            "--offset", float(saved["offset"]))
     assert status == 0
     assert "keras model -> 4 layers (binary_conv2d, binary_conv2d, binary_dense, batch_norm)" in stdout
     assert "input uint8 (12, 11, 3)" in stdout
-    # without TensorFlow the check says so; with it, it compares
-    assert "tensorflow is not installed" in stdout or "labels agree on 20/20" in stdout
     rt = Runtime(out)
     assert rt.classes == ["a", "b", "c", "d"]
     labels = [r.label for r in rt.classify_batch(saved["x"])]

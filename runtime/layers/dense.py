@@ -43,8 +43,13 @@ class Dense(Layer):
         return Cost(float_macs=n_in * n_out, memory_c=memory, memory_numpy=memory)
 
     def bound(self, magnitude):
-        rows = np.abs(self.weight_t).sum(axis=0, dtype=np.float64) * magnitude
-        return float((rows + np.abs(self.bias)).max())
+        # a few rows at a time: all absolute values at once would copy the weights
+        n_in, n_out = self.weight_t.shape
+        step = max(1, 4096 // n_out)
+        rows = np.zeros(n_out)
+        for start in range(0, n_in, step):
+            rows += np.abs(self.weight_t[start:start + step]).sum(axis=0, dtype=np.float64)
+        return float((rows * magnitude + np.abs(self.bias)).max())
 
     def runner(self):
         out = np.empty(self.bias.shape, np.float32)
