@@ -109,7 +109,6 @@ setup(
     package_data={"edgebnn": ["py.typed"], "edgebnn.bench": ["binary_floor.c"],
                   "edgebnn.models": DEMO_MODELS},
     install_requires=["numpy>=1.21", "cffi>=1.15", "h5py>=3.1"],
-    setup_requires=["cffi>=1.15"],
     cffi_modules=["csrc/build.py:ffi"] if with_kernel else [],
     cmdclass={"build_ext": OptionalBuildExt, "build_py": BuildPy},
     entry_points={"console_scripts": [
@@ -119,11 +118,13 @@ setup(
         "edgebnn-serve = edgebnn.serve:main",
     ]},
     extras_require={
-        "dev": ["pytest>=7", "pytest-benchmark>=4", "hypothesis>=6", "build"],
+        "dev": ["pytest>=7", "pytest-benchmark>=4", "hypothesis>=6", "build", "pyyaml"],
         "torch": ["torch>=2.0"],
-        "onnx": ["onnx>=1.15", "onnxruntime>=1.17"],
+        "onnx": ["onnx>=1.15", "onnxruntime>=1.17", "onnxscript>=0.5"],   # + torch's exporter
         "plot": ["matplotlib>=3.5"],
-        "mlserver": ["mlserver>=1.7.1,<1.8"],
+        # MLServer 1.7.1's parallel workers die at start with uvloop 0.22 and newer
+        # ("There is no current event loop"): the runtime needs an older uvloop beside it
+        "mlserver": ["mlserver>=1.7.1,<1.8", "uvloop<0.22"],
         "triton": ["tritonclient[http]>=2.42"],
     },
 )

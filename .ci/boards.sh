@@ -8,7 +8,8 @@
 #
 # 1. The C kernel's self-test, cross-compiled strictly for each board and run
 #    under qemu-user with the board's CPU model: every run must print "ok",
-#    the popcount path expected on that CPU and the host build's checksum.
+#    the popcount path expected on that CPU and the host build's checksum
+#    (the self-test runs every path the CPU supports; each must agree).
 #    Negative controls prove the emulated CPUs lack what they should lack: a
 #    NEON build dies with SIGILL on a Cortex-A7 without NEON, a -mpopcnt build
 #    on the N270.
@@ -410,12 +411,19 @@ chain_arm_neon() {
 chain_x86_then_arm_scalar() {
     RESULTS=$WORK/results-x86
     # i386 natively on the host CPU (POPCNT, as on the Edison's Silvermont;
-    # AVX2 too on most hosts, which the run-time dispatch then takes)
+    # AVX2 too on most hosts, AVX-512 VPOPCNTDQ on some, which the run-time
+    # dispatch then takes)
     BOARD=i386 LABEL="i386 native (host CPU)"
     BOARD_ENV=() LAUNCH=(linux32) PREFIX=()
-    local want=portable
+    local want=portable flag
     grep -qw popcnt /proc/cpuinfo && want=popcnt
     grep -qw popcnt /proc/cpuinfo && grep -qw avx2 /proc/cpuinfo && want=avx2
+    if [ "$want" = avx2 ]; then
+        want=avx512
+        for flag in avx512f avx512bw avx512_vpopcntdq; do
+            grep -qw "$flag" /proc/cpuinfo || want=avx2
+        done
+    fi
     if board_build_then_install "$ROOT_I386" ""; then
         board_path "$want"
         board_tests tests

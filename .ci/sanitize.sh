@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The C kernel under AddressSanitizer and UndefinedBehaviorSanitizer: its C
-# self-test on every popcount path, then the Python kernel and layer tests
+# self-test on every popcount path (each one the CPU supports, and the
+# portable-only build), then the Python kernel, layer and path tests
 # against an instrumented build, made in a copy of the tree so the installed
 # build stays as it is. Any report fails.
 set -euo pipefail
@@ -28,4 +29,5 @@ preload="$(cc -print-file-name=libasan.so):$(cc -print-file-name=libubsan.so)"
     'import edgebnn.kernels.c_library as c, sys; assert c.__file__.startswith(sys.argv[1]), c.__file__' \
     "$work/site/")
 (cd "$work" && PYTHONPATH="$work/site" LD_PRELOAD="$preload" ASAN_OPTIONS=detect_leaks=0 \
-    python3 -m pytest -q -p no:cacheprovider tests/test_kernels.py tests/test_binary_layers.py)
+    python3 -m pytest -q -p no:cacheprovider tests/test_kernels.py tests/test_binary_layers.py \
+        tests/test_popcount_paths.py)

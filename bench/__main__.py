@@ -7,21 +7,20 @@
     python -m edgebnn.bench report                reports/bench.md from all of the above
 
 Installed, the same is the ``edgebnn-bench`` command. BLAS runs on one
-thread (set OPENBLAS_NUM_THREADS yourself to change that): per-sample
-latency on a small board is a one-core question. Bad arguments exit with
-code 2 and a message naming the problem.
+thread (set OPENBLAS_NUM_THREADS yourself to change that; bench.timing
+says how): per-sample latency on a small board is a one-core question.
+Bad arguments exit with code 2 and a message naming the problem;
+``budget`` exits with 1 when an answer it was asked for is refused or lies
+outside the sizes measured (the text says which, and what to measure).
 """
+import argparse
+import json
+import os
+import sys
+
+from . import budget
+from .shapes import parse_shape
 from .timing import single_threaded
-
-single_threaded()
-
-import argparse  # noqa: E402  (after pinning BLAS threads)
-import json  # noqa: E402
-import os  # noqa: E402
-import sys  # noqa: E402
-
-from . import budget  # noqa: E402
-from .shapes import parse_shape  # noqa: E402
 
 
 def _number(kind, minimum, strict):
@@ -60,7 +59,12 @@ def build_parser(prog=None):
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     latency = commands.add_parser("latency", help="per-sample latency of one model file")
-    latency.add_argument("model", metavar="MODEL.h5")
+    latency.add_argument("model", nargs="?", metavar="MODEL.h5")
+    latency.add_argument("--shape", type=_shape, metavar="784-1000-500-10",
+                         help="a random MLP of this shape instead of a file, as sweep builds "
+                              "them: to check what budget proposes")
+    latency.add_argument("--kind", choices=("float", "binary"), default="float",
+                         help="the random MLP's kind, with --shape (float)")
     latency.add_argument("--runs", type=POSITIVE_INT, default=1000, help="timed calls (1000)")
     latency.add_argument("--warmup", type=COUNT, default=50, help="untimed calls first (50)")
     latency.add_argument("--backend", choices=("c", "numpy"),
@@ -87,14 +91,22 @@ def build_parser(prog=None):
     plan.add_argument("--remote-ms", type=DELAY_MS,
                       help="the big net's time on the remote side, if known "
                            "(default: predicted from the remote line)")
-    plan.add_argument("--profile", metavar="FILE",
-                      help="this board's saved profile (default: a quick sweep now)")
-    plan.add_argument("--remote-profile", metavar="FILE",
-                      help="the server's saved profile (default: this board's lines)")
+    plan.add_argument("--profile", metavar="FILE", action="append",
+                      help="this board's saved profile, or several (a later one's lines "
+                           "replace an earlier one's); default: a quick sweep now")
+    plan.add_argument("--remote-profile", metavar="FILE", action="append",
+                      help="the server's saved profile(s) (default: this board's lines)")
     plan.add_argument("--little-weights", type=POSITIVE_INT, default=budget.LITTLE_WEIGHTS,
                       help=f"little net on the device ({budget.LITTLE_WEIGHTS:,}: 784-1000-500-2)")
     plan.add_argument("--big-weights", type=POSITIVE_INT, default=budget.BIG_WEIGHTS,
                       help=f"big net remote ({budget.BIG_WEIGHTS:,}: 784-2500-2000-1500-1000-500-10)")
+    plan.add_argument("--shape", type=_shape, nargs="+", action="extend", default=[],
+                      metavar="784-1000-500-2", help="shapes to answer fit / does not fit for")
+    plan.add_argument("--depth", type=POSITIVE_INT,
+                      help="hidden layers of the shapes proposed (default: the sweep's)")
+    plan.add_argument("--memory-mb", type=POSITIVE_MS,
+                      help="memory for the model on the board (default: what the profiled "
+                           "machine had available, /proc/meminfo)")
     plan.add_argument("--backend", choices=("c", "numpy", "both"), default="both",
                       help="binary backends of the quick sweep (both)")
     plan.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -134,6 +146,8 @@ def _sweep_options(parser):
                         help=f"interleaved rounds per size and pass ({DEFAULT['rounds']})")
     parser.add_argument("--passes", type=POSITIVE_INT, default=DEFAULT["passes"],
                         help=f"passes over all sizes, medians over all ({DEFAULT['passes']})")
+    parser.add_argument("--kind", choices=("float", "binary", "both"), default="both",
+                        help="nets to time (both); one kind alone can reach its own sizes")
     parser.add_argument("--backend", choices=("c", "numpy", "both"), default="both",
                         help="binary backends to time (both)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -141,7 +155,17 @@ def _sweep_options(parser):
 
 def run_latency(args):
     from . import latency
-    result = latency.measure(args.model, args.runs, args.warmup, args.backend, args.input)
+    if (args.model is None) == (args.shape is None):
+        raise ValueError("latency takes either MODEL.h5 or --shape, not both or neither")
+    if args.shape:
+        import numpy as np
+        from .binary import binary_mlp, float_mlp
+        make = float_mlp if args.kind == "float" else binary_mlp
+        model = make(np.random.default_rng(0), args.shape)
+        name = f"random {args.kind} {'-'.join(map(str, args.shape))}"
+    else:
+        model = name = args.model
+    result = latency.measure(model, args.runs, args.warmup, args.backend, args.input, name)
     if args.json:
         from .profile import machine_info
         return json.dumps(dict(result, machine=machine_info()), indent=2)
@@ -153,7 +177,7 @@ def run_sweep(args):
     from .profile import make_profile, save_profile
     from .shapes import sweep_shapes
     shapes = sweep_shapes(args.min_weights, args.max_weights, args.points, args.hidden_layers)
-    result = sweep.run_sweep(shapes, sweep.available_backends(args.backend), args.rounds,
+    result = sweep.run_sweep(shapes, sweep.line_names(args.kind, args.backend), args.rounds,
                              args.passes, progress=not args.quiet)
     profile = make_profile(result["lines"], result["points"])
     save_profile(profile, args.profile)
@@ -167,33 +191,67 @@ def run_sweep(args):
                       "", f"profile: {args.profile}   points: {args.csv}   {plot_note}"])
 
 
-def board_lines(args):
-    """This board's lines and where they came from: a saved profile or a quick sweep now."""
-    from .profile import load_profile
+def board_profile(args):
+    """This board's profile: a saved one, or that of a quick sweep now."""
+    from .profile import load_profiles, make_profile
     if args.profile:
-        return load_profile(args.profile)[1], f"profile {args.profile}"
+        return load_profiles(args.profile)
     from . import sweep
     shapes = sweep.default_shapes(sweep.QUICK)
-    result = sweep.run_sweep(shapes, sweep.available_backends(args.backend), sweep.QUICK["rounds"],
+    result = sweep.run_sweep(shapes, sweep.line_names("both", args.backend), sweep.QUICK["rounds"],
                              sweep.QUICK["passes"], progress=not args.quiet)
-    return result["lines"], "a quick sweep now"
+    return make_profile(result["lines"], result["points"]), result["lines"]
+
+
+def family(points, depth=None):
+    """``(n_in, hidden layers, n_out)`` of the nets a sweep measured, ``depth`` hidden layers
+    if given (784-h-h-10 when the points do not say)."""
+    try:
+        sizes = parse_shape(points[0]["shape"])
+    except (ValueError, KeyError, IndexError, TypeError):
+        n_in, hidden, n_out = budget.FAMILY
+        return n_in, depth or hidden, n_out
+    return sizes[0], depth or len(sizes) - 2, sizes[-1]
+
+
+def _memory(machine, given_mb, what):
+    """Memory for the model in bytes, and where the figure came from."""
+    if given_mb is not None:
+        return int(given_mb * 2**20), "--memory-mb"
+    available = ((machine or {}).get("memory") or {}).get("available")
+    return available, f"available on {what} when it was profiled"
 
 
 def run_budget(args):
-    from .profile import load_profile
+    from .profile import load_average, load_profiles
     budget.check_budget(args.ms, args.link_ms)      # before any measuring
-    remote = load_profile(args.remote_profile)[1] if args.remote_profile else None
-    lines, source = board_lines(args)
+    remote_profile, remote = (load_profiles(args.remote_profile) if args.remote_profile
+                              else ({}, None))
+    profile, lines = board_profile(args)
+    source = (f"profile {', '.join(args.profile)}" if args.profile else "a quick sweep now")
+    memory, memory_source = _memory(profile.get("machine"), args.memory_mb, "this board")
+    if remote is None:
+        remote_memory, remote_memory_source = memory, memory_source
+    else:
+        remote_memory, remote_memory_source = _memory(remote_profile.get("machine"), None,
+                                                      "the server")
     result = budget.plan(args.ms, args.link_ms, lines, remote, args.little_weights,
-                         args.big_weights, args.remote_ms)
+                         args.big_weights, args.remote_ms, family(profile["points"], args.depth),
+                         args.shape, memory, remote_memory)
+    status = 0 if budget.all_answered(result) else 1
     if args.json:
         return json.dumps(dict(result, lines={k: v.as_dict() for k, v in lines.items()},
-                               source=source), indent=2)
-    remote_source = (f"server profile {args.remote_profile}" if args.remote_profile
-                     else "this board's lines")
+                               source=source), indent=2), status
     from .sweep import format_lines
-    return "\n".join([f"Lines from {source}:", format_lines(lines), "",
-                      budget.format_plan(result, remote_source)])
+    remote_source = (f"server profile {', '.join(args.remote_profile)}" if args.remote_profile
+                     else "this board's lines")
+    words = {"remote_source": remote_source, "memory": memory_source,
+             "remote_memory": remote_memory_source, "load": load_average(),
+             "caches": (profile.get("machine") or {}).get("caches")}
+    load = (profile.get("machine") or {}).get("load_average")
+    text = "\n".join([f"Lines from {source} (load average then: {load}):", format_lines(lines), "",
+                      budget.format_plan(result, lines, remote, words)])
+    return text, status
 
 
 def run_compare(args):
@@ -221,14 +279,17 @@ def _prog():
 
 
 def main(argv=None):
+    if argv is None:                    # the program itself, not a test calling it
+        single_threaded()
     parser = build_parser(_prog())
     args = parser.parse_args(argv)
     try:
-        text = args.run(args)
+        output = args.run(args)
     except (ValueError, OSError) as error:
         parser.exit(2, f"{parser.prog} {args.command}: error: {error}\n")
+    text, status = output if isinstance(output, tuple) else (output, 0)
     print(text)
-    return 0
+    return status
 
 
 if __name__ == "__main__":

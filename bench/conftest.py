@@ -1,8 +1,4 @@
-"""The benchmark suite measures one core, like the harness: pin BLAS before NumPy loads.
-
-pytest imports this file before the test modules, and nothing has loaded
-NumPy yet at that point (checked: pytest-benchmark does not).
-"""
+"""The benchmark suite measures one core, like the harness: BLAS pinned to one thread."""
 from edgebnn.bench.timing import single_threaded
 
 single_threaded()

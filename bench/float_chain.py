@@ -6,16 +6,13 @@ The bare chain is ``h = relu(h @ W + b)`` per layer, the least a Python
 program can do; ``classify`` adds input checks, softmax, entropy and the
 result object. Single-threaded BLAS, interleaved rounds, ratios.
 """
+import numpy as np
+
+from edgebnn import Runtime
+
+from .binary import float_mlp
+from .shapes import mlp_weights
 from .timing import interleaved, single_threaded
-
-single_threaded()
-
-import numpy as np  # noqa: E402  (after pinning BLAS threads)
-
-from edgebnn import Runtime  # noqa: E402
-
-from .binary import float_mlp  # noqa: E402
-from .shapes import mlp_weights  # noqa: E402
 
 SHAPES = [(784, 1000, 500, 2), (784, 1000, 500, 10), (784, 2500, 2000, 1500, 1000, 500, 10),
           (4, 8, 2)]
@@ -51,4 +48,5 @@ def main():
 
 
 if __name__ == "__main__":
+    single_threaded()
     main()

@@ -5,6 +5,9 @@ timed single-sample ``classify`` calls over the chosen inputs. Memory is
 reported twice: the peak Python allocation of those calls (tracemalloc, in a
 separate pass after the timed one, because tracing every allocation would
 slow the calls being timed) and the process's maximum resident set size.
+Beside the plain mean it prints a trimmed mean and how many calls were
+outliers, slowed by other work on the machine (bench.stats says how both
+are defined), with the load average at the end of the run.
 """
 import os
 import sys
@@ -15,7 +18,8 @@ import numpy as np
 
 from edgebnn import Runtime
 
-from .stats import scaled, summarize
+from .profile import load_average
+from .stats import OUTLIER_FACTOR, TRIM, scaled, summarize
 
 
 def load_samples(source, model, count=64, seed=0):
@@ -81,12 +85,19 @@ def max_rss_bytes():
     return peak if sys.platform == "darwin" else peak * 1024      # Linux reports KiB
 
 
-def measure(path, runs=1000, warmup=50, backend=None, source="random"):
-    """Everything ``latency`` reports, times in microseconds."""
+def measure(model, runs=1000, warmup=50, backend=None, source="random", name=None):
+    """Everything ``latency`` reports, times in microseconds.
+
+    ``model`` is a packed file's path or a ``Model`` (then "init" is the
+    binding to the backend only); ``name`` says which in the report (the
+    path by default).
+    """
+    if name is None:
+        name = os.fspath(model) if isinstance(model, (str, os.PathLike)) else "a model in memory"
     if runs < 1 or warmup < 0:
         raise ValueError(f"runs must be >= 1 and warmup >= 0, got {runs} and {warmup}")
     started = time.perf_counter()
-    rt = Runtime(path, backend=backend)
+    rt = Runtime(model, backend=backend)
     init = time.perf_counter() - started
     samples = load_samples(source, rt.model)
     started = time.perf_counter()
@@ -95,19 +106,37 @@ def measure(path, runs=1000, warmup=50, backend=None, source="random"):
     warm = _timed_calls(rt.classify, samples, warmup)
     timed = _timed_calls(rt.classify, samples, runs)
     peak = _peak_allocation(rt.classify, samples, min(runs, 100))
-    return {"model": os.fspath(path), "backend": rt.backend, "input": source,
+    return {"model": name, "backend": rt.backend, "input": source,
             "input_shape": list(rt.model.input_shape), "input_dtype": rt.model.input_dtype.name,
             "samples": len(samples), "init_us": init * 1e6, "first_us": first * 1e6,
             "warmup_us": scaled(summarize(warm), 1e6) if warm else None,
             "inference_us": scaled(summarize(timed), 1e6),
-            "tracemalloc_peak_bytes": peak, "max_rss_bytes": max_rss_bytes()}
+            "tracemalloc_peak_bytes": peak, "max_rss_bytes": max_rss_bytes(),
+            "load_average": load_average()}
 
 
 def _stat_line(stats):
     return (f"count={stats['count']} first={stats['first']:.1f} curr={stats['curr']:.1f} "
             f"min={stats['min']:.1f} max={stats['max']:.1f} avg={stats['mean']:.1f} "
             f"std={stats['std']:.1f} median={stats['median']:.1f} p90={stats['p90']:.1f} "
-            f"p99={stats['p99']:.1f}")
+            f"p99={stats['p99']:.1f} trimmed_avg={stats['trimmed_mean']:.1f}")
+
+
+def outlier_note(stats, load=None):
+    """What the mean hides: the trimmed mean, and the outliers that pull the mean up."""
+    limit = OUTLIER_FACTOR * stats["median"]
+    trimmed = (f"Trimmed mean {stats['trimmed_mean']:.1f} us (the fastest and slowest "
+               f"{TRIM:.0%} of calls left out), median {stats['median']:.1f} us, "
+               f"plain mean {stats['mean']:.1f} us.")
+    if not stats["outliers"]:
+        return f"{trimmed}\nOutliers: none (no call took over {OUTLIER_FACTOR:g}x the median, {limit:.1f} us)."
+    load_text = "" if load is None else f", load average {load[0]:g}"
+    return (f"{trimmed}\nOutliers: {stats['outliers']} of {stats['count']} calls "
+            f"({stats['outliers'] / stats['count']:.1%}) took over {OUTLIER_FACTOR:g}x the median "
+            f"({limit:.1f} us) and add {stats['mean'] - stats['mean_without_outliers']:.1f} us to "
+            f"the mean (without them {stats['mean_without_outliers']:.1f} us). Calls that slow "
+            f"waited for the core (other work on this machine{load_text}): quote the median or "
+            f"the trimmed mean, or measure again on an idle machine.")
 
 
 def format_report(result):
@@ -124,7 +153,9 @@ def format_report(result):
             f"Inference timings in us: Init: {result['init_us']:.0f}, "
             f"First inference: {result['first_us']:.0f}, "
             f"Warmup (avg): {warm['mean'] if warm else float('nan'):.1f}, "
-            f"Inference (avg): {timed['mean']:.1f}"]
+            f"Inference (avg): {timed['mean']:.1f}, "
+            f"Inference (trimmed avg): {timed['trimmed_mean']:.1f}",
+            outlier_note(timed, result["load_average"])]
     rss = result["max_rss_bytes"]
     out.append(f"Peak memory: tracemalloc peak={result['tracemalloc_peak_bytes']} bytes over "
                f"classify calls, max RSS={'n/a' if rss is None else f'{rss / 2**20:.1f}'} MB")

@@ -3,7 +3,10 @@
 A user runs ``python -m edgebnn.bench sweep --json board.json`` once on each board
 and keeps the file; ``budget --profile board.json`` (or ``--remote-profile``
 for the server) then plans without measuring again. The file is plain JSON
-so it can be read without this package. Loading checks everything it uses
+so it can be read without this package. The measured points are the
+profile: loading fits the lines again from them (the lines written beside
+them are for people reading the file), so a plan always knows the range
+and the scatter of what was measured. Loading checks everything it uses
 and raises ValueError naming the file and the problem.
 """
 import json
@@ -13,7 +16,9 @@ import platform
 import sys
 import time
 
-from .fit import Line
+from .fit import fit_lines
+from .memory import caches, meminfo
+from .timing import blas_threads
 
 FORMAT = "edgebnn-bench-profile"
 VERSION = 1
@@ -33,25 +38,6 @@ def _processor():
     return name or "unknown"
 
 
-def last_level_cache():
-    """The largest CPU cache, like "L3 32768K" (Linux sysfs), or None where it is not told."""
-    folder = "/sys/devices/system/cpu/cpu0/cache"
-    best = None
-    try:
-        for index in sorted(os.listdir(folder)):
-            if not index.startswith("index"):
-                continue
-            with open(os.path.join(folder, index, "level")) as f:
-                level = int(f.read())
-            with open(os.path.join(folder, index, "size")) as f:
-                size = f.read().strip()
-            if best is None or level > best[0]:
-                best = (level, size)
-    except (OSError, ValueError):
-        return None
-    return None if best is None else f"L{best[0]} {best[1]}"
-
-
 def load_average():
     """The 1, 5 and 15 minute load averages: how busy the machine was when it was measured."""
     try:
@@ -61,14 +47,15 @@ def load_average():
 
 
 def machine_info():
-    """What the timings depend on: CPU, Python, NumPy, the kernel's popcount path."""
+    """What the timings depend on (CPU, caches, Python, NumPy, the kernel's popcount
+    path) and what the memory budget does (the machine's memory, in bytes)."""
     import numpy
     from edgebnn.kernels import c_available
     info = {"machine": platform.machine(), "processor": _processor(),
             "platform": platform.platform(), "cpus": os.cpu_count(),
             "python": platform.python_version(), "numpy": numpy.__version__,
-            "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "default"),
-            "last_level_cache": last_level_cache(), "c_kernel": c_available(),
+            "blas_threads": blas_threads(),
+            "caches": caches(), "memory": meminfo(), "c_kernel": c_available(),
             "popcount_path": None, "load_average": load_average()}
     if c_available():
         from edgebnn.kernels import c_library
@@ -76,18 +63,12 @@ def machine_info():
     return info
 
 
-def format_machine(info):
-    return (f"{info['machine']} ({info['processor']}), {info['cpus']} CPUs, "
-            f"Python {info['python']}, NumPy {info['numpy']}, "
-            f"C kernel: {info['popcount_path'] or 'not built'}")
-
-
 def make_profile(lines, points, command=None, machine=None):
     """The JSON-ready profile of a sweep."""
     return {"format": FORMAT, "version": VERSION,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "command": command or " ".join(sys.argv),
-            "machine": machine or machine_info(),
+            "machine": machine_info() if machine is None else machine,
             "lines": {name: line.as_dict() for name, line in lines.items()},
             "points": points}
 
@@ -116,22 +97,39 @@ def load_profile(path):
     if profile.get("version") != VERSION:
         raise ValueError(f"profile {path}: version {profile.get('version')!r}, "
                          f"this tool reads version {VERSION}")
-    return profile, _lines(profile.get("lines"), path)
+    try:
+        return profile, fit_lines(_points(profile.get("points")))
+    except ValueError as error:
+        raise ValueError(f"profile {path}: {error}") from None
 
 
-def _lines(raw, path):
-    if not isinstance(raw, dict) or not raw:
-        raise ValueError(f"profile {path}: \"lines\" must be a non-empty object")
-    lines = {}
-    for name, fields in raw.items():
+def _points(raw):
+    """The measured points, each checked: a line name, a weight count, a time."""
+    if not isinstance(raw, list) or not raw:
+        raise ValueError("\"points\" must be a non-empty list of measurements")
+    for i, point in enumerate(raw):
         try:
-            line = Line(float(fields["intercept_s"]), float(fields["slope_s_per_weight"]),
-                        float(fields["r2"]))
-        except (TypeError, KeyError, ValueError):
-            raise ValueError(f"profile {path}: line {name!r} needs numbers intercept_s, "
-                             f"slope_s_per_weight and r2") from None
-        if not all(math.isfinite(v) for v in line) or line.slope <= 0:
-            raise ValueError(f"profile {path}: line {name!r} needs finite numbers "
-                             f"and a positive slope")
-        lines[name] = line
-    return lines
+            passes = point.get("pass_seconds", [])
+            good = (isinstance(point["line"], str) and point["weights"] > 0
+                    and math.isfinite(point["weights"]) and math.isfinite(point["seconds"])
+                    and all(math.isfinite(t) for t in passes))
+        except (TypeError, KeyError, AttributeError):
+            good = False
+        if not good:
+            raise ValueError(f"point {i} needs a line name, a positive weight count and a "
+                             f"finite time in seconds (and of each pass), got {point!r}")
+    return raw
+
+
+def load_profiles(paths):
+    """One machine's profiles read as one: the first file's machine, and every file's
+    lines and points, a later file's line replacing an earlier one of the same name
+    (a sweep of one kind where its answers land, after the board's general sweep)."""
+    merged, lines = None, {}
+    for path in paths:
+        profile, found = load_profile(path)
+        if merged is None:
+            merged = dict(profile, points=[])
+        merged["points"] = [p for p in merged["points"] if p["line"] not in found] + profile["points"]
+        lines.update(found)
+    return merged, lines

@@ -17,7 +17,7 @@ from edgebnn import Runtime
 from edgebnn.kernels import c_available
 
 from .binary import binary_mlp, float_mlp
-from .fit import fit_line
+from .fit import distrust, fit_lines
 from .progress import Progress
 from .shapes import mlp_weights, shape_name, sweep_shapes
 from .timing import interleaved_samples
@@ -38,6 +38,18 @@ def available_backends(choice="both"):
     if choice == "c" and not c_available():
         raise ValueError("the C backend is not built here; use --backend numpy")
     return [choice]
+
+
+def line_names(kind="both", backend="both"):
+    """The lines to time: "float" and "binary/BACKEND" ones, as ``kind`` and ``backend`` say.
+
+    Timing one kind alone lets a sweep reach the sizes a budget lands on for
+    that kind (binary nets answer with 20-50x more weights than float ones).
+    """
+    names = ["float"] if kind in ("float", "both") else []
+    if kind in ("binary", "both"):
+        names += [f"binary/{name}" for name in available_backends(backend)]
+    return names
 
 
 def _repeated(rt, x, calls):
@@ -62,46 +74,45 @@ def round_samples(runtimes, x, rounds):
     return {name: [t / calls[name] for t in times] for name, times in samples.items()}
 
 
-def measure_shape(sizes, backends, rounds, seed=0):
-    """``{line name: [seconds per sample, one per round]}`` for the float and binary nets of a shape."""
+def measure_shape(sizes, names, rounds, seed=0):
+    """``{line name: [seconds per sample, one per round]}`` for the nets of a shape on the
+    lines ``names`` ("float", "binary/c", "binary/numpy")."""
     rng = np.random.default_rng(seed)
-    runtimes = {"float": Runtime(float_mlp(rng, sizes))}
-    binary = binary_mlp(rng, sizes)
-    for backend in backends:
-        runtimes[f"binary/{backend}"] = Runtime(binary, backend=backend)
+    runtimes = {"float": Runtime(float_mlp(rng, sizes))} if "float" in names else {}
+    binary = [name.partition("/")[2] for name in names if name.startswith("binary/")]
+    if binary:
+        model = binary_mlp(rng, sizes)
+        runtimes.update({f"binary/{backend}": Runtime(model, backend=backend) for backend in binary})
     x = rng.standard_normal(sizes[0]).astype(np.float32)
     return round_samples(runtimes, x, rounds)
 
 
-def run_sweep(shapes, backends, rounds, passes=3, progress=True):
+def run_sweep(shapes, names, rounds, passes=3, progress=True):
     """Time every shape; ``{"points": [...], "lines": {name: Line}}``.
 
     The shapes are visited in ``passes`` passes, in alternating order, and a
     point's time is the median over the rounds of all passes: a change of
     machine load during the run then touches every size alike instead of
-    bending the line. Only one size's networks are in memory at a time.
+    bending the line. Each pass's median is kept too ("pass_seconds"), to
+    show such a change (bench.fit.MAX_DRIFT). Only one size's networks are
+    in memory at a time.
     """
     bar = Progress(len(shapes) * passes, "sweep", enabled=progress)
     samples = {}
     for turn in range(passes):
         for sizes in (shapes if turn % 2 == 0 else shapes[::-1]):
-            for name, times in measure_shape(sizes, backends, rounds).items():
-                samples.setdefault((name, sizes), []).extend(times)
+            for name, times in measure_shape(sizes, names, rounds).items():
+                samples.setdefault((name, sizes), []).append(times)
             bar.step(f"pass {turn + 1}: {shape_name(sizes)}")
     points = []
-    for (name, sizes), times in sorted(samples.items(), key=lambda item: mlp_weights(item[0][1])):
+    for (name, sizes), per_pass in sorted(samples.items(), key=lambda item: mlp_weights(item[0][1])):
         kind, _, backend = name.partition("/")
+        times = [t for times in per_pass for t in times]
         points.append({"line": name, "kind": kind, "backend": backend or None,
                        "shape": shape_name(sizes), "weights": mlp_weights(sizes),
-                       "seconds": statistics.median(times), "rounds": len(times)})
+                       "seconds": statistics.median(times), "rounds": len(times),
+                       "pass_seconds": [statistics.median(times) for times in per_pass]})
     return {"points": points, "lines": fit_lines(points)}
-
-
-def fit_lines(points):
-    names = list(dict.fromkeys(p["line"] for p in points))
-    return {name: fit_line([p["weights"] for p in points if p["line"] == name],
-                           [p["seconds"] for p in points if p["line"] == name])
-            for name in names}
 
 
 def default_shapes(settings, hidden_layers=2):
@@ -117,9 +128,13 @@ def format_points(points):
 
 
 def format_lines(lines):
+    """The lines, the sizes they were measured on, and whether a plan may rest on them."""
     out = ["Fit: time = intercept + slope * weights",
-           f"{'line':<14} {'slope ns/weight':>16} {'intercept us':>13} {'R^2':>8}"]
-    out += [f"{name:<14} {line.slope * 1e9:>16.4f} {line.intercept * 1e6:>13.1f} {line.r2:>8.4f}"
+           f"{'line':<14} {'slope ns/weight':>16} {'intercept us':>13} {'R^2':>8} "
+           f"{'measured weights':>28} {'drift':>6}  usable"]
+    out += [f"{name:<14} {line.slope * 1e9:>16.4f} {line.intercept * 1e6:>13.1f} {line.r2:>8.4f} "
+            f"{f'{line.low:,.0f} .. {line.high:,.0f}':>28} {line.drift:>6.1%}  "
+            f"{'no' if distrust(line) else 'yes'}"
             for name, line in lines.items()]
     return "\n".join(out)
 

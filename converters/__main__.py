@@ -1,37 +1,66 @@
 """Convert a trained model into the runtime's packed file, and optionally check it.
 
     python -m edgebnn.converters SOURCE OUT.h5 [--check] [--input-shape 28,28] [--input-dtype uint8]
-                         [--scale 0.00392156862745098] [--offset 0] [--classes a,b,...]
+                         [--scale 0.00392156862745098] [--offset 0] [--classes a,b,...] [--trust-pickle]
 
-The kind of SOURCE comes from the file itself: an HDF5 file with a Keras
-``model_config`` (``model.save("net.h5")``) is converted by edgebnn.converters.keras,
-an ``.onnx`` file by edgebnn.converters.onnx, and a ``.pt`` / ``.pth`` file holding a
-whole module (``torch.save(net, path)``) by edgebnn.converters.pytorch. The result is
-written by ``edgebnn.save_model``, read back, and with ``--check`` both the
-source framework (when installed) and the runtime classify the same random
-samples, and the largest difference of class probabilities and the label
-agreement are printed.
+The kind of SOURCE comes from its content, never its name: an HDF5 file
+with a Keras ``model_config`` (``model.save("net.h5")``) or a zip with
+``config.json`` and ``model.weights.h5`` (Keras 3, ``model.save("net.keras")``)
+is converted by edgebnn.converters.keras; an ONNX protobuf by
+edgebnn.converters.onnx; a ``torch.export`` program (``torch.export.save``)
+or a TorchScript module (``torch.jit.save``) by edgebnn.converters.pytorch,
+through torch's ONNX exporter. A module pickled whole (``torch.save(net,
+path)``) is unpickled only with ``--trust-pickle``: unpickling runs whatever
+code the file names. A packed model of format version 1 (no seal) is
+rewritten as a sealed version-2 file with the same weights
+(``edgebnn.format.upgrade``).
 
-Exit status: 0 done, 2 for a bad command line or a source that cannot be
-converted (the message says why).
+The runtime takes the source graph's input dtype (float32) unless
+``--input-dtype uint8`` asks for raw bytes, which the source then sees as
+``x * scale + offset``. The result is written by ``edgebnn.save_model`` and
+read back. With ``--check`` the source framework and the runtime classify
+the same samples, your own (``--samples FILE.npy`` or a folder of .npy /
+PNG / PGM files) or random ones, and the largest difference of class
+probabilities, the label agreement and the worst sample are printed
+(edgebnn.converters.check).
+
+Exit status: 0 done (and checked, with --check), 1 the check found the
+converted model disagreeing with the source (label agreement under
+``--min-agreement``), 2 a bad command line, bad samples or a source that
+cannot be converted (the message says why), 3 the check could not run (the
+source framework is not installed, or the source model failed in it).
 """
 import argparse
 import os
 import sys
+import zipfile
 
 import h5py
 import numpy as np
 
-from edgebnn import Runtime, save_model
+from edgebnn import Runtime, save_model, seal
+from edgebnn.format import VERSION, upgrade
+
+from . import check
+from .common import archive_kind
+
 
 class SourceError(Exception):
     """The source cannot be read or converted: exit status 2 with this message."""
 
 
 def main(argv=None):
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not args.check and args.samples is not None:
+        parser.error("--samples is for --check")
     try:
         kind = source_kind(args.source)
+        if kind == "packed-v1":
+            upgrade(args.source, args.out)
+            print(f"{args.out}: {args.source} (packed format version 1) rewritten as version "
+                  f"{VERSION}, sealed, {os.path.getsize(args.out)} bytes")
+            return 0
         model, source_shape = convert(kind, args)
         save_model(model, args.out)
         written = Runtime(args.out)
@@ -39,33 +68,60 @@ def main(argv=None):
         print(f"error: {error}", file=sys.stderr)
         return 2
     kinds = ", ".join(layer.kind for layer in model.layers)
-    print(f"{args.out}: {kind} model -> {len(model.layers)} layers ({kinds}), input "
+    print(f"{args.out}: {kind.split('-')[0]} model -> {len(model.layers)} layers ({kinds}), input "
           f"{written.model.input_dtype.name} {written.model.input_shape}, "
           f"{len(written.classes)} classes, {os.path.getsize(args.out)} bytes")
-    return check(kind, args, written, source_shape) if args.check else 0
+    if not args.check:
+        return 0
+    try:
+        return check.run(lambda x: SOURCE_RUNNERS[kind](args.source, x), written, source_shape,
+                         args.samples, args.random, args.min_agreement)
+    except (ValueError, OSError) as error:      # the samples: InputError is a ValueError
+        print(f"error: {error}", file=sys.stderr)
+        return 2
 
 
 def _parser():
     parser = argparse.ArgumentParser(
         prog="python -m edgebnn.converters",
         description="Convert a Keras/Larq .h5, ONNX or PyTorch model to the packed runtime format.")
-    parser.add_argument("source", help="Keras .h5 (model.save), .onnx, or .pt/.pth "
-                        "(torch.save of a whole nn.Sequential; unpickling runs code: trusted files only)")
+    parser.add_argument("source", help="Keras .h5 or .keras (model.save), ONNX, a torch.export "
+                        "program (.pt2) or TorchScript; a pickled module only with --trust-pickle")
     parser.add_argument("out", help="the packed model file to write")
     parser.add_argument("--check", action="store_true",
-                        help="compare the source framework and the runtime on random samples")
+                        help="compare the source framework and the runtime on the same samples")
     parser.add_argument("--input-shape", type=_shape,
                         help="one sample's shape as the source takes it, e.g. 28,28 or 1,28,28 "
                              "(required for PyTorch)")
-    parser.add_argument("--input-dtype", default="uint8", choices=("uint8", "float32"))
-    parser.add_argument("--scale", type=float, default=1 / 255,
-                        help="the source sees x * scale + offset (default 1/255)")
+    parser.add_argument("--input-dtype", choices=("uint8", "float32"),
+                        help="the runtime's input (default: the source graph's, float32)")
+    parser.add_argument("--scale", type=float, default=1.0,
+                        help="the source sees x * scale + offset (default 1; e.g. 1/255 for a "
+                             "model trained on [0, 1] given uint8 input)")
     parser.add_argument("--offset", type=float, default=0.0)
     parser.add_argument("--classes", type=lambda text: text.split(","),
                         help="comma-separated class names, one per output")
-    parser.add_argument("--samples", type=_positive, default=100,
-                        help="random samples for --check (default 100)")
+    parser.add_argument("--trust-pickle", action="store_true",
+                        help="unpickle a whole torch.save(net) module: runs code from the file")
+    parser.add_argument("--samples", metavar="FILE.npy|FOLDER",
+                        help="your own samples for --check: a .npy array (n, *input shape) or a "
+                             "folder of .npy, PNG or PGM files, as edgebnn-classify reads them")
+    parser.add_argument("--random", type=_positive, default=100, metavar="N",
+                        help="random samples for --check when --samples is not given (100)")
+    parser.add_argument("--min-agreement", type=_percent, default=check.MIN_AGREEMENT,
+                        metavar="PERCENT", help="labels that must agree for --check to pass "
+                        f"({check.MIN_AGREEMENT:g}; why: edgebnn.converters.check)")
     return parser
+
+
+def _percent(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"{text} is not a percentage from 0 to 100")
+    return value
 
 
 def _positive(text):
@@ -85,10 +141,20 @@ def _shape(text):
 
 
 def source_kind(path):
-    """"keras", "onnx" or "pytorch", from the file's content and name."""
+    """"keras", "onnx", "pytorch-program", "pytorch-script", "pytorch-pickle" or
+    "packed-v1", from the file's content alone."""
     if not os.path.isfile(path):
         raise SourceError(f"{path}: no such file")
-    suffix = os.path.splitext(path)[1].lower()
+    with open(path, "rb") as f:
+        head = f.read(len(seal.MAGIC))
+    if head == seal.MAGIC:
+        raise SourceError(f"{path}: already a packed runtime model")
+    if zipfile.is_zipfile(path):
+        kind = archive_kind(path)
+        if kind is None:
+            raise SourceError(f"{path}: a zip archive that is neither a Keras 3 .keras archive "
+                              "nor a saved PyTorch network")
+        return kind
     if h5py.is_hdf5(path):
         try:
             with h5py.File(path, "r") as f:
@@ -98,17 +164,15 @@ def source_kind(path):
         if "model_config" in attrs:
             return "keras"
         if "format" in attrs:
-            raise SourceError(f"{path}: already a packed runtime model")
+            return "packed-v1"
         raise SourceError(f"{path}: an HDF5 file without a Keras 'model_config' attribute "
                           "(weights only?); save the whole model with model.save('net.h5')")
-    if suffix == ".onnx":
+    if head[:1] == b"\x08":           # a protobuf starting with field 1, ONNX's ir_version
         return "onnx"
-    with open(path, "rb") as f:
-        zipped = f.read(4) == b"PK\x03\x04"
-    if suffix in (".pt", ".pth") or zipped:
-        return "pytorch"
-    raise SourceError(f"{path}: cannot tell the kind of model; supported: a Keras .h5 from "
-                      "model.save, an .onnx file, a .pt/.pth file from torch.save(module)")
+    if head[:1] == b"\x80":           # a pickle: torch.save's format before zip archives
+        return "pytorch-pickle"
+    raise SourceError(f"{path}: cannot tell the kind of model; supported: Keras (.h5 or .keras "
+                      "from model.save), ONNX, a torch.export program (.pt2) or TorchScript")
 
 
 def convert(kind, args):
@@ -127,14 +191,18 @@ def convert(kind, args):
         proto = onnx_converter.load(args.source)
         model = onnx_converter.convert(proto, input_shape=args.input_shape, **options)
         return model, onnx_converter.source_input_shape(proto, args.input_shape)
-    if args.input_shape is None:
-        raise SourceError("a PyTorch module does not record its input shape; give --input-shape")
     torch_converter = _optional("edgebnn.converters.pytorch", "torch")
-    module = _load_module(args.source)
-    return torch_converter.convert(module, args.input_shape, **options), args.input_shape
+    network = torch_converter.load(args.source, trust_pickle=args.trust_pickle)
+    if kind != "pytorch-program" and args.input_shape is None:
+        raise SourceError("a PyTorch module does not record its input shape; give --input-shape")
+    if kind == "pytorch-pickle":
+        return torch_converter.convert(network, args.input_shape, **options), args.input_shape
+    _optional("onnxscript", "onnxscript", extra="onnx")     # torch's ONNX exporter
+    model = torch_converter.convert_saved(network, args.input_shape, **options)
+    return model, args.input_shape or tuple(network.example_inputs[0][0].shape[1:])
 
 
-def _optional(module, package):
+def _optional(module, package, extra=None):
     """Import a converter whose framework is an optional extra, or say how to install it."""
     import importlib
     try:
@@ -143,69 +211,10 @@ def _optional(module, package):
         if getattr(error, "name", None) != package:
             raise
         raise SourceError(f"this source needs the {package} package: pip install "
-                          f"'edgebnn[{package}]'") from None
+                          f"'edgebnn[{extra or package}]'") from None
 
 
-def _load_module(path):
-    import torch
-    try:
-        module = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as error:          # pickle and zip errors of every kind
-        raise SourceError(f"{path}: not a loadable PyTorch file ({type(error).__name__}: "
-                          f"{error})") from None
-    if not isinstance(module, torch.nn.Module):
-        raise SourceError(f"{path}: holds a {type(module).__name__}, not a module; save the "
-                          "whole network with torch.save(net, path), not its state_dict")
-    return module.eval()
-
-
-# --check ----------------------------------------------------------------------
-
-def check(kind, args, written, source_shape):
-    """Print how far the runtime's class probabilities are from the source framework's.
-
-    Returns the exit status: 1 when the source framework is installed but
-    fails to run the model, else 0 (a missing framework is only reported).
-    """
-    model = written.model
-    rng = np.random.default_rng(0)
-    shape = (args.samples, *model.input_shape)
-    if model.input_dtype == np.uint8:
-        x = rng.integers(0, 256, shape).astype(np.uint8)
-    else:
-        x = rng.standard_normal(shape).astype(np.float32)
-    x_real = x.astype(np.float32) * np.float32(model.input_scale) + np.float32(model.input_offset)
-    try:
-        theirs = SOURCE_RUNNERS[kind](args.source, _source_layout(x_real, source_shape))
-    except ImportError as error:
-        print(f"check: {error.name or error} is not installed, so the source model was not run")
-        return 0
-    except Exception as error:          # whatever the framework raises
-        print(f"check: the source model did not run ({type(error).__name__}: {error})")
-        return 1
-    ours = np.array([result.scores for result in written.classify_batch(x)])
-    theirs = _probabilities(np.asarray(theirs, np.float64).reshape(len(x), -1))
-    agree = int((ours.argmax(axis=1) == theirs.argmax(axis=1)).sum())
-    print(f"check on {len(x)} random samples: largest class-probability difference "
-          f"{np.abs(ours - theirs).max():.3g}; labels agree on {agree}/{len(x)}")
-    return 0
-
-
-def _source_layout(x, source_shape):
-    """Samples in the source's layout: channels-first sources get (C, H, W) from (H, W[, C])."""
-    if x.shape[1:] == tuple(source_shape):
-        return x
-    channels, height, width = source_shape
-    return x.reshape(len(x), height, width, channels).transpose(0, 3, 1, 2).copy()
-
-
-def _probabilities(outputs):
-    """Rows that are already probabilities stay; logits (or log-probabilities) get softmax."""
-    if np.all(outputs >= 0) and np.allclose(outputs.sum(axis=1), 1.0, atol=1e-4):
-        return outputs
-    shifted = np.exp(outputs - outputs.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)
-
+# the source frameworks, for --check: each runs SOURCE on samples already in its layout
 
 def _run_keras(path, x):
     import tensorflow as tf
@@ -247,14 +256,16 @@ def _run_onnx(path, x):
 
 
 def _run_pytorch(path, x):
+    """A saved network; a pickled one is reached only after main accepted --trust-pickle."""
     import torch
-    module = _load_module(path)
-    dtype = next(module.parameters(), torch.zeros(())).dtype
-    with torch.no_grad():
-        return module(torch.from_numpy(x).to(dtype)).numpy()
+    from .pytorch import load, runnable
+    network = runnable(load(path, trust_pickle=True))
+    with torch.no_grad():       # one sample at a time: an exported program keeps its batch size
+        return np.concatenate([network(torch.from_numpy(row[None])).numpy() for row in x])
 
 
-SOURCE_RUNNERS = {"keras": _run_keras, "onnx": _run_onnx, "pytorch": _run_pytorch}
+SOURCE_RUNNERS = {"keras": _run_keras, "onnx": _run_onnx, "pytorch-program": _run_pytorch,
+                  "pytorch-script": _run_pytorch, "pytorch-pickle": _run_pytorch}
 
 if __name__ == "__main__":
     sys.exit(main())

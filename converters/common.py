@@ -21,6 +21,7 @@ flattened binary map gets its columns reordered from CHW to HWC, and a net
 that starts with a convolution takes (H, W, C) samples, or (H, W) for C = 1.
 Convolution weights always arrive as (out, kh, kw, in).
 """
+import zipfile
 from dataclasses import dataclass
 from typing import Optional
 
@@ -29,6 +30,7 @@ import numpy as np
 import edgebnn as rt
 from edgebnn.bitpack import pack_signs
 from edgebnn.fold import fold_sign
+from edgebnn.kernels.geometry import conv_size
 
 
 @dataclass
@@ -84,10 +86,13 @@ def build_model(steps, input_shape, channels_first, input_dtype, input_scale, in
                 classes, supported):
     """The runtime ``Model`` computing ``steps`` on ``input_shape`` (source layout, no batch).
 
-    ``supported`` is the front end's list of what it converts, appended to
-    every error so a refused model says what would be accepted.
+    ``input_dtype`` is the runtime's; None means the source graph's, float32
+    (a front end whose source states another passes that). ``supported`` is the front end's list of what
+    it converts, appended to every error so a refused model says what would
+    be accepted.
     """
     shape = tuple(int(n) for n in input_shape)
+    input_dtype = "float32" if input_dtype is None else input_dtype
     chain = _Chain(_sign_before_flatten(steps), shape, channels_first, str(input_dtype),
                    float(input_scale), float(input_offset), supported)
     layers = chain.run()
@@ -106,8 +111,52 @@ def _sign_before_flatten(steps):
     return steps
 
 
+def archive_kind(path):
+    """What a zip file holds, from its member names: "keras" (a Keras 3 ``.keras``
+    archive), "pytorch-program" (``torch.export.save``), "pytorch-script"
+    (``torch.jit.save``), "pytorch-pickle" (``torch.save``), or None."""
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+    if {"config.json", "model.weights.h5"} <= set(names):
+        return "keras"
+    if any(name.endswith("/archive_format") for name in names):
+        return "pytorch-program"
+    if any("/code/" in name or name.endswith("/constants.pkl") for name in names):
+        return "pytorch-script"
+    if any(name.endswith("/data.pkl") or name == "data.pkl" for name in names):
+        return "pytorch-pickle"
+    return None
+
+
+def unsupported(supported, where, problem):
+    """Refuse a source's layer: what is wrong with it, then what converts (``supported``)."""
+    raise ValueError(f"{where} {problem}\n{supported}")
+
+
+def pair(value):
+    """``(h, w)`` from a framework's kernel, stride or padding argument: one number or two."""
+    return tuple(value) if isinstance(value, (list, tuple)) else (value, value)
+
+
 def is_plus_minus_one(array):
     return array is not None and array.size > 0 and bool(np.all(np.abs(array) == 1))
+
+
+def scaled_signs(weight):
+    """``(signs, row_scale)`` when every output row (first axis) of ``weight`` is +-c with
+    one c > 0 per row, else None.
+
+    Exporters that fold a batch norm into the layer before it (torch 2.13's
+    ONNX exporter does) store a binary layer's weights as sign * scale: the
+    same binary layer, followed by a per-output scale.
+    """
+    if weight is None or weight.size == 0:
+        return None
+    magnitude = np.abs(np.asarray(weight, np.float64)).reshape(len(weight), -1)
+    row_scale = magnitude[:, 0]
+    if not (np.all(row_scale > 0) and np.all(magnitude == row_scale[:, None])):
+        return None
+    return np.where(np.asarray(weight) >= 0, 1.0, -1.0), row_scale
 
 
 class _Chain:
@@ -191,12 +240,12 @@ class _Chain:
         if step.binary is not None:
             return step.binary
         if self.signal.kind == "bits":
-            if not is_plus_minus_one(step.weight):
-                self.fail(i, "gets +-1 signs but its weights are not all +-1: only binary "
-                             "layers may follow a sign")
+            if scaled_signs(step.weight) is None:
+                self.fail(i, "gets +-1 signs but its weights are not +-1 (or +-c, one c per "
+                             "output): only binary layers may follow a sign")
             return True
         return (self.signal.kind == "input" and self.dtype == "uint8"
-                and is_plus_minus_one(step.weight))
+                and scaled_signs(step.weight) is not None)
 
     def batch_norm(self, i):
         step = self.steps[i]
@@ -260,9 +309,11 @@ class _Chain:
         """A binary layer and the pool / batch norm / sign after it, as one runtime layer."""
         step = self.steps[i]
         conv = step.op == "conv"
-        if not is_plus_minus_one(step.weight):
+        split = scaled_signs(step.weight)
+        if split is None:
             what = "the runtime has no float convolution" if conv else "a binary layer needs them"
-            self.fail(i, f"has weights that are not all +-1 ({what})")
+            self.fail(i, f"has weights that are not all +-1 or +-c per output ({what})")
+        signs, row_scale = split
         j = i + 1
         pool = self.next_is(j, "max_pool") if conv else None
         j += pool is not None
@@ -274,9 +325,9 @@ class _Chain:
         if conv and not pool and self.next_is(j, "max_pool"):
             self.fail(j, "after the batch norm or sign cannot be fused; build convolution -> "
                          "max pool -> batch norm -> sign (pool before the norm)")
-        signs = np.asarray(step.weight, np.float64)
         n_out = signs.shape[0]
         scale, shift = self.dot_affine(i, signs, pool)
+        scale, shift = row_scale * scale, row_scale * shift
         if step.bias is not None:
             shift = shift + np.asarray(step.bias, np.float64)
         if norm is not None:
@@ -346,8 +397,7 @@ class _Chain:
             self.fail(i, f"has {in_channels} input channels but gets {channels}")
         pool_size = tuple(pool.size) if pool is not None else (1, 1)
         (sh, sw), (ph, pw) = step.stride, step.padding
-        conv_h = (height + 2 * ph - kh) // sh + 1
-        conv_w = (width + 2 * pw - kw) // sw + 1
+        conv_h, conv_w = conv_size(height, kh, sh, ph), conv_size(width, kw, sw, pw)
         out_h, out_w = conv_h // pool_size[0], conv_w // pool_size[1]
         if min(conv_h, conv_w, out_h, out_w) < 1:
             self.fail(i, f"leaves no output for a {shape} input")

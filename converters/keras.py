@@ -10,7 +10,10 @@ so converting on a board or in CI needs neither TensorFlow nor Larq. Both
 the tf.keras / tf-keras (Keras 2) and the Keras 3 legacy-HDF5 layouts are
 read: they differ in how the input shape is spelled (``batch_input_shape``
 vs ``batch_shape``) and in the weight paths, which both list in each layer
-group's ``weight_names``.
+group's ``weight_names``. A Keras 3 ``.keras`` archive (``model.save("net.keras")``)
+is a zip of ``config.json`` (the same model config) and ``model.weights.h5``,
+whose ``layers/<layer>/vars/<i>`` hold each layer's weights in the order
+the layer creates them.
 
 Larq's QuantDense / QuantConv2D keep real "latent" weights; their kernel
 quantizer (ste_sign, or approx_sign / swish_sign, which binarize the same
@@ -20,15 +23,18 @@ previous binary layer's thresholds, or becomes a runtime ``sign`` layer after
 float layers. Keras is channels-last, the runtime's own layout: the model
 takes samples of the shape the Keras model takes (without the batch axis).
 """
+import io
 import json
 import os
+import zipfile
+from functools import partial
 
 import h5py
 import numpy as np
 
 from edgebnn.fold import batchnorm_affine
 
-from .common import Step, build_model, is_plus_minus_one
+from .common import Step, build_model, is_plus_minus_one, pair, unsupported
 
 SUPPORTED = """supported Keras layers (a Sequential model, channels_last):
   float:  InputLayer; Flatten; Dropout; Dense (activation linear, relu, or softmax on the last layer);
@@ -40,11 +46,12 @@ SUPPORTED = """supported Keras layers (a Sequential model, channels_last):
           a convolution [+ MaxPooling2D] [+ BatchNormalization] then a layer with an ste_sign input
           quantizer (conv padding valid, or same with stride 1 and odd kernel; pool strides = pool_size);
           QuantDense [+ BatchNormalization] as the last layers (float scores)"""
+_fail = partial(unsupported, SUPPORTED)     # raise: what is wrong, then what converts
 
 SIGN_QUANTIZERS = ("ste_sign", "approx_sign", "swish_sign", "SteSign", "ApproxSign", "SwishSign")
 
 
-def convert(path, input_dtype="uint8", input_scale=1 / 255, input_offset=0.0, classes=None):
+def convert(path, input_dtype=None, input_scale=1.0, input_offset=0.0, classes=None):
     """The runtime ``Model`` computing the Keras model saved at ``path``.
 
     The Keras model sees ``input_scale * x + input_offset`` where ``x`` is the
@@ -57,8 +64,17 @@ def convert(path, input_dtype="uint8", input_scale=1 / 255, input_offset=0.0, cl
     steps = []
     for layer in layers:
         steps += _layer_steps(layer, weights)
-    return build_model(steps, input_shape(config, layers, path), False, input_dtype,
-                       input_scale, input_offset, classes, SUPPORTED)
+    return build_model(steps, input_shape(config, layers, path), False,
+                       input_dtype or _source_dtype(layers), input_scale, input_offset, classes,
+                       SUPPORTED)
+
+
+def _source_dtype(layers):
+    """The dtype the Keras model takes: its input layer's, uint8 or (any float) float32."""
+    dtype = layers[0].get("config", {}).get("dtype")
+    if isinstance(dtype, dict):                       # Keras 3: a dtype policy
+        dtype = (dtype.get("config") or {}).get("name")
+    return "uint8" if dtype == "uint8" else "float32"
 
 
 # reading the file --------------------------------------------------------------
@@ -67,6 +83,8 @@ def read_model(path):
     """``(config, weights)``: the parsed ``model_config`` and a reader of layer weights."""
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no such file")
+    if zipfile.is_zipfile(path):
+        return _read_archive(path)
     try:
         f = h5py.File(path, "r")
     except OSError as error:
@@ -81,6 +99,53 @@ def read_model(path):
             raise ValueError(f"{path}: no 'model_weights' group: the file holds no weights")
         weights = _read_weights(f["model_weights"], path)
     return config, weights
+
+
+MAX_ARCHIVE_MEMBER = 1 << 30
+
+
+def _read_archive(path):
+    """``(config, weights)`` of a Keras 3 ``.keras`` archive."""
+    with zipfile.ZipFile(path) as archive:
+        members = {info.filename: info for info in archive.infolist()}
+        for name in ("config.json", "model.weights.h5"):
+            if name not in members:
+                raise ValueError(f"{path}: a zip without {name}: not a Keras 3 .keras archive")
+            if members[name].file_size > MAX_ARCHIVE_MEMBER:
+                raise ValueError(f"{path}: {name} unpacks to {members[name].file_size} bytes")
+        config = _parse_config(archive.read("config.json"), path)
+        weights_file = io.BytesIO(archive.read("model.weights.h5"))
+    try:
+        f = h5py.File(weights_file, "r")
+    except OSError as error:
+        raise ValueError(f"{path}: model.weights.h5 is not readable HDF5 ({error})") from None
+    with f:
+        if not isinstance(f.get("layers"), h5py.Group):
+            raise ValueError(f"{path}: model.weights.h5 has no 'layers' group")
+        weights = {}
+        for layer in _sequential_layers(config, path):
+            name = layer.get("config", {}).get("name")
+            group = f["layers"].get(str(name))
+            if not isinstance(group, h5py.Group) or not isinstance(group.get("vars"), h5py.Group):
+                continue
+            arrays = [group["vars"][str(i)] for i in range(len(group["vars"]))]
+            names = _archive_weight_names(layer)
+            if len(names) != len(arrays):
+                raise ValueError(f"{path}: layers/{name} holds {len(arrays)} weights; a "
+                                 f"{layer.get('class_name')} so configured has {len(names)}")
+            weights[name] = {key: np.asarray(array[()]) for key, array in zip(names, arrays)}
+    return config, _Weights(weights, path)
+
+
+def _archive_weight_names(layer):
+    """The names of a layer's weights in the order Keras 3 creates (and so saves) them."""
+    kind, config = layer.get("class_name"), layer.get("config", {})
+    if kind in ("Dense", "QuantDense", "Conv2D", "QuantConv2D"):
+        return ["kernel"] + (["bias"] if config.get("use_bias", True) else [])
+    if kind == "BatchNormalization":
+        return (["gamma"] if config.get("scale", True) else []) + \
+            (["beta"] if config.get("center", True) else []) + ["moving_mean", "moving_variance"]
+    return []
 
 
 def _parse_config(raw, path):
@@ -178,9 +243,6 @@ def _layer_steps(layer, weights):
     return handler(config, where, weights)
 
 
-def _fail(where, problem):
-    raise ValueError(f"{where} {problem}\n{SUPPORTED}")
-
 
 def _no_steps(config, where, weights):
     return []
@@ -234,8 +296,8 @@ def _batch_norm(config, where, weights):
 
 def _max_pool(config, where, weights):
     _channels_last(config, where)
-    size = _pair(config.get("pool_size", (2, 2)))
-    stride = _pair(config.get("strides") or size)
+    size = pair(config.get("pool_size", (2, 2)))
+    stride = pair(config.get("strides") or size)
     if stride != size or config.get("padding", "valid") != "valid":
         _fail(where, f"has pool_size {size}, strides {stride}, padding "
                      f"{config.get('padding')!r}; the runtime pools with strides = pool_size, "
@@ -247,12 +309,12 @@ def _conv(config, where, weights):
     """Conv2D or QuantConv2D: a binary convolution, its input binarized or the raw input."""
     _channels_last(config, where)
     name = config["name"]
-    if _pair(config.get("dilation_rate", 1)) != (1, 1) or config.get("groups", 1) != 1:
+    if pair(config.get("dilation_rate", 1)) != (1, 1) or config.get("groups", 1) != 1:
         _fail(where, "must have dilation_rate 1 and groups 1")
     kernel = weights.get(name, "kernel", where)
     if kernel.ndim != 4 or kernel.shape[3] != config["filters"]:
         _fail(where, f"has a kernel of shape {kernel.shape} for {config['filters']} filters")
-    size, stride = kernel.shape[:2], _pair(config.get("strides", 1))
+    size, stride = kernel.shape[:2], pair(config.get("strides", 1))
     padding = _conv_padding(config, where, size, stride)
     signs = _kernel_signs(config, where, kernel).transpose(3, 0, 1, 2)    # (out, kh, kw, in)
     bias = weights.get(name, "bias", where, kernel.shape[3:]) if config.get("use_bias") else None
@@ -331,9 +393,6 @@ def _channels_last(config, where):
     if config.get("data_format", "channels_last") != "channels_last":
         _fail(where, f"uses data_format {config['data_format']!r}; only channels_last is supported")
 
-
-def _pair(value):
-    return tuple(value) if isinstance(value, (list, tuple)) else (value, value)
 
 
 HANDLERS = {

@@ -51,7 +51,7 @@ SUPPORTED = """supported ONNX graphs: one chain from one input to one output, of
 FLOAT_TYPES = {onnx.TensorProto.FLOAT: np.float32, onnx.TensorProto.DOUBLE: np.float64}
 
 
-def convert(source, input_dtype="uint8", input_scale=1 / 255, input_offset=0.0, classes=None,
+def convert(source, input_dtype=None, input_scale=1.0, input_offset=0.0, classes=None,
             input_shape=None):
     """The runtime ``Model`` computing the ONNX model ``source`` (a path or a ``ModelProto``).
 

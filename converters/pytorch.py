@@ -4,6 +4,14 @@
     model = convert(net.eval(), input_shape=(28, 28))      # a edgebnn.Model
     edgebnn.save_model(model, "models/net.h5")
 
+A saved network comes in by ``load``: a ``torch.export`` program (``.pt2``,
+``torch.export.save``) or a TorchScript module (``torch.jit.save``), which
+``convert_saved`` converts through torch's own ONNX exporter and
+converters/onnx.py. Neither runs Python code from the file. A whole module
+pickled by ``torch.save(net, path)`` does: unpickling may run any code the
+file names, so ``load`` takes it only with ``trust_pickle=True``; every other
+``torch.load`` here is ``weights_only=True``.
+
 The converter describes each module of the (flattened) sequence as
 converters.common ``Step``s, which ``common.build_model`` groups into runtime
 layers, as for Keras and ONNX; see ``SUPPORTED``. Batch norms use their
@@ -23,15 +31,18 @@ map gets its columns reordered from CHW to HWC, and a network that starts
 with a convolution takes its input channels last: (H, W, C), or (H, W) for
 one channel.
 """
+import contextlib
+import io
 from functools import partial
 
 import numpy as np
+import torch
 from torch import nn
 
 from edgebnn.fold import batchnorm_affine
 
 from . import binary_layers as bl
-from .common import Step, build_model
+from .common import Step, archive_kind, build_model, pair, unsupported
 
 SUPPORTED = """supported modules (in an nn.Sequential, nested ones flattened):
   float:  Flatten; Linear [+ ReLU | + final Softmax]; BatchNorm1d; Sign (binarizes a flat float vector);
@@ -41,9 +52,10 @@ SUPPORTED = """supported modules (in an nn.Sequential, nested ones flattened):
           BinaryLinear [+ BatchNorm1d] without Sign (float scores, usually last);
           BinaryConv2d [+ MaxPool2d(k)] [+ BatchNorm2d] + Sign (pool before the batch norm);
           Flatten of a binary feature map before a BinaryLinear"""
+_fail = partial(unsupported, SUPPORTED)     # raise: what is wrong, then what converts
 
 
-def convert(module, input_shape, input_dtype="uint8", input_scale=1 / 255, input_offset=0.0,
+def convert(module, input_shape, input_dtype=None, input_scale=1.0, input_offset=0.0,
             classes=None):
     """The runtime ``Model`` computing ``module`` (in eval mode).
 
@@ -57,6 +69,69 @@ def convert(module, input_shape, input_dtype="uint8", input_scale=1 / 255, input
         steps += _module_steps(child, f"layer {name} ({type(child).__name__})")
     return build_model(steps, input_shape, True, input_dtype, input_scale, input_offset, classes,
                        SUPPORTED)
+
+
+def load(path, trust_pickle=False):
+    """The network saved at ``path``, told by its content: an ``ExportedProgram``, a
+    TorchScript module, or (``trust_pickle`` only) an unpickled ``nn.Module``."""
+    import zipfile
+    kind = archive_kind(path) if zipfile.is_zipfile(path) else "pytorch-pickle"
+    if kind == "pytorch-program":
+        return torch.export.load(path)
+    if kind == "pytorch-script":
+        return torch.jit.load(path, map_location="cpu")
+    if kind != "pytorch-pickle":
+        raise ValueError(f"{path}: a zip archive that holds no PyTorch network")
+    try:
+        content = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:                   # classes beyond tensors and containers: a pickled module
+        content = None
+    if content is not None:
+        raise ValueError(f"{path}: holds a {type(content).__name__}, not a network (a state_dict?); "
+                         "save the network with torch.export.save(torch.export.export(net, "
+                         "(sample,)), 'net.pt2')")
+    if not trust_pickle:
+        raise ValueError(f"{path}: a pickled module (torch.save(net, path)): unpickling runs "
+                         "whatever code the file names, so it is refused unless you trust the "
+                         "file (--trust-pickle, or trust_pickle=True). Safer: save the network "
+                         "with torch.export.save(torch.export.export(net, (sample,)), 'net.pt2')")
+    module = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(module, nn.Module):
+        raise ValueError(f"{path}: holds a {type(module).__name__}, not a module")
+    return module.eval()
+
+
+def runnable(network):
+    """A callable computing ``network`` as ``load`` gives it (for checks against the source)."""
+    if isinstance(network, torch.export.ExportedProgram):
+        return network.module()
+    return network
+
+
+def convert_saved(network, input_shape=None, input_dtype=None, input_scale=1.0,
+                  input_offset=0.0, classes=None):
+    """The runtime ``Model`` of a loaded ``ExportedProgram`` or TorchScript module, through
+    torch's ONNX exporter (needs the onnx and onnxscript packages) and converters/onnx.py.
+
+    A program records its example input, so ``input_shape`` may be left out; a
+    TorchScript module needs it (one sample, without the batch axis).
+    """
+    from . import onnx as onnx_converter
+    quiet = contextlib.redirect_stdout(io.StringIO())       # the exporter reports progress
+    if isinstance(network, torch.export.ExportedProgram):
+        args, _ = network.example_inputs
+        with quiet:
+            proto = torch.onnx.export(network, args, dynamo=True, verbose=False).model_proto
+        input_shape = input_shape or tuple(args[0].shape[1:])
+    else:
+        if input_shape is None:
+            raise ValueError("a TorchScript module does not record its input shape; give input_shape")
+        buffer = io.BytesIO()
+        with quiet:
+            torch.onnx.export(network, (torch.zeros((1, *input_shape)),), buffer, dynamo=False)
+        proto = onnx_converter.onnx.load_from_string(buffer.getvalue())
+    return onnx_converter.convert(proto, input_dtype, input_scale, input_offset, classes,
+                                  input_shape)
 
 
 def _flatten(module, prefix=""):
@@ -83,9 +158,6 @@ def _module_steps(module, where):
         _fail(where, "is not supported")
     return handler(module, where)
 
-
-def _fail(where, problem):
-    raise ValueError(f"{where} {problem}\n{SUPPORTED}")
 
 
 # modules -> steps -----------------------------------------------------------
@@ -130,9 +202,9 @@ def _binary_conv(module, where):
 
 def _max_pool(module, where):
     """A MaxPool2d the runtime can fuse: stride = kernel, no padding."""
-    size = _pair(module.kernel_size)
-    if (_pair(module.stride or module.kernel_size) != size or _pair(module.padding) != (0, 0)
-            or _pair(module.dilation) != (1, 1) or module.ceil_mode or module.return_indices):
+    size = pair(module.kernel_size)
+    if (pair(module.stride or module.kernel_size) != size or pair(module.padding) != (0, 0)
+            or pair(module.dilation) != (1, 1) or module.ceil_mode or module.return_indices):
         _fail(where, "must be a plain MaxPool2d(k): stride = kernel, no padding, "
                      "dilation 1, ceil_mode False")
     return [Step("max_pool", where, size=size)]
@@ -162,9 +234,6 @@ HANDLERS = {
 def _signs(module):
     return np.where(_numpy(module.weight) >= 0, 1.0, -1.0)
 
-
-def _pair(value):
-    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
 
 
 def _numpy(tensor):

@@ -1,7 +1,10 @@
 /* edgebnn binary kernel (see bnn.h). Portable C99; a faster popcount is used
- * where the CPU has one: NEON's vcnt when compiled for it, the x86 POPCNT
- * instruction when the running CPU reports it (checked at run time, so one
- * build serves Atoms with and without POPCNT). */
+ * where the CPU has one: NEON's vcnt when compiled for it; on x86 (GCC and
+ * clang) AVX-512 VPOPCNTDQ, AVX2's vpshufb nibble counts or the POPCNT
+ * instruction, each chosen at run time when the running CPU (and, for the
+ * vector registers, the OS) supports it, so one build serves Atoms with and
+ * without POPCNT and desktops with AVX2 or AVX-512. The SIMD code is compiled
+ * with function target attributes: the rest of the file stays plain C99. */
 #include <math.h>
 #include <string.h>
 
@@ -73,9 +76,14 @@ static inline uint32_t popcount_portable(uint64_t v)
 }
 #endif
 
-static inline int32_t conv_out_size(int32_t in, int32_t pad, int32_t kernel, int32_t stride)
+int32_t bnn_sign_bytes(int32_t n)
 {
-    return (in + 2 * pad - kernel) / stride + 1;
+    return (n + 7) / 8;
+}
+
+int32_t bnn_conv_size(int32_t size, int32_t kernel, int32_t stride, int32_t pad)
+{
+    return size + 2 * pad < kernel ? 0 : (size + 2 * pad - kernel) / stride + 1;
 }
 
 /* Writes a layer's n outputs: threshold bits packed MSB first, or dots. */
@@ -91,12 +99,29 @@ static inline struct emitter emitter_start(const int32_t *threshold, const uint8
 {
     struct emitter e = {threshold, flip, bits, dots};
     if (threshold)
-        memset(bits, 0, (size_t)(n + 7) / 8);
+        memset(bits, 0, (size_t)bnn_sign_bytes(n));
     return e;
 }
 
-/* `to_bits` is a constant at every call (see BNN_BOTH_OUTPUTS), so each
- * loop is compiled without the test. */
+/* The emitter of sample s of a batch whose outputs lie `stride` bytes apart
+ * (their bits cleared by clear_bits first). */
+static inline struct emitter emitter_at(const int32_t *threshold, const uint8_t *flip, void *out,
+                                        size_t stride, int32_t s)
+{
+    uint8_t *at = (uint8_t *)out + (size_t)s * stride;
+    struct emitter e = {threshold, flip, threshold ? at : NULL,
+                        threshold ? NULL : (float *)(void *)at};
+    return e;
+}
+
+static void clear_bits(void *out, size_t stride, int32_t n_samples, int32_t n)
+{
+    for (int32_t s = 0; s < n_samples; s++)
+        memset((uint8_t *)out + (size_t)s * stride, 0, (size_t)bnn_sign_bytes(n));
+}
+
+/* `to_bits` is a constant at every call in the dense layers' bodies, so
+ * each of their loops is compiled without the test. */
 static inline void emit(const struct emitter *e, int to_bits, int32_t j, int32_t dot)
 {
     if (!to_bits) {
@@ -129,6 +154,38 @@ static inline void emit4(const struct emitter *e, int to_bits, int32_t j, int32_
     e->bits[j >> 3] |= (uint8_t)(nibble << (4 - (j & 4)));
 }
 
+/* bnn_pack_signs in plain C: each instance's for what its vectors leave. */
+static int32_t pack_signs_scalar(const float *x, int32_t n, uint8_t *out)
+{
+    /* x * 0 is +-0 for every finite x and NaN for NaN and infinity: eight
+     * running sums of it (no dependence between them) flag a bad value
+     * without a branch, at the cost of a multiply-add per value */
+    float probe[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+    int32_t i = 0;
+    /* eight comparisons per byte, no loop-carried shifting: compilers turn
+     * this into straight-line (or vector) code */
+    for (; i + 8 <= n; i += 8) {
+        out[i >> 3] = (uint8_t)((unsigned)(x[i] >= 0.0f) << 7 | (unsigned)(x[i + 1] >= 0.0f) << 6
+                              | (unsigned)(x[i + 2] >= 0.0f) << 5 | (unsigned)(x[i + 3] >= 0.0f) << 4
+                              | (unsigned)(x[i + 4] >= 0.0f) << 3 | (unsigned)(x[i + 5] >= 0.0f) << 2
+                              | (unsigned)(x[i + 6] >= 0.0f) << 1 | (unsigned)(x[i + 7] >= 0.0f));
+        for (int32_t k = 0; k < 8; k++)
+            probe[k] += x[i + k] * 0.0f;
+    }
+    if (i < n) {
+        unsigned byte = 0;
+        for (int32_t k = 0; i + k < n; k++) {
+            byte |= (unsigned)(x[i + k] >= 0.0f) << (7 - k);
+            probe[k] += x[i + k] * 0.0f;
+        }
+        out[i >> 3] = (uint8_t)byte;
+    }
+    int32_t bad = 0;
+    for (int32_t k = 0; k < 8; k++)
+        bad |= probe[k] != probe[k];
+    return bad;
+}
+
 #if defined(__GNUC__) || defined(__clang__)
 #define BNN_ALWAYS_INLINE inline __attribute__((always_inline))
 #else
@@ -152,8 +209,9 @@ static inline void emit4(const struct emitter *e, int to_bits, int32_t j, int32_
 #undef BNN_POPCOUNT
 
 #ifdef BNN_X86_DISPATCH
-/* The same kernels with the POPCNT instruction, then with AVX2 too, each
- * chosen only at run time, when the CPU (and for AVX2 the OS) supports it. */
+/* The same kernels with the POPCNT instruction, then with AVX2 too (and
+ * below with AVX-512), each chosen only at run time, when the CPU (and for
+ * the vector registers the OS) supports it. */
 #define BNN_FN(name) name##_popcnt
 #define BNN_TARGET __attribute__((target("popcnt")))
 #define BNN_POPCOUNT(v) ((uint32_t)__builtin_popcountll(v))
@@ -193,47 +251,221 @@ BNN_AVX_TARGET static inline uint32_t avx2_sum(__m256i counts)
 #define BNN_AVX2 1
 #include "bnn_kernels.inc"
 
-static int cpu_path(void)      /* 0 portable, 1 popcnt, 2 avx2 */
-{
-    static int known = -1;
-    if (known < 0) {
-        __builtin_cpu_init();
-        known = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt") ? 2
-              : __builtin_cpu_supports("popcnt") ? 1 : 0;
-    }
-    return known;
-}
-#define BNN_PICK(name) (cpu_path() == 2 ? name##_avx2 : cpu_path() ? name##_popcnt : name##_portable)
-#define BNN_PATH (cpu_path() == 2 ? "avx2" : cpu_path() ? "popcnt" : "portable")
-#else
-#define BNN_PICK(name) name##_portable
-#ifdef BNN_HAS_NEON
-#define BNN_PATH "neon"
-#elif defined(__POPCNT__)
-#define BNN_PATH "popcnt"
-#else
-#define BNN_PATH "portable"
+#undef BNN_FN
+#undef BNN_TARGET
+#undef BNN_AVX2
+
+#if (defined(__clang__) && __clang_major__ >= 7) || (!defined(__clang__) && __GNUC__ >= 8)
+#define BNN_X86_AVX512 1      /* the compiler knows AVX-512 VPOPCNTDQ */
 #endif
 #endif
 
-void bnn_dense_bits(const uint8_t *x, const uint8_t *weight, int32_t n_out,
+#ifdef BNN_X86_AVX512
+/* The kernels once more with AVX-512 VPOPCNTDQ: the dense layer on packed
+ * signs counts word k of 8 rows in one vpopcntq (its weights regrouped by
+ * bnn_dense_lanes), so no sum across lanes is needed; the other kernels
+ * count 64 bytes of a row at a time, masked loads taking what is left. */
+#define BNN_AVX512_TARGET __attribute__((target("avx512f,avx512bw,avx512vpopcntdq,avx2,popcnt")))
+
+/* 64 bytes at p; the words outside the mask m are neither read nor counted (0). */
+BNN_AVX512_TARGET static inline __m512i load512(__mmask8 m, const uint8_t *p)
+{
+    return _mm512_maskz_loadu_epi64(m, p);
+}
+
+static inline uint8_t reverse8(unsigned b)
+{
+    b = (b & 0xF0u) >> 4 | (b & 0x0Fu) << 4;
+    b = (b & 0xCCu) >> 2 | (b & 0x33u) << 2;
+    return (uint8_t)((b & 0xAAu) >> 1 | (b & 0x55u) << 1);
+}
+
+/* Outputs j..j+7, j a multiple of 8, from the popcounts in `counts`' lanes:
+ * 8 threshold bits (one whole byte) or 8 float dots. */
+BNN_AVX512_TARGET static inline void emit8(const struct emitter *e, int to_bits, int32_t j,
+                                           int32_t n_bits, __m512i counts)
+{
+    const __m512i dots = _mm512_sub_epi64(_mm512_set1_epi64(n_bits), _mm512_slli_epi64(counts, 1));
+    if (!to_bits) {
+        _mm256_storeu_ps(e->dots + j, _mm256_cvtepi32_ps(_mm512_cvtepi64_epi32(dots)));
+        return;
+    }
+    const __m512i t = _mm512_cvtepi32_epi64(
+        _mm256_loadu_si256((const __m256i *)(const void *)(e->threshold + j)));
+    const __m512i f = _mm512_cvtepu8_epi64(_mm_loadl_epi64((const __m128i *)(const void *)(e->flip + j)));
+    const unsigned bits = (unsigned)_mm512_cmpge_epi64_mask(dots, t)
+                        ^ (unsigned)_mm512_test_epi64_mask(f, _mm512_set1_epi64(1));
+    e->bits[j >> 3] = reverse8(bits);     /* lane 0, output j, is the byte's first (top) bit */
+}
+
+#define BNN_FN(name) name##_avx512
+#define BNN_TARGET BNN_AVX512_TARGET
+#define BNN_AVX512 1
+#include "bnn_kernels.inc"
+#endif
+
+/* The popcount paths this build has, each its instances of the kernels;
+ * on x86 in order of speed, so the best one the CPU supports is the last. */
+struct path {
+    const char *name;
+    void (*dense_bits)(const uint8_t *x, size_t x_stride, int32_t n_samples, const uint8_t *weight,
+                       const uint8_t *lanes, int32_t n_out, int32_t row_bytes, int32_t n_bits,
+                       const int32_t *threshold, const uint8_t *flip, void *out,
+                       size_t out_stride);
+    void (*dense_planes)(const uint8_t *planes, const uint8_t *weight, int32_t n_out,
+                         int32_t row_bytes, const int32_t *threshold, const uint8_t *flip,
+                         uint8_t *out_bits, float *out_dots);
+    void (*conv_pool)(const uint8_t *x, const bnn_conv_shape *shape, const uint8_t *weight,
+                      const int32_t *threshold, const uint8_t *flip, uint8_t *out);
+    int32_t (*pack_signs)(const float *x, int32_t n, uint8_t *out);
+};
+#define BNN_PATH(name, suffix, conv) \
+    {name, dense_bits_##suffix, dense_planes_##suffix, conv_pool_##conv, pack_signs_##suffix}
+
+#ifdef BNN_HAS_NEON
+#define BNN_PORTABLE_NAME "neon"
+#elif defined(__POPCNT__) && !defined(BNN_X86_DISPATCH)
+#define BNN_PORTABLE_NAME "popcnt"
+#else
+#define BNN_PORTABLE_NAME "portable"
+#endif
+
+static const struct path paths[] = {
+    BNN_PATH(BNN_PORTABLE_NAME, portable, portable),
+#ifdef BNN_X86_DISPATCH
+    BNN_PATH("popcnt", popcnt, popcnt),
+    BNN_PATH("avx2", avx2, avx2),
+#endif
+#ifdef BNN_X86_AVX512
+    BNN_PATH("avx512", avx512, avx2),     /* see bnn_kernels.inc on the convolution */
+#endif
+};
+
+#ifdef BNN_X86_DISPATCH
+#include <cpuid.h>
+
+/* Whether the OS saves the register state `mask` (bits of XCR0) on a context
+ * switch: 0x6 SSE and AVX (ymm), 0xe6 AVX-512 too (opmask and all of zmm).
+ * A CPU may have the instructions while the OS leaves them off. */
+static int os_saves(unsigned mask)
+{
+    unsigned a, b, c, d, low, high;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_OSXSAVE))
+        return 0;
+    __asm__ volatile("xgetbv" : "=a"(low), "=d"(high) : "c"(0));
+    (void)high;
+    return (low & mask) == mask;
+}
+
+/* The index in paths of the fastest path this CPU and OS support. */
+static int best_path(void)
+{
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("popcnt"))
+        return 0;
+    if (!__builtin_cpu_supports("avx2") || !os_saves(0x6))
+        return 1;
+#ifdef BNN_X86_AVX512
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
+        && __builtin_cpu_supports("avx512vpopcntdq") && os_saves(0xe6))
+        return 3;
+#endif
+    return 2;
+}
+#else
+static int best_path(void)
+{
+    return 0;
+}
+#endif
+
+static int best = -1, chosen = -1;     /* indices in paths, known on first use */
+
+static const struct path *path_in_use(void)
+{
+    if (chosen < 0)
+        chosen = best = best_path();
+    return &paths[chosen];
+}
+
+const char *bnn_popcount_path(void)
+{
+    return path_in_use()->name;
+}
+
+const char *bnn_popcount_paths(void)
+{
+    static char names[64];         /* "portable popcnt avx2 avx512" at the most */
+    if (!names[0]) {
+        path_in_use();
+        for (int k = 0; k <= best; k++) {
+            strcat(names, paths[k].name);
+            strcat(names, k < best ? " " : "");
+        }
+    }
+    return names;
+}
+
+int32_t bnn_use_popcount_path(const char *name)
+{
+    path_in_use();
+    for (int k = 0; k <= best; k++)
+        if (strcmp(paths[k].name, name) == 0) {
+            chosen = k;
+            return 1;
+        }
+    return 0;
+}
+
+void bnn_dense_bits(const uint8_t *x, const uint8_t *weight, const uint8_t *lanes, int32_t n_out,
                     int32_t row_bytes, int32_t n_bits, const int32_t *threshold,
                     const uint8_t *flip, uint8_t *out_bits, float *out_dots)
 {
-    BNN_PICK(dense_bits)(x, weight, n_out, row_bytes, n_bits, threshold, flip, out_bits, out_dots);
+    path_in_use()->dense_bits(x, 0, 1, weight, lanes, n_out, row_bytes, n_bits, threshold, flip,
+                              threshold ? (void *)out_bits : (void *)out_dots, 0);
+}
+
+int32_t bnn_dense_lanes_bytes(int32_t n_out, int32_t row_bytes)
+{
+#ifdef BNN_X86_AVX512
+    path_in_use();                 /* only a CPU that can run the AVX-512 path needs lanes */
+    if (strcmp(paths[best].name, "avx512") != 0 || row_bytes % 8)
+        return 0;
+    return n_out / 8 * 8 * row_bytes;
+#else
+    (void)n_out;
+    (void)row_bytes;
+    return 0;
+#endif
+}
+
+void bnn_dense_lanes(const uint8_t *weight, int32_t n_out, int32_t row_bytes, uint8_t *lanes)
+{
+    const int32_t words = row_bytes / 8;
+    for (int32_t j = 0; j + 8 <= n_out && bnn_dense_lanes_bytes(n_out, row_bytes) > 0; j += 8)
+        for (int32_t k = 0; k < words; k++)
+            for (int32_t r = 0; r < 8; r++)
+                memcpy(lanes + (size_t)j * row_bytes + 64 * (size_t)k + 8 * r,
+                       weight + (size_t)(j + r) * row_bytes + 8 * (size_t)k, 8);
 }
 
 void bnn_dense_planes(const uint8_t *planes, const uint8_t *weight, int32_t n_out,
                       int32_t row_bytes, const int32_t *threshold, const uint8_t *flip,
                       uint8_t *out_bits, float *out_dots)
 {
-    BNN_PICK(dense_planes)(planes, weight, n_out, row_bytes, threshold, flip, out_bits, out_dots);
+    path_in_use()->dense_planes(planes, weight, n_out, row_bytes, threshold, flip, out_bits,
+                                out_dots);
 }
 
 void bnn_conv_pool(const uint8_t *x, const bnn_conv_shape *shape, const uint8_t *weight,
                    const int32_t *threshold, const uint8_t *flip, uint8_t *out)
 {
-    BNN_PICK(conv_pool)(x, shape, weight, threshold, flip, out);
+    path_in_use()->conv_pool(x, shape, weight, threshold, flip, out);
+}
+
+int32_t bnn_pack_signs(const float *x, int32_t n, uint8_t *out)
+{
+    return path_in_use()->pack_signs(x, n, out);
 }
 
 void bnn_bitplanes(const uint8_t *x, int32_t n, int32_t plane_bytes, uint8_t *planes)
@@ -255,37 +487,6 @@ void bnn_bitplanes(const uint8_t *x, int32_t n, int32_t plane_bytes, uint8_t *pl
         for (int b = 0; b < 8; b++)
             planes[(size_t)b * plane_bytes + (i >> 3)] |=
                 (uint8_t)(((x[i] >> b) & 1u) << (7 - (i & 7)));
-}
-
-int32_t bnn_pack_signs(const float *x, int32_t n, uint8_t *out)
-{
-    /* x * 0 is +-0 for every finite x and NaN for NaN and infinity: eight
-     * running sums of it (no dependence between them) flag a bad value
-     * without a branch, at the cost of a multiply-add per value */
-    float probe[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
-    int32_t i = 0;
-    /* eight comparisons per byte, no loop-carried shifting: compilers turn
-     * this into straight-line (or vector) code */
-    for (; i + 8 <= n; i += 8) {
-        out[i >> 3] = (uint8_t)((unsigned)(x[i] >= 0.0f) << 7 | (unsigned)(x[i + 1] >= 0.0f) << 6
-                              | (unsigned)(x[i + 2] >= 0.0f) << 5 | (unsigned)(x[i + 3] >= 0.0f) << 4
-                              | (unsigned)(x[i + 4] >= 0.0f) << 3 | (unsigned)(x[i + 5] >= 0.0f) << 2
-                              | (unsigned)(x[i + 6] >= 0.0f) << 1 | (unsigned)(x[i + 7] >= 0.0f));
-        for (int32_t k = 0; k < 8; k++)
-            probe[k] += x[i + k] * 0.0f;
-    }
-    if (i < n) {
-        unsigned byte = 0;
-        for (int32_t k = 0; i + k < n; k++) {
-            byte |= (unsigned)(x[i + k] >= 0.0f) << (7 - k);
-            probe[k] += x[i + k] * 0.0f;
-        }
-        out[i >> 3] = (uint8_t)byte;
-    }
-    int32_t bad = 0;
-    for (int32_t k = 0; k < 8; k++)
-        bad |= probe[k] != probe[k];
-    return bad;
 }
 
 void bnn_scale_shift(const float *in, int32_t n, const float *scale, const float *shift,
@@ -322,39 +523,52 @@ bnn_summary bnn_summarize(const float *logits, int32_t n)
     return s;
 }
 
-int32_t bnn_run(const bnn_step *steps, int32_t n_steps, const void *input)
+void bnn_summarize_rows(const float *logits, int32_t n, int32_t rows, int32_t *labels,
+                        double *confidences, double *entropies)
 {
+    for (int32_t r = 0; r < rows; r++) {
+        const bnn_summary s = bnn_summarize(logits + (size_t)r * n, n);
+        labels[r] = s.label;
+        confidences[r] = s.confidence;
+        entropies[r] = s.entropy;
+    }
+}
+
+int32_t bnn_run(const bnn_step *steps, int32_t n_steps, const void *input, int32_t n_samples)
+{
+    const struct path *path = path_in_use();
     int32_t bad = 0;
     for (int32_t k = 0; k < n_steps; k++) {
         const bnn_step *s = &steps[k];
-        const void *in = k ? s->in : input;
-        uint8_t *bits = s->threshold ? s->out : NULL;
-        float *dots = s->threshold ? NULL : s->out;
-        switch (s->op) {
-        case BNN_PACK_SIGNS:
-            bad |= bnn_pack_signs(in, s->n_in, s->out);
-            break;
-        case BNN_DENSE_BITS:
-            bnn_dense_bits(in, s->weight, s->n_out, s->row_bytes, s->n_in, s->threshold,
-                           s->flip, bits, dots);
-            break;
-        case BNN_DENSE_PLANES:
-            bnn_bitplanes(in, s->n_in, s->row_bytes, s->work);
-            bnn_dense_planes(s->work, s->weight, s->n_out, s->row_bytes, s->threshold, s->flip,
-                             bits, dots);
-            break;
-        case BNN_CONV_POOL:
-            bnn_conv_pool(in, s->conv, s->weight, s->threshold, s->flip, s->out);
-            break;
-        case BNN_SCALE_SHIFT:
-            bnn_scale_shift(in, s->n_out, s->scale, s->shift, s->out);
-            break;
+        const uint8_t *in = k ? s->in : input;
+        uint8_t *out = s->out;
+        const size_t in_stride = (size_t)s->in_stride, out_stride = (size_t)s->out_stride;
+        if (s->op == BNN_DENSE_BITS) {      /* the one kernel that takes the batch whole */
+            path->dense_bits(in, in_stride, n_samples, s->weight, s->lanes, s->n_out, s->row_bytes,
+                             s->n_in, s->threshold, s->flip, out, out_stride);
+            continue;
+        }
+        for (int32_t n = 0; n < n_samples; n++, in += in_stride, out += out_stride) {
+            uint8_t *bits = s->threshold ? out : NULL;
+            float *dots = s->threshold ? NULL : (float *)(void *)out;
+            switch (s->op) {
+            case BNN_PACK_SIGNS:
+                bad |= path->pack_signs((const float *)(const void *)in, s->n_in, out);
+                break;
+            case BNN_DENSE_PLANES:
+                bnn_bitplanes(in, s->n_in, s->row_bytes, s->work);
+                path->dense_planes(s->work, s->weight, s->n_out, s->row_bytes, s->threshold,
+                                   s->flip, bits, dots);
+                break;
+            case BNN_CONV_POOL:
+                path->conv_pool(in, s->conv, s->weight, s->threshold, s->flip, out);
+                break;
+            case BNN_SCALE_SHIFT:
+                bnn_scale_shift((const float *)(const void *)in, s->n_out, s->scale, s->shift,
+                                (float *)(void *)out);
+                break;
+            }
         }
     }
     return bad;
-}
-
-const char *bnn_popcount_path(void)
-{
-    return BNN_PATH;
 }

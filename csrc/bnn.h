@@ -10,19 +10,35 @@
  * is NULL, in the integer dot products themselves as floats (exact below
  * 2^24; for the float layers that give the final scores). Callers check
  * every size in Python first.
+ *
+ * The popcount is the fastest the CPU has (bnn_popcount_path names it):
+ * NEON's vcnt, 16 bytes a step, on ARM builds with NEON; on x86, chosen at
+ * run time from what the CPU and OS support, AVX-512 VPOPCNTDQ (64 bytes a
+ * step), AVX2 (32 bytes a step through vpshufb nibble tables) or the POPCNT
+ * instruction; else portable C.
  */
 #include <stdint.h>
 
 /* Binary dense layer on packed input signs.
  *   x          [row_bytes]             input signs
  *   weight     [n_out][row_bytes]      one packed row per output
+ *   lanes      the same from bnn_dense_lanes, or NULL
  *   n_bits     real (unpadded) input bits
  *   threshold, flip [n_out]            or NULL for dot output
  *   out_bits   [ceil(n_out / 8)]       when threshold != NULL
  *   out_dots   [n_out]                 when threshold == NULL            */
-void bnn_dense_bits(const uint8_t *x, const uint8_t *weight, int32_t n_out,
+void bnn_dense_bits(const uint8_t *x, const uint8_t *weight, const uint8_t *lanes, int32_t n_out,
                     int32_t row_bytes, int32_t n_bits, const int32_t *threshold,
                     const uint8_t *flip, uint8_t *out_bits, float *out_dots);
+
+/* The weights of a dense layer on packed signs regrouped for the kernels
+ * that count 8 rows in one vector (the AVX-512 path): for each block of 8
+ * rows, word k of the 8 rows side by side at lanes + 8 * row_bytes * block
+ * + 64 * k; rows past the last whole block stay in `weight` only. Its size
+ * is bnn_dense_lanes_bytes: 0 where this CPU cannot run a kernel that reads
+ * it (or rows are not whole 64-bit words), and NULL lanes then serve. */
+int32_t bnn_dense_lanes_bytes(int32_t n_out, int32_t row_bytes);
+void bnn_dense_lanes(const uint8_t *weight, int32_t n_out, int32_t row_bytes, uint8_t *lanes);
 
 /* Bit planes of uint8 values: plane b holds bit b (b = 0 least significant)
  * of every value, packed like signs.
@@ -80,15 +96,22 @@ typedef struct {
 
 bnn_summary bnn_summarize(const float *logits, int32_t n);
 
+/* bnn_summarize of each of `rows` vectors of n scores stored one after the
+ * other, into labels, confidences and entropies [rows]. */
+void bnn_summarize_rows(const float *logits, int32_t n, int32_t rows, int32_t *labels,
+                        double *confidences, double *entropies);
+
 /* A chain of the calls above run by one bnn_run call: the kernel layers of a
  * model back to back, with nothing between them on the Python side. */
 enum bnn_op { BNN_PACK_SIGNS, BNN_DENSE_BITS, BNN_DENSE_PLANES, BNN_CONV_POOL, BNN_SCALE_SHIFT };
 
 /* One call of a chain. Its input `in` is the previous step's `out`, except
- * in the first step, which reads bnn_run's `input`. Fields per op:
+ * in the first step, which reads bnn_run's `input`. Over a batch, sample n's
+ * input starts at in + n * in_stride and its output at out + n * out_stride
+ * (bytes). Fields per op:
  *   PACK_SIGNS    n_in floats -> bits
- *   DENSE_BITS    bnn_dense_bits(in, weight, n_out, row_bytes, n_in, threshold, flip,
- *                 out as bits when threshold != NULL, else as dots)
+ *   DENSE_BITS    bnn_dense_bits(in, weight, lanes, n_out, row_bytes, n_in, threshold,
+ *                 flip, out as bits when threshold != NULL, else as dots)
  *   DENSE_PLANES  bnn_bitplanes(in, n_in, row_bytes, work), then
  *                 bnn_dense_planes(work, weight, n_out, row_bytes, threshold, flip, out)
  *   CONV_POOL     bnn_conv_pool(in, conv, weight, threshold, flip, out)
@@ -96,10 +119,12 @@ enum bnn_op { BNN_PACK_SIGNS, BNN_DENSE_BITS, BNN_DENSE_PLANES, BNN_CONV_POOL, B
 typedef struct {
     int32_t op;                       /* an enum bnn_op */
     int32_t n_in, n_out, row_bytes;
+    int32_t in_stride, out_stride;
     const void *in;
     void *out;
-    uint8_t *work;
+    uint8_t *work;                    /* one sample's: the samples of a batch take turns */
     const uint8_t *weight;
+    const uint8_t *lanes;
     const int32_t *threshold;
     const uint8_t *flip;
     const float *scale;
@@ -107,8 +132,29 @@ typedef struct {
     const bnn_conv_shape *conv;
 } bnn_step;
 
-/* Returns nonzero when a PACK_SIGNS step met a NaN or infinite value. */
-int32_t bnn_run(const bnn_step *steps, int32_t n_steps, const void *input);
+/* Runs n_samples samples through the chain, one step after the other; a
+ * dense layer on packed signs takes the batch in blocks of rows, each block
+ * read once for every sample (see bnn_kernels.inc). Returns nonzero when a
+ * PACK_SIGNS step met a NaN or infinite value. */
+int32_t bnn_run(const bnn_step *steps, int32_t n_steps, const void *input, int32_t n_samples);
 
-/* Which popcount the kernels use on this CPU: "neon", "popcnt" or "portable". */
+/* Which popcount the kernels use: "neon" (ARM builds with NEON); on x86 the
+ * fastest the running CPU and OS support, "avx512" (AVX-512 VPOPCNTDQ),
+ * "avx2" or "popcnt"; or "portable" (bit-parallel C, anywhere). */
 const char *bnn_popcount_path(void);
+
+/* The paths this build has and this CPU supports, slowest first, separated
+ * by spaces; the last is the default. */
+const char *bnn_popcount_paths(void);
+
+/* From now on, for the whole process, use the path `name`, one of
+ * bnn_popcount_paths: for tests and benchmarks that compare paths. Returns 0
+ * and changes nothing when it cannot. */
+int32_t bnn_use_popcount_path(const char *name);
+
+/* Sizes the Python side computes too (runtime/bitpack.py sign_bytes,
+ * runtime/kernels/geometry.py conv_size; the tests check that they agree):
+ * the bytes of n packed signs, and the positions of a convolution along one
+ * axis, 0 when the kernel does not fit the padded input. */
+int32_t bnn_sign_bytes(int32_t n);
+int32_t bnn_conv_size(int32_t size, int32_t kernel, int32_t stride, int32_t pad);

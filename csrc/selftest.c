@@ -3,7 +3,11 @@
  * Runs every kernel on pseudo-random inputs at awkward sizes, compares each
  * result with a direct computation on unpacked +-1 / integer values, and
  * prints a checksum of all outputs: the same on every CPU, whatever popcount
- * path it takes. Exit status 1 on any mismatch.
+ * path it takes. Rows run from 1 bit to past the SIMD loops' counter
+ * flushes, so every vector loop is entered; batches go through bnn_run.
+ * Every popcount path the CPU supports runs the whole test, each giving the
+ * same checksum; the line printed names the fastest (the default). Exit
+ * status 1 on any mismatch.
  *
  *   cc -std=c99 -O2 csrc/bnn.c csrc/selftest.c -o selftest && ./selftest
  */
@@ -43,42 +47,84 @@ static int sign_at(const uint8_t *packed, int i)    /* +1 / -1 of bit i */
     return (packed[i >> 3] >> (7 - (i & 7))) & 1 ? 1 : -1;
 }
 
-/* Random packed signs: `runs` runs of n bits, each padded to whole bytes. */
-static void random_signs(uint8_t *out, int runs, int n)
+/* Random packed signs: `runs` runs of n bits, `stride` bytes apart, padding bits 0. */
+static void random_signs(uint8_t *out, int runs, int n, int stride)
 {
-    int bytes = (n + 7) / 8;
     for (int r = 0; r < runs; r++)
-        for (int b = 0; b < bytes; b++) {
+        for (int b = 0; b < bnn_sign_bytes(n); b++) {
             int real = n - 8 * b < 8 ? n - 8 * b : 8;
-            out[r * bytes + b] = (uint8_t)(next_random() & (0xFF00u >> real));
+            out[(size_t)r * stride + b] = (uint8_t)(next_random() & (0xFF00u >> real));
         }
 }
 
-static void test_dense(int n_bits, int n_out)
+static int bit_at(const uint8_t *packed, int j)
 {
-    int row = (n_bits + 7) / 8;
-    uint8_t *x = malloc(row), *w = malloc((size_t)row * n_out), *bits = calloc((n_out + 7) / 8, 1);
-    uint8_t *planes = malloc(8 * (size_t)row), *values = malloc(n_bits), *flip = malloc(n_out);
-    float *dots = malloc(sizeof(float) * n_out);
-    int32_t *threshold = malloc(sizeof(int32_t) * n_out);
-    random_signs(x, 1, n_bits);
-    random_signs(w, n_out, n_bits);
+    return (packed[j >> 3] >> (7 - (j & 7))) & 1;
+}
+
+/* Room for bnn_dense_lanes, or NULL where this build needs none. */
+static uint8_t *new_lanes(int n_out, int row_bytes)
+{
+    const int32_t bytes = bnn_dense_lanes_bytes(n_out, row_bytes);
+    return bytes ? malloc((size_t)bytes) : NULL;
+}
+
+/* The dense layers against direct sums, for `samples` inputs: each alone,
+ * with and without the lane layout, then the batch in one bnn_run. Rows are
+ * `row` bytes: whole words, as the layers keep them, or just the signs. */
+static void test_dense(int n_bits, int n_out, int samples, int whole_words)
+{
+    const int row = whole_words ? (bnn_sign_bytes(n_bits) + 7) / 8 * 8 : bnn_sign_bytes(n_bits);
+    const int ob = bnn_sign_bytes(n_out);
+    uint8_t *x = calloc((size_t)row * samples, 1), *w = calloc((size_t)row * n_out, 1);
+    uint8_t *lanes = new_lanes(n_out, row);
+    uint8_t *bits = malloc((size_t)ob * samples), *flip = malloc(n_out);
+    uint8_t *planes = malloc(8 * (size_t)row), *values = malloc(n_bits);
+    float *dots = malloc(sizeof(float) * n_out * samples);
+    int32_t *threshold = malloc(sizeof(int32_t) * n_out), *expected = malloc(sizeof(int32_t) * n_out * samples);
+    random_signs(x, samples, n_bits, row);
+    random_signs(w, n_out, n_bits, row);
+    if (lanes)
+        bnn_dense_lanes(w, n_out, row, lanes);
     for (int j = 0; j < n_out; j++) {
         threshold[j] = (int32_t)(next_random() % (2u * n_bits + 1)) - n_bits;
         flip[j] = next_random() & 1;
     }
-    bnn_dense_bits(x, w, n_out, row, n_bits, NULL, NULL, NULL, dots);
-    bnn_dense_bits(x, w, n_out, row, n_bits, threshold, flip, bits, NULL);
-    for (int j = 0; j < n_out; j++) {
-        int dot = 0;
-        for (int i = 0; i < n_bits; i++)
-            dot += sign_at(x, i) * sign_at(w + (size_t)j * row, i);
-        expect(dots[j] == (float)dot, "dense dot", (int)dots[j], dot);
-        int bit = (dot >= threshold[j]) ^ flip[j];
-        expect(((bits[j >> 3] >> (7 - (j & 7))) & 1) == bit, "dense bit", j, bit);
+    for (int s = 0; s < samples; s++)
+        for (int j = 0; j < n_out; j++) {
+            int dot = 0;
+            for (int i = 0; i < n_bits; i++)
+                dot += sign_at(x + (size_t)s * row, i) * sign_at(w + (size_t)j * row, i);
+            expected[s * n_out + j] = dot;
+        }
+    for (int pass = 0; pass < 3; pass++) {   /* alone without lanes, alone with, batch */
+        memset(dots, 0x55, sizeof(float) * n_out * samples);
+        memset(bits, 0x55, (size_t)ob * samples);
+        if (pass < 2) {
+            for (int s = 0; s < samples; s++) {
+                const uint8_t *in = x + (size_t)s * row, *with = pass ? lanes : NULL;
+                bnn_dense_bits(in, w, with, n_out, row, n_bits, NULL, NULL, NULL, dots + s * n_out);
+                bnn_dense_bits(in, w, with, n_out, row, n_bits, threshold, flip, bits + s * ob, NULL);
+            }
+        } else {
+            bnn_step step = {BNN_DENSE_BITS, n_bits, n_out, row, row, 4 * n_out, NULL, dots, NULL,
+                             w, lanes, NULL, NULL, NULL, NULL, NULL};
+            bnn_run(&step, 1, x, samples);
+            step.threshold = threshold;
+            step.flip = flip;
+            step.out = bits;
+            step.out_stride = ob;
+            bnn_run(&step, 1, x, samples);
+        }
+        for (int s = 0; s < samples; s++)
+            for (int j = 0; j < n_out; j++) {
+                const int dot = expected[s * n_out + j], bit = (dot >= threshold[j]) ^ flip[j];
+                expect(dots[s * n_out + j] == (float)dot, "dense dot", (int)dots[s * n_out + j], dot);
+                expect(bit_at(bits + s * ob, j) == bit, "dense bit", j, bit);
+            }
+        mix(dots, sizeof(float) * n_out * samples);
+        mix(bits, (size_t)ob * samples);
     }
-    mix(dots, sizeof(float) * n_out);
-    mix(bits, (n_out + 7) / 8);
 
     for (int i = 0; i < n_bits; i++)
         values[i] = (uint8_t)next_random();
@@ -91,12 +137,71 @@ static void test_dense(int n_bits, int n_out)
         expect(dots[j] == (float)dot, "planes dot", (int)dots[j], dot);
     }
     mix(dots, sizeof(float) * n_out);
-    free(x); free(w); free(bits); free(planes); free(values); free(flip); free(dots); free(threshold);
+    free(x); free(w); free(lanes); free(bits); free(flip); free(planes); free(values);
+    free(dots); free(threshold); free(expected);
+}
+
+/* Sign -> dense (planes of the raw values when `planes`) -> dense (dots) ->
+ * scale and shift over a batch in one bnn_run, against the same chain run
+ * sample by sample: the strides of every step. */
+static void test_chain(int n_in, int hidden, int n_out, int samples, int planes)
+{
+    const int r1 = (bnn_sign_bytes(n_in) + 7) / 8 * 8, r2 = (bnn_sign_bytes(hidden) + 7) / 8 * 8;
+    uint8_t *w1 = calloc((size_t)r1 * hidden, 1), *w2 = calloc((size_t)r2 * n_out, 1);
+    uint8_t *l1 = new_lanes(hidden, r1);
+    uint8_t *flip = malloc(hidden), *work = malloc(8 * (size_t)r1), *raw = malloc((size_t)n_in * samples);
+    uint8_t *signs = calloc((size_t)r1 * samples, 1), *hid = calloc((size_t)r2 * samples, 1);
+    int32_t *threshold = malloc(sizeof(int32_t) * hidden);
+    float *x = malloc(sizeof(float) * n_in * samples), *dots = malloc(sizeof(float) * n_out * samples);
+    float *scores = malloc(sizeof(float) * n_out * samples), *one = malloc(sizeof(float) * n_out);
+    float *scale = malloc(sizeof(float) * n_out), *shift = malloc(sizeof(float) * n_out);
+    random_signs(w1, hidden, n_in, r1);
+    random_signs(w2, n_out, hidden, r2);
+    if (l1)
+        bnn_dense_lanes(w1, hidden, r1, l1);
+    for (int j = 0; j < hidden; j++) {
+        threshold[j] = (int32_t)(next_random() % 41) - 20 + (planes ? 127 * n_in / 8 : 0);
+        flip[j] = next_random() & 1;
+    }
+    for (int i = 0; i < n_in * samples; i++) {
+        raw[i] = (uint8_t)next_random();
+        x[i] = (float)raw[i] - 127.5f;
+    }
+    for (int j = 0; j < n_out; j++) {     /* exact in float: the same on every FPU */
+        scale[j] = (float)((int)(next_random() % 100) - 50) / 64.0f;
+        shift[j] = (float)(next_random() % 100) / 8.0f;
+    }
+    bnn_step steps[4] = {
+        {BNN_PACK_SIGNS, n_in, 0, 0, 4 * n_in, r1, NULL, signs, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL},
+        {BNN_DENSE_BITS, n_in, hidden, r1, r1, r2, signs, hid, NULL, w1, l1, threshold, flip, NULL, NULL, NULL},
+        {BNN_DENSE_BITS, hidden, n_out, r2, r2, 4 * n_out, hid, dots, NULL, w2, NULL, NULL, NULL, NULL, NULL, NULL},
+        {BNN_SCALE_SHIFT, 0, n_out, 0, 4 * n_out, 4 * n_out, dots, scores, NULL, NULL, NULL, NULL, NULL, scale, shift, NULL},
+    };
+    const void *input = x;
+    if (planes) {      /* the raw values, their bit planes in `work` */
+        steps[1] = (bnn_step){BNN_DENSE_PLANES, n_in, hidden, r1, n_in, r2, NULL, hid, work, w1, NULL,
+                              threshold, flip, NULL, NULL, NULL};
+        input = raw;
+    }
+    const bnn_step *chain = planes ? steps + 1 : steps;
+    const int n_steps = planes ? 3 : 4;
+    expect(bnn_run(chain, n_steps, input, samples) == 0, "chain: finite input", 0, 0);
+    for (int s = 0; s < samples; s++) {
+        const void *sample = planes ? (const void *)(raw + (size_t)s * n_in) : (const void *)(x + (size_t)s * n_in);
+        float *batch_row = scores + (size_t)s * n_out;
+        memcpy(one, batch_row, sizeof(float) * n_out);
+        bnn_run(chain, n_steps, sample, 1);
+        for (int j = 0; j < n_out; j++)
+            expect(memcmp(&one[j], &scores[j], sizeof(float)) == 0, "chain: batch row = sample", s, j);
+        mix(scores, sizeof(float) * n_out);
+    }
+    free(w1); free(w2); free(l1); free(flip); free(work); free(raw); free(signs); free(hid);
+    free(threshold); free(x); free(dots); free(scores); free(one); free(scale); free(shift);
 }
 
 static void test_conv(bnn_conv_shape s)
 {
-    int cb = (s.channels + 7) / 8, ob = (s.out_channels + 7) / 8;
+    int cb = bnn_sign_bytes(s.channels), ob = bnn_sign_bytes(s.out_channels);
     int conv_h = (s.height + 2 * s.pad_h - s.kernel_h) / s.stride_h + 1;
     int conv_w = (s.width + 2 * s.pad_w - s.kernel_w) / s.stride_w + 1;
     int out_h = conv_h / s.pool_h, out_w = conv_w / s.pool_w;
@@ -109,8 +214,8 @@ static void test_conv(bnn_conv_shape s)
         for (size_t i = 0; i < in_size; i++)
             x[i] = (uint8_t)next_random();
     else
-        random_signs(x, s.height * s.width, s.channels);
-    random_signs(w, s.out_channels * s.kernel_h * s.kernel_w, s.channels);
+        random_signs(x, s.height * s.width, s.channels, cb);
+    random_signs(w, s.out_channels * s.kernel_h * s.kernel_w, s.channels, cb);
     int span = s.kernel_h * s.kernel_w * s.channels * (s.uint8_input ? 64 : 1);
     for (int o = 0; o < s.out_channels; o++) {
         threshold[o] = (int32_t)(next_random() % (2u * span + 1)) - span;
@@ -148,13 +253,53 @@ static void test_conv(bnn_conv_shape s)
     free(x); free(w); free(out); free(flip); free(threshold);
 }
 
-int main(void)
+static void test_pack_signs(void)
 {
-    static const int bits[] = {1, 3, 7, 8, 9, 31, 32, 33, 63, 64, 65, 127, 128, 129, 1000};
-    for (size_t i = 0; i < sizeof bits / sizeof bits[0]; i++) {
-        test_dense(bits[i], 1);
-        test_dense(bits[i], 13);
+    float floats[19] = {0.0f, -0.0f, 1.5f, -2.0f, 3.0f, -1e-30f, 1e-30f, 7.0f, -7.0f, 0.5f,
+                        -0.5f, 2.0f, -3.0f, 4.0f, -4.0f, 0.0f, 1.0f, -1.0f, 9.0f};
+    uint8_t packed[3];
+    int32_t bad = bnn_pack_signs(floats, 19, packed);
+    expect(packed[0] == 0xEB && packed[1] == 0x55 && packed[2] == 0xA0, "pack_signs", packed[0], packed[1]);
+    expect(bad == 0, "pack_signs: finite values", bad, 0);
+    mix(packed, 3);
+    float many[40];
+    uint8_t many_packed[5];
+    for (int k = 0; k < 40; k++)
+        many[k] = (float)((int)(next_random() % 201) - 100) * (k % 3 ? 1.0f : -0.0f);
+    bad = bnn_pack_signs(many, 40, many_packed);
+    for (int k = 0; k < 40; k++)
+        expect(bit_at(many_packed, k) == (many[k] >= 0.0f), "pack_signs: long", k, bit_at(many_packed, k));
+    expect(bad == 0, "pack_signs: long, finite values", bad, 0);
+    mix(many_packed, 5);
+    const float odd[10] = {1.0f, NAN, -INFINITY, 2.0f, 0.0f, 3.0f, 4.0f, 5.0f, INFINITY, -1.0f};
+    uint8_t odd_packed[2];
+    bad = bnn_pack_signs(odd, 10, odd_packed);
+    expect(bad != 0, "pack_signs: NaN and infinite values flagged", bad, 1);
+    for (int k = 0; k < 40; k++) {       /* each position alone: in the vectors and the tail */
+        float one[40];
+        for (int i = 0; i < 40; i++)
+            one[i] = (float)i;
+        one[k] = k % 3 == 0 ? NAN : k % 3 == 1 ? -INFINITY : INFINITY;
+        bad = bnn_pack_signs(one, 40 - k % 5, many_packed);
+        expect(bad != 0 || k >= 40 - k % 5, "pack_signs: one bad value flagged", k, bad);
     }
+}
+
+static void test_all(void)
+{
+    /* up to past the AVX2 byte counters' flush (31 steps of 32 bytes) */
+    static const int bits[] = {1, 3, 7, 8, 9, 31, 32, 33, 63, 64, 65, 127, 128, 129, 255, 256, 257,
+                               511, 512, 513, 1000, 31 * 256 + 8, 8200};
+    for (size_t i = 0; i < sizeof bits / sizeof bits[0]; i++)
+        for (int whole_words = 0; whole_words < 2; whole_words++) {
+            test_dense(bits[i], 1, 2, whole_words);
+            test_dense(bits[i], 13, 7, whole_words);
+            if (bits[i] <= 1000)
+                test_dense(bits[i], 64, 5, whole_words);
+        }
+    test_chain(100, 72, 10, 9, 0);
+    test_chain(300, 129, 7, 6, 0);
+    test_chain(100, 72, 10, 5, 1);
     static const bnn_conv_shape convs[] = {
         /* h, w, c, uint8, out, kh, kw, sh, sw, ph, pw, pool_h, pool_w */
         {5, 5, 1, 0, 1, 3, 3, 1, 1, 0, 0, 1, 1},
@@ -163,29 +308,35 @@ int main(void)
         {11, 7, 9, 0, 16, 3, 2, 1, 2, 2, 1, 3, 2},
         {6, 13, 17, 0, 3, 1, 5, 1, 1, 0, 2, 2, 3},
         {4, 4, 64, 0, 8, 3, 3, 1, 1, 1, 1, 4, 4},
+        {5, 4, 200, 0, 9, 3, 3, 1, 1, 1, 1, 1, 2},
         {28, 28, 1, 1, 16, 3, 3, 1, 1, 0, 0, 2, 2},
         {9, 7, 3, 1, 5, 3, 2, 2, 1, 1, 1, 2, 1},
     };
     for (size_t i = 0; i < sizeof convs / sizeof convs[0]; i++)
         test_conv(convs[i]);
-    float floats[19] = {0.0f, -0.0f, 1.5f, -2.0f, 3.0f, -1e-30f, 1e-30f, 7.0f, -7.0f, 0.5f,
-                        -0.5f, 2.0f, -3.0f, 4.0f, -4.0f, 0.0f, 1.0f, -1.0f, 9.0f};
-    uint8_t packed[3];
-    int32_t bad = bnn_pack_signs(floats, 19, packed);
-    expect(packed[0] == 0xEB && packed[1] == 0x55 && packed[2] == 0xA0, "pack_signs", packed[0], packed[1]);
-    expect(bad == 0, "pack_signs: finite values", bad, 0);
-    const float odd[10] = {1.0f, NAN, -INFINITY, 2.0f, 0.0f, 3.0f, 4.0f, 5.0f, INFINITY, -1.0f};
-    uint8_t odd_packed[2];
-    bad = bnn_pack_signs(odd, 10, odd_packed);
-    expect(bad != 0, "pack_signs: NaN and infinite values flagged", bad, 1);
-    for (int k = 0; k < 10; k++) {       /* each position alone, in the body and the tail */
-        float one[10] = {0.0f, 1.0f, 2.0f, 3.0f, 4.0f, 5.0f, 6.0f, 7.0f, 8.0f, 9.0f};
-        one[k] = k % 2 ? NAN : -INFINITY;
-        bad = bnn_pack_signs(one, 10, odd_packed);
-        expect(bad != 0, "pack_signs: one bad value flagged", k, bad);
+    test_pack_signs();
+}
+
+int main(void)
+{
+    /* every path this build has that the CPU supports, the default (fastest) last */
+    static const char *const paths[] = {"portable", "neon", "popcnt", "avx2", "avx512"};
+    const char *best = bnn_popcount_path();
+    uint32_t first = 0;
+    int tested = 0;
+    for (size_t p = 0; p < sizeof paths / sizeof paths[0]; p++) {
+        if (!bnn_use_popcount_path(paths[p]))
+            continue;
+        state = 12345u;
+        checksum = 2166136261u;
+        test_all();
+        if (tested++ && checksum != first)
+            expect(0, paths[p], (int)checksum, (int)first);
+        first = checksum;
     }
-    mix(packed, 3);
+    expect(bnn_use_popcount_path(best) && strcmp(bnn_popcount_path(), best) == 0,
+           "the default path comes back", tested, 0);
     printf("bnn selftest: %s, popcount path %s, checksum %08x\n",
-           failures ? "FAILED" : "ok", bnn_popcount_path(), (unsigned)checksum);
+           failures ? "FAILED" : "ok", best, (unsigned)checksum);
     return failures ? 1 : 0;
 }

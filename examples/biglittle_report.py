@@ -391,7 +391,7 @@ def main(argv=None):
     parser.add_argument("--latency-samples", type=int, default=300)
     args = parser.parse_args(argv)
     sys.path.insert(0, HERE)
-    import mnist
+    from edgebnn.bench import mnist
     images, labels = mnist.load(args.data, "test")
     text = report(args.models, images, labels, args.latency_samples,
                   argv if argv is not None else sys.argv[1:])

@@ -23,7 +23,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def stream(data, count):
     if data:
         sys.path.insert(0, HERE)
-        import mnist
+        from edgebnn.bench import mnist
         images, labels = mnist.load(data, "test")
     else:
         samples = np.load(models.path("mnist-samples.npz"))
@@ -40,13 +40,13 @@ def main(argv=None):
     parser.add_argument("--policy", default="sequential",
                         choices=["local", "sequential", "parallel", "remote"])
     parser.add_argument("--min-confidence", type=float, default=0.9)
-    parser.add_argument("--timeout-ms", type=float, default=200, help="remote read timeout")
+    parser.add_argument("--timeout-ms", type=float, default=200, help="deadline of each remote request")
     parser.add_argument("--link-ms", type=float, default=0.0, help="added delay each way")
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--data", help="folder with the MNIST IDX files (default: bundled samples)")
     args = parser.parse_args(argv)
 
-    remote = RemoteModel(args.remote, args.name, read_timeout=args.timeout_ms / 1000,
+    remote = RemoteModel(args.remote, args.name, deadline=args.timeout_ms / 1000,
                          link_delay=args.link_ms / 1000)
     rt = Runtime(args.little, remote=remote,
                  policy=Policy(args.policy, min_confidence=args.min_confidence))

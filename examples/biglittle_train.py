@@ -44,7 +44,7 @@ from torch import nn
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-import mnist  # noqa: E402
+from edgebnn.bench import mnist  # noqa: E402
 import train_binary  # noqa: E402
 from biglittle_report import binary_metrics  # noqa: E402
 from edgebnn.converters.binary_layers import BinaryLinear, Sign  # noqa: E402

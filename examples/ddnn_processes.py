@@ -20,8 +20,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from edgebnn.ddnn import Coordinator, load_ddnn  # noqa: E402
-import mnist  # noqa: E402
+from edgebnn import Coordinator, load_ddnn  # noqa: E402
+from edgebnn.bench import mnist  # noqa: E402
 import multiview  # noqa: E402
 
 
@@ -49,7 +49,7 @@ def main(argv=None):
     tiers = [start(args.model, "cloud")] + ([start(args.model, "edge")] if ddnn.edge else [])
     coordinator = Coordinator(ddnn, [url for _, url in servers], deadline=args.deadline,
                               names=[f"devices{i}" for i in range(len(servers))],
-                              cloud_url=tiers[0][1], edge_url=tiers[1][1] if ddnn.edge else None)
+                              cloud=tiers[0][1], edge=tiers[1][1] if ddnn.edge else None)
     correct = same = sent = 0
     exits = {}
     try:

@@ -34,7 +34,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import ddnn_eval  # noqa: E402
-import mnist  # noqa: E402
+from edgebnn.bench import mnist  # noqa: E402
 import multiview  # noqa: E402
 from ddnn_eval import GRID, PAPER_MISSING, PAPER_SHARE, PAPER_T, RULES  # noqa: E402
 from edgebnn.ddnn import SCORE_BYTES, load_ddnn  # noqa: E402

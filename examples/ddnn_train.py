@@ -53,9 +53,9 @@ from edgebnn.converters import binary_layers as bl  # noqa: E402
 from edgebnn.converters.pytorch import convert  # noqa: E402
 from edgebnn import Model  # noqa: E402
 from edgebnn.aggregate import concat_shape  # noqa: E402
-from edgebnn.ddnn import DDNN, Device, save_ddnn  # noqa: E402
+from edgebnn import DDNN, Device, save_ddnn  # noqa: E402
+from edgebnn.bench import mnist  # noqa: E402
 import ddnn_eval  # noqa: E402
-import mnist  # noqa: E402
 import multiview  # noqa: E402
 
 CLASSES = [str(d) for d in range(10)]

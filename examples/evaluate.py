@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 
-import mnist
+from edgebnn.bench import mnist
 from edgebnn import Runtime
 
 

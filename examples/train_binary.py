@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-import mnist
+from edgebnn.bench import mnist
 from edgebnn.converters.binary_layers import BinaryLinear, Sign, clip_weights
 from edgebnn.converters.pytorch import convert
 from edgebnn import Runtime, save_model

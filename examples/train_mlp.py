@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-import mnist
+from edgebnn.bench import mnist
 from edgebnn import Dense, Model, Runtime, save_model
 
 

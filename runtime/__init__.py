@@ -17,6 +17,7 @@ from .errors import (EdgeError, InputError, InputTypeError, ModelFileError,
                      ModelFormatError, ModelVersionError, RemoteError)
 from .format import load_model, save_model
 from .layers import BatchNorm, BinaryConv2d, BinaryDense, Dense, Sign
+from .limits import Limits
 from .model import Model
 from .result import Result
 from .runtime import Runtime
@@ -24,18 +25,21 @@ from .runtime import Runtime
 __version__ = "0.2.0"
 
 _LAZY = {"Policy": "cascade", "RemoteModel": "remote", "DDNN": "ddnn", "Device": "ddnn",
-         "load_ddnn": "ddnn", "save_ddnn": "ddnn"}
+         "load_ddnn": "format", "save_ddnn": "format", "Coordinator": "coordinator"}
 
-__all__ = ["Runtime", "Result", "Model", "Dense", "BatchNorm", "Sign", "BinaryDense",
+__all__ = ["Runtime", "Result", "Model", "Limits", "Dense", "BatchNorm", "Sign", "BinaryDense",
            "BinaryConv2d", "load_model", "save_model", "EdgeError", "InputError",
            "InputTypeError", "ModelFileError", "ModelFormatError", "ModelVersionError",
            "RemoteError", *_LAZY]
 
 
 def __getattr__(name):
+    import importlib
     if name in _LAZY:
-        import importlib
         value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    elif name == "models":          # the shipped demo models, found on first use
+        value = importlib.import_module(".models", __name__)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value

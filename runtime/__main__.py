@@ -14,40 +14,10 @@ import json
 import os
 import sys
 
-import numpy as np
-
 from . import models
-from .errors import EdgeError, InputError
-from .images import read_image
+from .errors import EdgeError
 from .runtime import Runtime
-
-
-def samples(path, model):
-    """``(name, sample)`` pairs of one file, shaped as the model takes them."""
-    if path.endswith(".npy"):
-        try:
-            array = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as error:
-            raise InputError(f"{path}: not a NumPy .npy array ({error})") from None
-        if array.shape == model.sample_shape:
-            return [(path, array)]
-        return [(f"{path}[{i}]", row) for i, row in enumerate(array)]
-    return [(path, image_sample(read_image(path), model, path))]
-
-
-def image_sample(image, model, path):
-    """Pixels as the model's input: grey or colour as its shape says, float in [0, 1]."""
-    shape = model.sample_shape
-    if image.ndim == 3 and len(shape) == 2:           # colour image, grey model
-        image = image[:, :, :3] @ np.array([0.299, 0.587, 0.114])[:image.shape[2]]
-        image = np.clip(np.rint(image), 0, 255).astype(np.uint8)
-    elif image.ndim == 2 and len(shape) == 3 and shape[2] == 1:
-        image = image[:, :, None]
-    if image.shape != shape:
-        raise InputError(f"{path}: image of shape {image.shape}, the model takes {shape}")
-    if model.input_dtype == np.float32:
-        return image.astype(np.float32) / 255
-    return image.astype(model.input_dtype)
+from .samples import read_samples
 
 
 def main(argv=None):
@@ -67,7 +37,7 @@ def main(argv=None):
     status = 0
     for file in args.files:
         try:
-            answers = [(name, rt.classify(x)) for name, x in samples(file, rt.model)]
+            answers = [(name, rt.classify(x)) for name, x in read_samples(file, rt.model)]
         except (EdgeError, OSError) as error:
             print(f"error: {error}", file=sys.stderr)
             status = 1

@@ -26,7 +26,7 @@ Packed feature maps (signs, docs/FORMAT.md; one packed array per device):
 """
 import numpy as np
 
-from .bitpack import packed_bytes, unpack_signs
+from .bitpack import packed_bytes, sign_bytes, unpack_signs
 
 KINDS = ("max", "average", "concat")
 
@@ -63,7 +63,7 @@ def max_bits(maps):
 def average_bits(maps, shape):
     """Mean of the present maps' +-1 values: float32 in [-1, 1] of the logical ``shape``."""
     present = _present(maps)
-    rows = shape[:-1] + (-(-shape[-1] // 8),)
+    rows = shape[:-1] + (sign_bytes(shape[-1]),)
     total = np.zeros(shape, np.int32)
     for packed in present:
         total += unpack_signs(np.asarray(packed).reshape(rows), shape[-1])

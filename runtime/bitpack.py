@@ -12,9 +12,14 @@ import numpy as np
 WORD_BYTES = 8   # the kernel reads 64-bit words; buffers are padded to whole words
 
 
+def sign_bytes(n):
+    """Bytes that hold ``n`` packed signs: one row, its last byte padded (C: bnn_sign_bytes)."""
+    return -(-n // 8)
+
+
 def packed_bytes(shape):
     """Bytes of a bits tensor of logical ``shape`` (last axis packed)."""
-    return int(np.prod(shape[:-1], dtype=np.int64)) * -(-shape[-1] // 8)
+    return int(np.prod(shape[:-1], dtype=np.int64)) * sign_bytes(shape[-1])
 
 
 def word_padded(nbytes):

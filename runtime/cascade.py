@@ -5,9 +5,10 @@ The little net knows a few priority classes (one-vs-all, or a few plus
 asked: never (``local``), only when the little net does not claim a
 priority class confidently (``sequential``), at the same moment as the
 little net starts (``parallel``), or always (``remote``). When the remote
-tier fails (down, slow past its timeout, garbage), the little net's answer
+tier fails (down, past its deadline, garbage), the little net's answer
 is returned marked ``local-fallback`` and the error is counted; only a
-``strict`` policy raises.
+``strict`` policy raises. ``classify_batch`` follows the same policy for a
+batch, with one remote request for the samples that need it.
 """
 import threading
 import time
@@ -64,7 +65,7 @@ class Cascade:
                          "remote_errors": 0, "remote_late": 0}
         self._lock = threading.Lock()
         self._pool = None
-        self._wait = remote.connect_timeout + remote.read_timeout + 2 * remote.link_delay + 0.05
+        self._wait = remote.deadline + 0.05
 
     def classify(self, x):
         started = time.perf_counter()
@@ -97,25 +98,66 @@ class Cascade:
         result.timings = {"local": time.perf_counter() - started}
         return result
 
+    def classify_batch(self, x):
+        """The answers ``classify`` would give each sample of ``x``, the remote ones from
+        one request; each result's timings are its batch's."""
+        started = time.perf_counter()
+        self.runtime.model.check_batch(x)       # the same refusals whatever the policy
+        kind = self.policy.kind
+        pending = self._submit(x, self._ask_batch) if kind == "parallel" else None
+        local = None if kind == "remote" else self._local_batch(x)
+        if kind == "local":
+            return [self._answer(result, "local", started) for result in local]
+        asked = list(range(len(x))) if local is None else \
+            [i for i, result in enumerate(local) if not self.policy.claims(result, self.priority)]
+        answers = list(local) if local is not None else [None] * len(x)
+        if asked:
+            try:
+                if pending is not None:
+                    remote = [pending.result(timeout=self._wait)[i] for i in asked]
+                else:
+                    remote = self._ask_batch(x[asked])
+            except (RemoteError, FutureTimeout) as error:
+                self._count("remote_errors")
+                if self.policy.strict:
+                    raise RemoteError(f"remote tier failed: {error}") from None
+                local = local or self._local_batch(x)
+                return [self._answer(result, "local" if i not in asked else "local-fallback",
+                                     started) for i, result in enumerate(local)]
+            for i, result in zip(asked, remote):
+                result.timings["local"] = local[i].timings["local"] if local else None
+                answers[i] = result
+        elif pending is not None:
+            self._leave(pending)
+        return [self._answer(result, "remote" if i in asked else "local", started)
+                for i, result in enumerate(answers)]
+
+    def _local_batch(self, x):
+        started = time.perf_counter()
+        results = self.runtime.classify_batch_local(x)
+        seconds = time.perf_counter() - started
+        for result in results:
+            result.timings = {"local": seconds}
+        return results
+
     def _ask(self, x):
         """The remote model's answer as a Result (raises RemoteError)."""
+        return self._ask_batch(x[None])[0]
+
+    def _ask_batch(self, x):
+        """The remote model's answers for the samples ``x``, one request (raises RemoteError)."""
         self._count("remote_calls")
         started = time.perf_counter()
-        logits = self.remote.infer(x)
+        logits = self.remote.infer_batch(x)
         seconds = time.perf_counter() - started
-        if logits.ndim != 1 or len(logits) < 2:
-            raise RemoteError(f"remote scores of shape {logits.shape}, expected one vector")
-        result = Result(logits, self.remote.classes, "remote", {"remote": seconds})
-        if not result.finite:
-            raise RemoteError("remote scores are not finite")
-        return result
+        return [Result(row, self.remote.classes, "remote", {"remote": seconds}) for row in logits]
 
-    def _submit(self, x):
+    def _submit(self, x, ask=None):
         if self._pool is None:
             with self._lock:
                 if self._pool is None:
                     self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="remote")
-        return self._pool.submit(self._ask, x)
+        return self._pool.submit(ask or self._ask, x)
 
     def _leave(self, pending):
         """The little net answered first: drop or keep the remote call."""

@@ -13,27 +13,20 @@ cloud; or straight to the cloud section, which always answers.
 
 A device that is missing for a sample (``None`` in the views) is left out
 of every aggregation; see runtime/aggregate.py for what each aggregator does
-with a gap. docs/FORMAT.md ("DDNN files") describes the file.
+with a gap. docs/FORMAT.md ("DDNN files") describes the file (written and
+read by format.py); runtime/tiers.py says where sections can run and
+runtime/coordinator.py runs devices, edge and cloud elsewhere.
 """
-import threading
-from concurrent.futures import ThreadPoolExecutor, wait
 from typing import NamedTuple
 
-import h5py
 import numpy as np
 
 from . import aggregate
-from .errors import InputError, ModelFormatError
+from .errors import InputError, ModelFormatError, RemoteError
 from .exits import should_exit
-from .format import MAX_MODEL_BYTES, MODEL_ATTRS, STAMP_ATTRS, open_packed, write_model, write_stamp
-from .remote import RemoteError, RemoteModel
 from .result import Result
+from .tiers import LocalTier
 
-SYSTEM = "ddnn"
-HEADER_ATTRS = tuple(name for name in MODEL_ATTRS if name not in STAMP_ATTRS)
-ROOT_ATTRS = STAMP_ATTRS + ("system", "classes", "local_aggregate", "local_threshold",
-                            "cloud_aggregate")
-EDGE_ATTRS = ("edge_threshold",)       # with an "edge" group only
 SCORE_BYTES = 4          # a device sends its class scores as float32
 
 
@@ -72,8 +65,11 @@ class Device:
 
     def run(self, view):
         """The device's ``DeviceOutput`` for one view (InputError if it does not fit)."""
-        model = self.model
-        logits, cut = model.forward_split(model.check_input(view), self.split)
+        return self.forward(self.model.check_input(view))
+
+    def forward(self, x):
+        """The ``DeviceOutput`` of one sample already checked by ``model.check_input``."""
+        logits, cut = self.model.forward_split(x, self.split)
         return DeviceOutput(logits.copy(), cut[:self.feature_bytes].copy())
 
 
@@ -197,12 +193,11 @@ class DDNN:
         ``scores`` has each device's class scores, None for a missing device;
         ``features`` their packed feature maps, or a function that fetches
         them, called only when the sample does not exit locally (so a remote
-        device sends its map only then). ``edge`` maps the devices' merged
-        maps to the edge's ``DeviceOutput`` and ``cloud`` the maps reaching
-        the cloud to its logits (defaults: the sections, here; a Coordinator
-        asks processes). If no map arrives at all, or the edge or the cloud
-        fails (RemoteError), the answer of the tier below stands, marked
-        "local-fallback" or "edge-fallback".
+        device sends its map only then). ``edge`` and ``cloud`` are the tiers
+        (runtime/tiers.py) that answer for those sections (default: the
+        sections here; a Coordinator passes remote ones). If no map arrives
+        at all, or the edge or the cloud fails (RemoteError), the answer of
+        the tier below stands, marked "local-fallback" or "edge-fallback".
         """
         threshold = _threshold(self.local_threshold if threshold is None else threshold)
         edge_threshold = _threshold(self.edge_threshold if edge_threshold is None else edge_threshold)
@@ -241,15 +236,16 @@ class DDNN:
         return self.local.forward(self.local.check_input(merged)).copy()
 
     def edge_output(self, maps, edge=None):
-        """The edge's ``DeviceOutput`` on the devices' merged maps (see ``decide``)."""
+        """The edge's ``DeviceOutput`` on the devices' merged maps, from the tier ``edge``
+        (default: the edge section here)."""
         merged = aggregate.feature_maps(self.cloud_aggregate, maps, self.feature_shape)
-        output = edge(merged) if edge is not None else self.edge.run(merged)
-        if output.scores.shape != (len(self.classes),) or \
-                output.features.shape != (self.edge.feature_bytes,):
-            raise RemoteError(f"edge output of shapes {output.scores.shape} and "
-                              f"{output.features.shape}, expected ({len(self.classes)},) and "
-                              f"({self.edge.feature_bytes},)")
-        return output
+        output = (edge or LocalTier(self.edge)).outputs(merged, ("scores", "features"))
+        scores, features = output["scores"], output["features"]
+        if scores.shape != (len(self.classes),) or features.shape != (self.edge.feature_bytes,) \
+                or features.dtype != np.uint8:
+            raise RemoteError(f"edge output of shapes {scores.shape} and {features.shape}, "
+                              f"expected ({len(self.classes)},) and ({self.edge.feature_bytes},)")
+        return DeviceOutput(scores.astype(np.float32), features)
 
     def cloud_input(self, maps):
         """What reaches the cloud from the devices' maps: their merge, or the edge's map of it."""
@@ -262,10 +258,8 @@ class DDNN:
         return self._cloud(self.cloud_input(maps))
 
     def _cloud(self, x, cloud=None):
-        """The cloud's scores on its input ``x``, here or through ``cloud`` (see ``decide``)."""
-        if cloud is None:
-            return self.cloud.forward(self.cloud.check_input(x)).copy()
-        logits = cloud(x)
+        """The cloud's scores on its input ``x``, from the tier ``cloud`` (default: here)."""
+        logits = (cloud or LocalTier(self.cloud)).outputs(x, ("logits",))["logits"]
         if logits.shape != (len(self.classes),):
             raise RemoteError(f"cloud scores of shape {logits.shape}, expected ({len(self.classes)},)")
         return logits
@@ -292,194 +286,3 @@ def _threshold(value):
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"threshold {value} must be within [0, 1]")
     return value
-
-
-class Coordinator:
-    """Runs a DDNN whose devices are separate processes behind the v2 transport.
-
-    >>> coordinator = Coordinator(ddnn, ["http://127.0.0.1:8101", ...], deadline=0.5)
-    >>> coordinator.classify(views)
-
-    Each device is a ``python -m edgebnn.serve DDNN.h5 --section devices/I``
-    process; in these experiments the coordinator hands each one its view
-    (standing in for the device's own sensor). It asks every device for its
-    ``scores``, and for its ``features`` only when the sample goes up. A
-    device that has not answered within ``deadline`` seconds, or fails, or
-    answers garbage, is missing for that phase of that sample. The
-    coordinator is the local aggregator (the gateway): the local exit runs
-    here, through ``ddnn.decide``, and so do the edge and the cloud
-    sections unless ``edge_url`` / ``cloud_url`` name ``--section edge`` /
-    ``--section cloud`` processes, which then get what reaches them (within
-    ``cloud_timeout`` seconds, else the answer of the tier below stands as
-    "local-fallback" or "edge-fallback"). The answers are the in-process
-    ones for the devices that answered.
-    """
-
-    def __init__(self, ddnn, urls, deadline=1.0, names=None, connect_timeout=None,
-                 cloud_url=None, cloud_timeout=5.0, edge_url=None):
-        if len(urls) != len(ddnn.devices):
-            raise ValueError(f"{len(urls)} device URLs for {len(ddnn.devices)} devices")
-        self.ddnn, self.deadline = ddnn, deadline
-        names = names or [f"device{i}" for i in range(len(urls))]
-        connect = deadline if connect_timeout is None else connect_timeout
-        self.scores = [RemoteModel(url, name, connect, deadline, output="scores")
-                       for url, name in zip(urls, names)]
-        self.features = [RemoteModel(url, name, connect, deadline, output="features", dtype=None)
-                         for url, name in zip(urls, names)]
-        self.cloud = None if cloud_url is None else RemoteModel(
-            cloud_url, "cloud", connect, cloud_timeout, output="logits")
-        self.edge = None if edge_url is None else RemoteModel(
-            edge_url, "edge", connect, cloud_timeout, dtype=None)
-        self.missing = [0] * len(urls)          # per device: phases it missed
-        self._lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(max_workers=4 * len(urls), thread_name_prefix="device")
-
-    def classify(self, views, threshold=None, edge_threshold=None):
-        """Like ``DDNN.classify``, with each present view sent to its device process."""
-        if len(views) != len(self.scores):
-            raise InputError(f"{len(views)} views for {len(self.scores)} devices "
-                             f"(give None for a missing device)")
-        shape = (len(self.ddnn.classes),), np.float32
-        scores = self._gather(self.scores, views, shape)
-        asked = [None if s is None else v for s, v in zip(scores, views)]
-        features = (self.ddnn.devices[0].feature_bytes,), np.uint8
-        return self.ddnn.decide(scores, threshold, lambda: self._gather(self.features, asked, features),
-                                self.cloud and self.cloud.infer, self.edge and self._ask_edge,
-                                edge_threshold)
-
-    def _ask_edge(self, merged):
-        """The edge process's ``DeviceOutput`` for the devices' merged maps, in one request
-        (its map is needed whenever its own exit is not taken, which is decided here)."""
-        outputs = self.edge.infer_outputs(merged, ["scores", "features"])
-        return DeviceOutput(outputs["scores"].astype(np.float32), outputs["features"])
-
-    def _gather(self, remotes, views, expected):
-        """Each device's reply of the ``expected`` (shape, dtype), None when late or failed."""
-        futures = [None if v is None else self._pool.submit(r.infer, v)
-                   for r, v in zip(remotes, views)]
-        wait([f for f in futures if f is not None], timeout=self.deadline)
-        replies = []
-        for i, future in enumerate(futures):
-            reply = None if future is None else self._reply(future, expected)
-            if reply is None and future is not None:
-                with self._lock:
-                    self.missing[i] += 1
-            replies.append(reply)
-        return replies
-
-    @staticmethod
-    def _reply(future, expected):
-        if not future.done():
-            future.cancel()
-            return None
-        try:
-            value = future.result()
-        except RemoteError:
-            return None
-        shape, dtype = expected
-        if value.shape != shape or value.dtype.kind != np.dtype(dtype).kind:
-            return None
-        return value.astype(dtype)
-
-    def close(self):
-        self._pool.shutdown(wait=False, cancel_futures=True)
-        for remote in self.scores + self.features + [r for r in (self.cloud, self.edge) if r]:
-            remote.close()
-
-
-# the file -----------------------------------------------------------------
-
-def save_ddnn(ddnn, path):
-    """Write ``ddnn`` to ``path`` (overwrites): the packed format's stamp, sections as groups."""
-    with h5py.File(path, "w") as f:
-        write_stamp(f)
-        f.attrs["system"] = SYSTEM
-        f.attrs["classes"] = np.array(ddnn.classes, dtype=h5py.string_dtype())
-        f.attrs["local_aggregate"] = ddnn.local_aggregate
-        f.attrs["local_threshold"] = ddnn.local_threshold
-        f.attrs["cloud_aggregate"] = ddnn.cloud_aggregate
-        devices = f.create_group("devices")
-        for i, device in enumerate(ddnn.devices):
-            group = devices.create_group(str(i))
-            write_model(group, device.model)
-            group.attrs["split"] = device.split
-        if ddnn.local is not None:
-            write_model(f.create_group("local"), ddnn.local)
-        if ddnn.edge is not None:
-            f.attrs["edge_threshold"] = ddnn.edge_threshold
-            group = f.create_group("edge")
-            write_model(group, ddnn.edge.model)
-            group.attrs["split"] = ddnn.edge.split
-        write_model(f.create_group("cloud"), ddnn.cloud)
-
-
-def load_ddnn(path, kernels=None, max_bytes=MAX_MODEL_BYTES):
-    """Read and validate a DDNN file; every error names the file and the group."""
-    with open_packed(path, max_bytes) as reader:
-        return _read(reader, kernels)
-
-
-def _read(reader, kernels):
-    f = reader.f
-    if "system" not in f.attrs:
-        reader.fail("/", "no 'system' attribute: a single model, not a DDNN (use load_model)")
-    system = reader.typed_attr(f, "system", str, "/")
-    if system != SYSTEM:
-        reader.fail("/", f"system {system!r}, expected {SYSTEM!r}")
-    local_aggregate = reader.typed_attr(f, "local_aggregate", str, "/")
-    has_edge = "edge" in f
-    members = {"devices", "cloud"} | ({"local"} if local_aggregate == "concat" else set()) \
-        | ({"edge"} if has_edge else set())
-    reader.only(f, ROOT_ATTRS + (EDGE_ATTRS if has_edge else ()), members, "/")
-    threshold = _number(reader, f, "local_threshold")
-    edge_threshold = _number(reader, f, "edge_threshold") if has_edge else 0.5
-    classes = np.asarray(reader.attr(f, "classes", "/"))
-    if classes.ndim != 1:
-        reader.fail("/", "classes must be a list of names")
-    devices = _read_devices(reader, f["devices"], kernels)
-    local = _read_section(reader, f, "local", kernels) if "local" in f else None
-    edge = _read_device(reader, f, "edge", kernels) if has_edge else None
-    cloud = _read_section(reader, f, "cloud", kernels)
-    try:
-        return DDNN(devices, cloud, local, local_aggregate,
-                    reader.typed_attr(f, "cloud_aggregate", str, "/"), threshold,
-                    [c.decode() if isinstance(c, bytes) else str(c) for c in classes],
-                    edge, edge_threshold)
-    except ModelFormatError as error:
-        raise ModelFormatError(f"{reader.path}: {error}") from None
-
-
-def _read_devices(reader, group, kernels):
-    if not isinstance(group, h5py.Group):
-        reader.fail("devices", "is not a group")
-    names = sorted(group)
-    if not names or names != sorted(str(i) for i in range(len(names))):
-        reader.fail("devices", f"members must be named 0..n-1 (at least one), found {names}")
-    return [_read_device(reader, group, str(i), kernels, f"devices/{i}") for i in range(len(names))]
-
-
-def _read_device(reader, parent, name, kernels, where=None):
-    """A device or the edge: a model group with its ``split``."""
-    where = where or name
-    model = _read_section(reader, parent, name, kernels, where, ("split",))
-    try:
-        return Device(model, reader.typed_attr(parent[name], "split", int, where))
-    except ModelFormatError as error:
-        reader.fail(where, str(error))
-
-
-def _number(reader, f, name):
-    value = reader.attr(f, name, "/")
-    if not isinstance(value, (float, int, np.floating, np.integer)):
-        reader.fail("/", f"{name} {value!r} is not a number")
-    return float(value)
-
-
-def _read_section(reader, parent, name, kernels, where=None, extra=()):
-    """A model group inside a DDNN file, through the packed format's own reader."""
-    where = where or name
-    group = parent[name]
-    if not isinstance(group, h5py.Group):
-        reader.fail(where, "is not a group")
-    reader.only(group, HEADER_ATTRS + extra, {"layers"}, where)
-    return reader.model(group, where, kernels)

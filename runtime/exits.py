@@ -11,11 +11,6 @@ from operator import mul
 import numpy as np
 
 
-def softmax_entropy(logits):
-    """Return ``(probabilities, normalized_entropy)`` of one score vector."""
-    return softmax(logits), summarize(np.asarray(logits))[2]
-
-
 def summarize(logits):
     """``(label, confidence, normalized_entropy)`` of one score vector.
 

@@ -5,77 +5,13 @@ model that exists can run. Each thread gets its own chain of per-sample
 functions (each owning its work buffers) on its first call and reuses it:
 ``forward`` allocates nothing.
 """
-import math
 import threading
+from itertools import groupby
 
-import numpy as np
-
-from .bitpack import packed_bytes, padding_mask, word_padded
-from .errors import NON_FINITE, InputError, InputTypeError, ModelFormatError
-from .layers import Signal
-from .layers.base import Layer
-
-INPUT_DTYPES = ("uint8", "float32", "bits")
-MAX_INPUT_VALUES = 1 << 24
-
-
-class Preprocess(Layer):
-    """Raw input -> float32 ``x * scale + offset`` (a step, not stored)."""
-    kind = "preprocess"
-
-    def __init__(self, size, scale, offset):
-        self.size = size
-        self.scale = np.float32(scale)
-        self.offset = np.float32(offset)
-
-    def runner(self):
-        out = np.empty(self.size, np.float32)
-        scale, offset, multiply, add = self.scale, self.offset, np.multiply, np.add
-
-        def run(x):
-            multiply(x, scale, out=out, casting="unsafe")
-            return add(out, offset, out=out)
-        return run
-
-    def forward_batch(self, x):
-        return x.astype(np.float32) * self.scale + self.offset
-
-
-class PadWords(Layer):
-    """Packed input -> a copy in a buffer of whole 64-bit words (a step, not stored).
-
-    The kernels read whole words, so a packed sample whose size is not a
-    multiple of 8 bytes is copied into a zero-padded buffer first.
-    """
-    kind = "pad_words"
-
-    def __init__(self, nbytes):
-        self.nbytes = nbytes
-
-    def runner(self):
-        out = np.zeros(word_padded(self.nbytes), np.uint8)
-        nbytes = self.nbytes
-
-        def run(x):
-            out[:nbytes] = x
-            return out
-        return run
-
-    def forward_batch(self, x):
-        out = np.zeros((len(x), word_padded(self.nbytes)), np.uint8)
-        out[:, :self.nbytes] = x
-        return out
-
-
-def _input_kind(input_dtype):
-    """The name of an input dtype: a NumPy dtype's, or "bits" for packed signs."""
-    if isinstance(input_dtype, str) and input_dtype == "bits":
-        return "bits"
-    try:
-        return np.dtype(input_dtype).name
-    except TypeError:
-        raise ModelFormatError(f"input_dtype {input_dtype!r} unsupported; "
-                               f"supported: {', '.join(INPUT_DTYPES)}") from None
+from .errors import ModelFormatError
+from .inputs import InputSpec
+from .layers.base import KernelLayer
+from .limits import Cost, Limits, check_range
 
 
 class Model:
@@ -90,23 +26,23 @@ class Model:
     ``bitpack.packed_bytes(input_shape)`` bytes, ``input_dtype`` reads as
     uint8 and ``input_kind`` says "bits". This is how a tier above a device
     reads the device's packed feature map without unpacking it.
+
+    ``limits`` (``edgebnn.limits.Limits``, default: sized for a Raspberry Pi 2)
+    bounds the work per sample and the memory; a model over them is refused
+    here, naming the layer, before its buffers are allocated.
     """
 
     def __init__(self, layers, input_shape, input_dtype="float32",
-                 input_scale=1.0, input_offset=0.0, classes=None, kernels=None):
+                 input_scale=1.0, input_offset=0.0, classes=None, kernels=None, limits=None):
         self.layers = list(layers)
-        self.input_shape = tuple(int(n) for n in input_shape)
-        self.input_kind = _input_kind(input_dtype)
-        self.input_dtype = np.dtype(np.uint8 if self.input_kind == "bits" else input_dtype)
-        self.input_scale = float(input_scale)
-        self.input_offset = float(input_offset)
-        # the shape of the array classify takes: the logical shape, or the packed bytes
-        self.sample_shape = self.input_shape
-        self._check_header()
+        if not self.layers:
+            raise ModelFormatError("a model needs at least one layer")
+        self.input = InputSpec(input_shape, input_dtype, input_scale, input_offset)
         if kernels is None:
             from .kernels import get_kernels
             kernels = get_kernels()
         self.kernels = kernels
+        self.limits = limits if limits is not None else Limits()
         self._steps = self._bind(kernels)
         n_out = self.output.size
         self.classes = [str(c) for c in classes] if classes is not None else \
@@ -119,59 +55,22 @@ class Model:
         self._local = threading.local()
         self._thread_runs()
 
-    def _check_header(self):
-        if not self.layers:
-            raise ModelFormatError("a model needs at least one layer")
-        if not 1 <= len(self.input_shape) <= 3 or min(self.input_shape) < 1:
-            raise ModelFormatError(f"input_shape {self.input_shape} must have 1 to 3 positive sizes")
-        if math.prod(self.input_shape) > MAX_INPUT_VALUES:
-            raise ModelFormatError(
-                f"input_shape {self.input_shape} exceeds {MAX_INPUT_VALUES} values")
-        if self.input_kind not in INPUT_DTYPES:
-            raise ModelFormatError(
-                f"input_dtype {self.input_kind} unsupported; supported: {', '.join(INPUT_DTYPES)}")
-        for name in ("input_scale", "input_offset"):
-            if not math.isfinite(getattr(self, name)):
-                raise ModelFormatError(f"{name} must be finite")
-        if self.input_scale == 0.0:
-            raise ModelFormatError("input_scale must not be 0")
-        if self.input_kind == "bits":
-            self._check_bits_header()
-
-    def _check_bits_header(self):
-        """Signs have no scale, and only binary layers read them."""
-        if (self.input_scale, self.input_offset) != (1.0, 0.0):
-            raise ModelFormatError("bits input takes no preprocessing: input_scale must be 1 "
-                                   "and input_offset 0")
-        first = self.layers[0]
-        if not first.TAKES_RAW_INPUT:
-            raise ModelFormatError(f"bits input needs a binary first layer (binary_dense or "
-                                   f"binary_conv2d), not {first.kind}")
-        if first.kind == "binary_conv2d" and len(self.input_shape) != 3:
-            raise ModelFormatError(f"a binary_conv2d on bits input needs input_shape (H, W, C), "
-                                   f"not {self.input_shape}")
-        self.sample_bytes = packed_bytes(self.input_shape)
-        self.sample_shape = (self.sample_bytes,)
-        stray = ~padding_mask(self.input_shape)
-        self._stray_bits = stray if stray.any() else None
-
     def _bind(self, kernels):
-        signal = Signal(self.input_kind, self.input_shape)
-        steps = []
+        """Each layer's cost checked against the limits, then the layer bound to its input."""
+        steps, signal = self.input.entry(self.layers[0])
         self.signals = []       # the signal after each layer, for models cut in sections
-        if self.input_kind == "bits":
-            if self.sample_bytes % 8:
-                steps.append(PadWords(self.sample_bytes))
-        elif not self.layers[0].TAKES_RAW_INPUT:
-            identity = self.input_scale == 1.0 and self.input_offset == 0.0
-            if self.input_dtype != np.float32 or not identity:
-                steps.append(Preprocess(signal.size, self.input_scale, self.input_offset))
-            signal = Signal("float", self.input_shape)
+        total = sum((step.cost(signal) for step in steps), Cost())
+        magnitude = self.input.magnitude()
         for i, layer in enumerate(self.layers):
+            where = f"layers/{i} ({layer.kind})"
+            total += layer.cost(signal)
+            self.limits.check(total, kernels.name, where)
             try:
                 signal = layer.bind(signal, kernels)
             except ModelFormatError as error:
-                raise ModelFormatError(f"layers/{i} ({layer.kind}): {error}") from None
+                raise ModelFormatError(f"{where}: {error}") from None
+            magnitude = layer.bound(magnitude)
+            check_range(magnitude, where)
             if getattr(layer, "activation", "none") == "softmax" and i != len(self.layers) - 1:
                 raise ModelFormatError(f"layers/{i} ({layer.kind}): softmax only on the last layer")
             steps.append(layer)
@@ -182,8 +81,27 @@ class Model:
         # a sign step reading the (preprocessed) input refuses NaN and infinity
         # itself, in the same pass: the input check then need not scan the values
         first = next(step for step in steps if step.kind != "preprocess")
-        self._sign_reads_input = first.kind == "sign"
+        self.input.scans_values = first.kind != "sign"
+        # the steps in stretches of kernel layers and of the others
+        self._stretches = [(in_kernel, list(group)) for in_kernel, group
+                           in groupby(steps, key=lambda step: isinstance(step, KernelLayer))]
         return steps
+
+    # the input contract, as the file's header names it
+    input_shape = property(lambda self: self.input.shape)
+    input_kind = property(lambda self: self.input.kind)
+    input_dtype = property(lambda self: self.input.dtype)
+    input_scale = property(lambda self: self.input.scale)
+    input_offset = property(lambda self: self.input.offset)
+    sample_shape = property(lambda self: self.input.sample_shape)
+
+    def check_input(self, x):
+        """``x`` as the flat vector ``forward`` takes, or InputError (``InputSpec.check``)."""
+        return self.input.check(x)
+
+    def check_batch(self, x):
+        """``x`` as the ``(n, values)`` array ``forward_batch`` takes, or InputError."""
+        return self.input.check_batch(x)
 
     @property
     def backend(self):
@@ -193,59 +111,24 @@ class Model:
         """The same model bound to another kernel backend (fresh layers)."""
         return Model([layer.copy() for layer in self.layers], self.input_shape,
                      self.input_kind, self.input_scale, self.input_offset,
-                     self.classes, kernels)
-
-    def check_input(self, x):
-        """``x`` as the flat vector ``forward`` takes, or InputError / InputTypeError."""
-        if not isinstance(x, np.ndarray):
-            raise InputTypeError(
-                f"input must be a numpy.ndarray, got {type(x).__name__}; use numpy.asarray")
-        if x.shape != self.sample_shape:
-            raise InputError(f"input shape {x.shape}, expected {self.sample_shape}")
-        x = self._checked_values(x)
-        if x.ndim != 1:
-            return x.reshape(-1)                # a contiguous copy when x is a strided view
-        return x if x.flags.c_contiguous else x.copy()
-
-    def check_batch(self, x):
-        """``x`` as the ``(n, values)`` array ``forward_batch`` takes."""
-        if not isinstance(x, np.ndarray):
-            raise InputTypeError(
-                f"batch must be a numpy.ndarray, got {type(x).__name__}; use numpy.asarray")
-        if x.shape[1:] != self.sample_shape or x.ndim != len(self.sample_shape) + 1:
-            raise InputError(
-                f"batch shape {x.shape}, expected (n,) + {self.sample_shape}")
-        return self._checked_values(x).reshape(len(x), -1)
-
-    def _checked_values(self, x):
-        if self.input_kind == "uint8" and x.dtype is self.input_dtype:
-            return x                            # the common sensor input, checked quickly
-        if self.input_dtype.kind != "f":
-            if x.dtype != self.input_dtype:
-                raise InputError(f"input dtype {x.dtype}, expected {self.input_dtype}")
-            return x if self.input_kind != "bits" else self._checked_bits(x)
-        if x.dtype.kind != "f":
-            raise InputError(f"input dtype {x.dtype}, expected a float array")
-        # x.x is finite exactly when every value is, unless a huge value
-        # overflows the square: only then look value by value.
-        if not (self._sign_reads_input or math.isfinite(np.vdot(x, x)) or np.isfinite(x).all()):
-            raise InputError(NON_FINITE)
-        return x if x.dtype == np.float32 else x.astype(np.float32)
-
-    def _checked_bits(self, x):
-        """Packed signs must keep their padding bits 0: the kernels count every bit."""
-        if self._stray_bits is not None and (x & self._stray_bits).any():
-            raise InputError(f"packed input has padding bits set (they must be 0; the last axis "
-                             f"of {self.input_shape} packs {self.input_shape[-1]} signs)")
-        return np.ascontiguousarray(x)
+                     self.classes, kernels, self.limits)
 
     def _thread_runs(self):
-        """This thread's per-step calls and the same fused by the kernel backend.
+        """This thread's per-step calls, and the same with neighbouring kernel layers chained.
 
-        Made on a thread's first call, with that thread's own buffers."""
+        Made on a thread's first call, with that thread's own buffers (both
+        lists write into the same ones)."""
         local = self._local
-        local.runs = [step.runner() for step in self._steps]
-        local.fused = self.kernels.fuse(local.runs)
+        local.runs, local.fused = [], []
+        for in_kernel, steps in self._stretches:
+            if in_kernel:
+                links = [step.link() for step in steps]
+                local.runs += [self.kernels.chain([link]) for link in links]
+                local.fused.append(self.kernels.chain(links))
+            else:
+                runs = [step.runner() for step in steps]
+                local.runs += runs
+                local.fused += runs
         return local
 
     def forward(self, x):
@@ -274,7 +157,22 @@ class Model:
         return x, cut
 
     def forward_batch(self, x):
-        """Logits ``(n, classes)`` of samples from ``check_batch``."""
-        for step in self._steps:
-            x = step.forward_batch(x)
-        return x
+        """Logits ``(n, classes)`` of samples from ``check_batch`` (a new array).
+
+        Neighbouring kernel layers take the whole batch in one kernel call;
+        each thread keeps the calls and buffers of its last batch size."""
+        batch = getattr(self._local, "batch", None)
+        if batch is None or batch[0] != len(x):
+            batch = self._local.batch = (len(x), self._batch_runs(len(x)))
+        for run in batch[1]:
+            x = run(x)
+        return x.copy()
+
+    def _batch_runs(self, samples):
+        runs = []
+        for in_kernel, steps in self._stretches:
+            if in_kernel:
+                runs.append(self.kernels.chain([step.link(samples) for step in steps]))
+            else:
+                runs += [step.forward_batch for step in steps]
+        return runs

@@ -1,107 +1,287 @@
 """A client for a model served over the Open Inference Protocol v2 (standard library only).
 
-Works against any server that speaks the protocol's REST/JSON form: this
-package's own ``python -m edgebnn.serve``, KServe, Triton or MLServer. Each
-thread keeps one persistent HTTP/1.1 connection; the connect and read
-timeouts bound how long a call can take; every failure (refused, timed out,
-a 4xx/5xx answer, a reply that is not the expected tensor) is a
-``RemoteError``, an ``OSError``.
+Talks to any server that speaks the protocol's REST form, as they speak it:
+this package's ``edgebnn-serve``, MLServer, Triton or KServe. The first axis
+of every tensor is the batch (one sample travels as ``[1, *shape]``); the
+input and output tensors are chosen by name from the model's metadata, read
+once; Triton's binary tensor extension is used when the server lists it,
+JSON otherwise. Each request has one deadline covering connect, send and
+every read, and a cap on the reply's size; every failure (refused, late, a
+4xx/5xx answer, a reply that is not the tensor expected) is a
+``RemoteError``, an ``OSError``. Each thread keeps one persistent HTTP/1.1
+connection (HTTPS with ``ssl`` when the URL says so).
 """
 import http.client
 import json
-import socket
 import threading
 import time
 import urllib.parse
 
 import numpy as np
 
+from . import protocol
+from .wire import Connection, length, sleep
 from .errors import RemoteError
-from .protocol import decode_tensor, encode_tensor, infer_path, model_path
 
-
-class _Connection(http.client.HTTPConnection):
-    """HTTP/1.1 connection with separate connect and read timeouts."""
-
-    def __init__(self, host, port, connect_timeout, read_timeout):
-        super().__init__(host, port, timeout=connect_timeout)
-        self.read_timeout = read_timeout
-
-    def connect(self):
-        super().connect()
-        self.sock.settimeout(self.read_timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+MAX_REPLY_BYTES = 16 << 20
 
 
 class RemoteModel:
     """One model on a v2 inference server.
 
-    >>> big = RemoteModel("http://127.0.0.1:8000", "big", read_timeout=0.2)
-    >>> big.infer(frame)              # float32 scores of one sample
+    >>> big = RemoteModel("http://127.0.0.1:8000", "big", deadline=0.2)
+    >>> big.infer(frame)               # float32 scores of one sample
+    >>> big.infer_batch(frames)        # (n, classes)
 
-    ``output`` names the tensor to read (default: the first one returned);
-    ``infer`` gives it as ``dtype`` (None: the datatype of the reply, e.g. the
-    UINT8 packed feature map of a DDNN device).
-    ``link_delay`` (seconds) sleeps before sending and after receiving, to
-    stand in for a slow network link in experiments.
+    ``deadline`` (seconds) bounds each request from connect to the last byte
+    read. ``version`` addresses ``/v2/models/NAME/versions/V``. ``output``
+    names the tensor ``infer`` reads (default: the first output in the
+    model's metadata) and ``classes`` its class names (default: the
+    metadata's ``parameters.classes``); a reply with another class count is
+    refused. ``binary`` forces the binary tensor extension on or off (None:
+    when the server's metadata lists it). ``headers`` go with every request
+    (e.g. ``{"Authorization": "Bearer ...", "Host": "big.example.com"}`` for
+    a KServe ingress); ``ca_file`` or ``ssl_context`` set up HTTPS.
+    ``infer`` gives the output as ``dtype`` (None: as the server sent it).
+    ``link_delay`` (seconds) is slept before sending and after receiving, to
+    stand in for a slow network link in experiments; it counts against the
+    deadline.
     """
 
-    def __init__(self, url, model, connect_timeout=1.0, read_timeout=5.0, input_name="input",
-                 output=None, classes=None, link_delay=0.0, dtype=np.float32):
+    def __init__(self, url, model, deadline=1.0, version=None, output=None, classes=None,
+                 binary=None, headers=None, ca_file=None, ssl_context=None,
+                 max_reply_bytes=MAX_REPLY_BYTES, link_delay=0.0, dtype=np.float32):
         parts = urllib.parse.urlsplit(url)
-        if parts.scheme != "http" or not parts.hostname:
-            raise ValueError(f"url {url!r} must look like http://host:port")
-        self.url, self.model = url, model
-        self.host, self.port = parts.hostname, parts.port or 80
-        self.connect_timeout, self.read_timeout = connect_timeout, read_timeout
-        self.input_name, self.output = input_name, output
-        self.link_delay = link_delay
-        self.dtype = dtype
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"url {url!r} must look like http://host:port or https://host:port")
+        if not deadline > 0:
+            raise ValueError(f"deadline must be positive, not {deadline!r}")
+        self.url, self.model, self.version = url.rstrip("/"), model, version
+        self.deadline, self.link_delay = float(deadline), float(link_delay)
+        self.output, self.binary, self.dtype = output, binary, dtype
+        self.headers = dict(headers or {})
+        self.max_reply_bytes = max_reply_bytes
+        self._address = (parts.scheme, parts.hostname, parts.port, parts.path.rstrip("/"))
+        self._ssl = ssl_context
+        if parts.scheme == "https" and ssl_context is None:
+            import ssl
+            self._ssl = ssl.create_default_context(cafile=ca_file)
         self._classes = classes
+        self._spec = None
         self._local = threading.local()
+        self._lock = threading.Lock()
+
+    # inference ------------------------------------------------------------------
 
     def infer(self, x):
-        """Scores of one sample (or a batch: first axis) as ``dtype`` (float32 by default)."""
-        outputs = self.infer_outputs(x, [self.output] if self.output else None)
-        return outputs[self.output] if self.output else next(iter(outputs.values()))
+        """The output row of one sample, as ``dtype``."""
+        return self.infer_batch(np.asarray(x)[None])[0]
+
+    def infer_batch(self, x):
+        """The output rows ``(n, ...)`` of the samples ``x`` (first axis), in one request."""
+        spec = self.spec()
+        return self.infer_outputs(x, [spec["output"]])[spec["output"]]
 
     def infer_outputs(self, x, names=None):
-        """``{name: array}``: the tensors ``names`` (default: all the server
-        returns) of one request, each as ``dtype``."""
-        body = {"inputs": [encode_tensor(self.input_name, x)]}
-        if names:
-            body["outputs"] = [{"name": name} for name in names]
-        reply = self._request("POST", infer_path(self.model), body)
+        """``{name: array}`` of the outputs ``names`` (default: all the model lists) for
+        the samples ``x`` (first axis), in one request; each with the batch axis."""
+        spec = self.spec()
+        names = list(names or spec["outputs"])
+        x = self._sample_batch(x, spec)
+        binary = spec["binary"]
+        body, header_length = protocol.encode(
+            {"outputs": [{"name": name, "parameters": {"binary_data": binary}} for name in names]},
+            "inputs", [(spec["input"], x, binary)])
+        headers = {"Content-Type": "application/octet-stream" if header_length else "application/json"}
+        if header_length:
+            headers[protocol.HEADER_LENGTH] = str(header_length)
+        path = protocol.model_path(self.model, self.version) + "/infer"
+        reply_headers, data = self._request("POST", path, body, headers)
         try:
-            outputs = {t.get("name"): decode_tensor(t)[1] for t in reply["outputs"]}
-            missing = [name for name in names or () if name not in outputs]
-            if missing or not outputs:
-                raise KeyError(f"no tensor {missing[0] if missing else 'at all'}")
-        except (KeyError, TypeError, AttributeError, ValueError) as error:
-            raise RemoteError(f"{self.url}: reply is not a v2 inference response ({error})") from None
-        return {name: array if self.dtype is None else array.astype(self.dtype)
-                for name, array in outputs.items()}
+            declared = reply_headers.get(protocol.HEADER_LENGTH)
+            _, outputs = protocol.decode(data, None if declared is None else length(declared),
+                                         "outputs")
+        except ValueError as error:
+            raise RemoteError(f"{self.url}{path}: the reply is not a v2 inference response "
+                              f"({error})") from None
+        return {name: self._checked(outputs.get(name), name, len(x), spec) for name in names}
+
+    def _sample_batch(self, x, spec):
+        x = np.asarray(x)
+        shape = spec["shape"]
+        if x.ndim != len(shape) or any(want not in (-1, got) for want, got in zip(shape[1:], x.shape[1:])):
+            raise RemoteError(f"{self.url}: samples of shape {x.shape[1:]} do not fit the remote "
+                              f"model's input {shape[1:]} (first axis: the batch)")
+        dtype = spec["dtype"]
+        if x.dtype != dtype:
+            if not np.can_cast(x.dtype, dtype, "safe"):
+                raise RemoteError(f"{self.url}: samples of dtype {x.dtype} cannot be sent as the "
+                                  f"remote model's {protocol.NAMES[dtype]} without loss")
+            x = x.astype(dtype)
+        return x
+
+    def _checked(self, array, name, n, spec):
+        """An output of the reply, with its batch axis and, for the class output, its class count."""
+        if array is None:
+            raise RemoteError(f"{self.url}: the reply has no output {name!r}")
+        width = spec["widths"].get(name)
+        if array.ndim < 1 or array.shape[0] != n or (width is not None and array.shape[1:] != (width,)):
+            expected = f"({n}, {width})" if width is not None else f"({n}, ...)"
+            raise RemoteError(f"{self.url}: output {name!r} of shape {array.shape}, expected "
+                              f"{expected}")
+        if self.dtype is not None and array.dtype != self.dtype:
+            array = array.astype(self.dtype)
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise RemoteError(f"{self.url}: output {name!r} is not finite")
+        return array
+
+    # metadata -------------------------------------------------------------------
+
+    def spec(self):
+        """What requests need from the model's metadata (read once, then kept)."""
+        if self._spec is None:
+            with self._lock:
+                if self._spec is None:
+                    self._spec = self._read_spec()
+        return self._spec
+
+    def _read_spec(self):
+        metadata = self.metadata()
+        try:
+            first = metadata["inputs"][0]
+            outputs = metadata["outputs"]
+            names = [output["name"] for output in outputs]
+            output = self.output or names[0]
+            dtype = np.dtype(protocol.DATATYPES[first["datatype"]])
+            shape = [int(n) for n in first["shape"]]
+            if self._classes is None:
+                self._classes = _classes(metadata)
+            classes = self._classes
+            widths = {o["name"]: int(o["shape"][-1]) for o in outputs
+                      if len(o.get("shape") or []) == 2 and int(o["shape"][-1]) > 0}
+            scores = next(o for o in outputs if o["name"] == output)["datatype"].startswith("FP") \
+                if output in names else False
+        except (KeyError, IndexError, TypeError, ValueError) as error:
+            raise RemoteError(f"{self.url}: model metadata lacks its inputs or outputs "
+                              f"({type(error).__name__}: {error})") from None
+        if output not in names:
+            raise RemoteError(f"{self.url}: the model has no output {output!r} "
+                              f"(it lists {', '.join(names)})")
+        if classes and scores:      # class scores (not, e.g., a device's packed feature map)
+            if widths.get(output, len(classes)) != len(classes):
+                raise RemoteError(f"{self.url}: output {output!r} gives {widths[output]} "
+                                  f"scores for {len(classes)} classes")
+            widths[output] = len(classes)
+        binary = self.binary
+        if binary is None:
+            binary = protocol.BINARY_EXTENSION in self._server_extensions()
+        return {"input": first["name"], "dtype": dtype, "shape": shape,
+                "outputs": names, "output": output, "widths": widths, "binary": binary}
+
+    def metadata(self):
+        """The model's metadata (``GET /v2/models/NAME[/versions/V]``)."""
+        _, data = self._request("GET", protocol.model_path(self.model, self.version))
+        return self._json(data, "model metadata")
+
+    def _server_extensions(self):
+        try:
+            _, data = self._request("GET", "/v2")
+            extensions = self._json(data, "server metadata").get("extensions") or []
+            return extensions if isinstance(extensions, list) else []
+        except RemoteError:
+            return []           # a server without server metadata gets JSON
 
     def ready(self):
         """True when the server says the model is ready; False when it cannot be reached."""
         try:
-            self._request("GET", model_path(self.model) + "/ready")
+            self._request("GET", protocol.model_path(self.model, self.version) + "/ready")
             return True
         except RemoteError:
             return False
 
-    def metadata(self):
-        return self._request("GET", model_path(self.model))
-
     @property
     def classes(self):
-        """Class names from the server's model metadata (``parameters.classes``), if it gives them."""
+        """Class names: given, or the metadata's ``parameters.classes`` ([] when it has none)."""
         if self._classes is None:
-            try:
-                self._classes = list(self.metadata().get("parameters", {}).get("classes") or [])
-            except (RemoteError, AttributeError):
-                return []
+            self._classes = _classes(self.metadata())
         return self._classes
+
+    def _json(self, data, what):
+        try:
+            value = json.loads(data)
+        except (ValueError, RecursionError):
+            value = None
+        if not isinstance(value, dict):
+            raise RemoteError(f"{self.url}: {what} is not a JSON object")
+        return value
+
+    # transport ------------------------------------------------------------------
+
+    def _request(self, method, path, body=None, headers=None):
+        """``(headers, body)`` of a 200 reply within the deadline; else RemoteError."""
+        deadline = time.monotonic() + self.deadline
+        headers = {**self.headers, **(headers or {})}
+        target = self._address[3] + path
+        try:
+            sleep(self.link_delay, deadline)
+            for attempt in (1, 2):     # a kept-alive connection may have been closed meanwhile
+                connection = self._connection(deadline)
+                reused = connection.requests > 0
+                try:
+                    connection.request(method, target, body, headers)
+                    response = connection.getresponse()
+                    break
+                except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                    self.close()
+                    if not reused or attempt == 2:
+                        raise
+            data = self._body(response)
+            connection.requests += 1
+            if response.will_close:
+                self.close()
+            sleep(self.link_delay, deadline)
+        except RemoteError:
+            self.close()
+            raise
+        except TimeoutError:
+            self.close()
+            raise RemoteError(f"{self.url}{path}: no complete answer within the "
+                              f"{self.deadline:g} s deadline") from None
+        except (OSError, http.client.HTTPException) as error:
+            self.close()
+            raise RemoteError(f"{self.url}{path}: {type(error).__name__}: {error}") from None
+        if response.status != 200:
+            try:
+                message = json.loads(data).get("error")
+            except (ValueError, AttributeError, RecursionError):
+                message = data[:200]
+            raise RemoteError(f"{self.url}{path}: HTTP {response.status}: {message}")
+        return response.headers, data
+
+    def _body(self, response):
+        """The reply's body, refused when over ``max_reply_bytes`` (before reading it when
+        its length is declared)."""
+        declared = response.getheader("Content-Length")
+        try:
+            size = None if declared is None else length(declared)
+        except ValueError:
+            raise RemoteError(f"{self.url}: a reply with Content-Length {declared!r}") from None
+        if size is not None and size > self.max_reply_bytes:
+            raise RemoteError(f"{self.url}: a reply of {declared} bytes, over the "
+                              f"{self.max_reply_bytes}-byte cap")
+        data = response.read(self.max_reply_bytes + 1)
+        if len(data) > self.max_reply_bytes:
+            raise RemoteError(f"{self.url}: a reply over the {self.max_reply_bytes}-byte cap")
+        return data
+
+    def _connection(self, deadline):
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            scheme, host, port, _ = self._address
+            connection = Connection(host, port, self._ssl if scheme == "https" else None)
+            self._local.connection = connection
+        connection.bound(deadline)
+        return connection
 
     def close(self):
         connection = getattr(self._local, "connection", None)
@@ -109,41 +289,8 @@ class RemoteModel:
             connection.close()
             self._local.connection = None
 
-    def _request(self, method, path, body=None):
-        payload = None if body is None else json.dumps(body).encode()
-        headers = {"Content-Type": "application/json"} if payload is not None else {}
-        if self.link_delay:
-            time.sleep(self.link_delay)
-        for attempt in (1, 2):         # a kept-alive connection may have been closed
-            connection = self._connection()
-            try:
-                connection.request(method, path, payload, headers)
-                response = connection.getresponse()
-                data = response.read()
-                break
-            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as error:
-                self.close()
-                if attempt == 2:
-                    raise RemoteError(f"{self.url}{path}: connection lost ({error})") from None
-            except (OSError, http.client.HTTPException) as error:
-                self.close()
-                raise RemoteError(f"{self.url}{path}: {type(error).__name__}: {error}") from None
-        if self.link_delay:
-            time.sleep(self.link_delay)
-        if response.will_close:
-            self.close()
-        try:
-            reply = json.loads(data) if data else {}
-        except ValueError:
-            raise RemoteError(f"{self.url}{path}: HTTP {response.status}, reply is not JSON") from None
-        if response.status != 200:
-            message = reply.get("error") if isinstance(reply, dict) else None
-            raise RemoteError(f"{self.url}{path}: HTTP {response.status}: {message or reply}")
-        return reply
 
-    def _connection(self):
-        connection = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = _Connection(self.host, self.port, self.connect_timeout, self.read_timeout)
-            self._local.connection = connection
-        return connection
+def _classes(metadata):
+    parameters = metadata.get("parameters")
+    classes = parameters.get("classes") if isinstance(parameters, dict) else None
+    return [str(c) for c in classes] if isinstance(classes, list) else []

@@ -1,251 +1,294 @@
-"""Serve a packed model over the Open Inference Protocol v2 (REST/JSON).
+"""Serve a packed model over the Open Inference Protocol v2 (REST, JSON or binary tensors).
 
-    python -m edgebnn.serve MODEL.h5 [--host 127.0.0.1] [--port 8000] [--name NAME]
-    python -m edgebnn.serve DDNN.h5 --section devices/0 | edge | cloud | local [...]
+    edgebnn-serve MODEL.h5 [--host 127.0.0.1] [--port 8000] [--name NAME] [--batch-delay MS]
+    edgebnn-serve DDNN.h5 --section devices/0 | edge | cloud | local [...]
 
-The embedded default for a remote tier: standard library HTTP/1.1 with
-keep-alive, one thread per connection. It binds loopback unless told
-otherwise, caps the request size, answers every bad request with the
-protocol's ``{"error": ...}`` and a 4xx status (never a stack trace), and
-stops cleanly on SIGTERM or Ctrl-C.
+The embedded default for a remote tier: standard library only, HTTP/1.1
+with keep-alive, one thread per connection (at most ``--max-connections``).
+It speaks the protocol as real clients do (tritonclient, MLServer's and
+KServe's): the batch as the first axis, versioned routes, Triton's binary
+tensor extension, chunked request bodies. It binds loopback unless told
+otherwise, caps the request size and the time to read a request, answers
+every bad request with ``{"error": ...}`` and a 4xx status, logs each
+request through ``logging`` (logger ``edgebnn.serve``), exports
+``/metrics`` for Prometheus, and on SIGTERM stops accepting, finishes the
+requests in flight, then exits. With ``--batch-delay`` the samples of
+concurrent requests run as one batch (dynamic batching).
 """
 import argparse
 import json
+import logging
 import os
+import re
 import signal
 import sys
 import threading
+import time
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import numpy as np
-
-from .errors import EdgeError
-from .protocol import NAMES, decode_tensor, encode_tensor
-from .runtime import Runtime
+from . import __version__, protocol
+from .endpoints import VERSION, Batcher, load_endpoint
+from .errors import EdgeError, InputError
+from .metrics import Metrics
+from .wire import BadRequest, DeadlineSocket, length, read_body, reader, refuse
 
 MAX_BODY_BYTES = 16 << 20
+log = logging.getLogger("edgebnn.serve")
 
 
 class ModelServer(ThreadingHTTPServer):
+    """Serves one endpoint (see ``endpoints``); ``batch_delay`` > 0 turns on dynamic batching."""
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128    # the default 5 drops connections when many clients start at once
 
-    def __init__(self, address, runtime, name, max_body=MAX_BODY_BYTES):
+    def __init__(self, address, endpoint, max_body=MAX_BODY_BYTES, read_timeout=10.0,
+                 max_connections=256, batch_delay=0.0, max_batch=32, batch_workers=1):
         super().__init__(address, _Handler)
-        self.runtime, self.name, self.max_body = runtime, name, max_body
-        model = runtime.model
-        self.input_datatype = NAMES[model.input_dtype]
-        self.metadata = {
-            "name": name, "versions": ["1"], "platform": "edgebnn",
-            "inputs": [{"name": "input", "datatype": self.input_datatype,
-                        "shape": [-1, *model.sample_shape]}],
-            "outputs": [{"name": "logits", "datatype": "FP32", "shape": [-1, model.output.size]},
-                        {"name": "probabilities", "datatype": "FP64",
-                         "shape": [-1, model.output.size]}],
-            "parameters": {"classes": model.classes},
-        }
-        if model.input_kind == "bits":      # packed signs travel as their UINT8 bytes
-            self.metadata["parameters"].update(input_dtype="bits",
-                                               input_shape=list(model.input_shape))
+        self.endpoint, self.max_body, self.read_timeout = endpoint, max_body, read_timeout
+        self.max_connections = max_connections
+        self.metrics = Metrics()
+        self.batcher = None
+        if batch_delay > 0:
+            self.batcher = Batcher(endpoint.compute, max_batch, batch_delay, batch_workers,
+                                   self.metrics.batch, lambda: self.metrics.in_flight)
+        self.draining = False
+        self._connections = 0
+        self._lock = threading.Lock()
 
-    def infer(self, request):
-        """The v2 response to a decoded request body; ValueError for a bad request."""
-        x, single = self.sample(request)
-        model = self.runtime.model
-        if single:      # the same path, so the same answer, as classify on a device
-            results = [self.runtime.classify(x)]
-        else:
-            results = self.runtime.classify_batch(x) if len(x) else []
-        shape = (model.output.size,) if single else (len(x), model.output.size)
-        logits = np.array([r.logits for r in results], np.float32).reshape(shape)
-        scores = np.array([r.scores for r in results], np.float64).reshape(shape)
-        return self.reply(request, (("logits", logits), ("probabilities", scores)))
+    def infer(self, inputs):
+        """One request's outputs, through the batcher when there is one."""
+        x = self.endpoint.prepare(inputs)
+        if self.batcher is not None:
+            return self.endpoint.check(self.batcher.run(x))
+        self.metrics.batch(len(x))
+        return self.endpoint.check(self.endpoint.compute(x))
 
-    def sample(self, request):
-        """``(x, single)``: the request's one input tensor, checked against the model."""
-        if not isinstance(request, dict) or not isinstance(request.get("inputs"), list) \
-                or len(request["inputs"]) != 1:
-            raise ValueError("request must have exactly one tensor in 'inputs'")
-        _, x = decode_tensor(request["inputs"][0])
-        model = self.runtime.model
-        expected = NAMES[model.input_dtype]
-        if NAMES[x.dtype] != expected and not (expected == "FP32" and x.dtype.kind == "f"):
-            raise ValueError(f"input datatype {NAMES[x.dtype]}, expected {expected}")
-        shape = model.sample_shape
-        single = x.shape == shape
-        if not single and x.shape[1:] != shape:
-            raise ValueError(f"input shape {list(x.shape)}, expected {list(shape)} "
-                             f"or [n, {', '.join(map(str, shape))}]")
-        return x.astype(model.input_dtype), single
+    def process_request(self, request, client_address):
+        with self._lock:
+            full = self._connections >= self.max_connections
+            self._connections += not full
+        if full:        # answered at once, without a thread: the cap holds under a flood
+            refuse(request, 503, f"over {self.max_connections} connections; try again")
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
 
-    def reply(self, request, named):
-        """The v2 response with the ``(name, array)`` outputs the request asked for (all by default)."""
-        wanted = {o.get("name") for o in request.get("outputs") or [] if isinstance(o, dict)}
-        outputs = [encode_tensor(name, array) for name, array in named
-                   if not wanted or name in wanted]
-        reply = {"model_name": self.name, "model_version": "1", "outputs": outputs}
-        if "id" in request:
-            reply["id"] = request["id"]
-        return reply
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._lock:
+                self._connections -= 1
 
+    def handle_error(self, request, client_address):
+        log.debug("connection from %s ended by an error", client_address, exc_info=True)
 
-class DeviceServer(ModelServer):
-    """A DDNN device (or edge) section: answers each input with its class ``scores`` and
-    packed ``features``.
-
-    The coordinator asks for ``scores`` first and for ``features`` only when
-    the sample does not exit locally, so each reply carries just what would
-    cross the link. The device keeps no state between requests.
-    """
-
-    def __init__(self, address, runtime, name, device, max_body=MAX_BODY_BYTES):
-        super().__init__(address, runtime, name, max_body)
-        self.device = device
-        classes = len(runtime.model.classes)
-        self.metadata["outputs"] = [
-            {"name": "scores", "datatype": "FP32", "shape": [-1, classes]},
-            {"name": "features", "datatype": "UINT8", "shape": [-1, device.feature_bytes]}]
-        self.metadata["parameters"].update(split=device.split,
-                                           feature_shape=list(device.feature_shape))
-
-    def infer(self, request):
-        x, single = self.sample(request)
-        outputs = [self.device.run(view) for view in ([x] if single else x)]
-        scores = np.array([o.scores for o in outputs], np.float32)
-        features = np.array([o.features for o in outputs], np.uint8)
-        if single:
-            scores, features = scores[0], features[0]
-        else:
-            scores = scores.reshape(len(x), -1)
-            features = features.reshape(len(x), self.device.feature_bytes)
-        return self.reply(request, (("scores", scores), ("features", features)))
+    def stop(self, grace=30.0):
+        """Stop accepting, let the requests in flight finish (up to ``grace`` seconds)."""
+        self.draining = True
+        self.shutdown()
+        self.server_close()
+        until = time.monotonic() + grace
+        while self.metrics.in_flight and time.monotonic() < until:
+            time.sleep(0.01)
 
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server_version = "edgebnn"
+    default_request_version = "HTTP/1.0"    # not 0.9: even a garbled request line gets a status line
+    server_version = f"edgebnn/{__version__}"
     disable_nagle_algorithm = True     # headers and body go out as two writes
 
-    def log_message(self, format, *args):       # quiet: one line per request is too much
-        pass
+    def setup(self):
+        super().setup()
+        self.socket = DeadlineSocket(self.connection)
+        self.rfile = reader(self.socket)
+
+    def handle_one_request(self):
+        # The whole request, from waiting for it on a kept-alive connection to its
+        # last body byte, must arrive within read_timeout: a client that drips it or
+        # goes quiet frees its thread then.
+        self.socket.deadline = time.monotonic() + self.server.read_timeout
+        self.started, self.route = None, "other"
+        super().handle_one_request()        # it hangs up on a timeout while reading
+        if self.started is not None:        # a request begun but not answered: say why
+            self._reply(408, {"error": f"request not received within "
+                                       f"{self.server.read_timeout:g} s"}, close=True)
+
+    def parse_request(self):
+        self.started = time.monotonic()
+        self.server.metrics.started()
+        return super().parse_request()
 
     def do_GET(self):
-        server = self.server
-        routes = {
-            "/v2/health/live": {"live": True},
-            "/v2/health/ready": {"ready": True},
-            "/v2": {"name": "edgebnn", "version": "1", "extensions": []},
-            f"/v2/models/{server.name}": server.metadata,
-            f"/v2/models/{server.name}/ready": {"name": server.name, "ready": True},
-        }
-        if self.path in routes:
-            self._reply(200, routes[self.path])
-        else:
-            self._not_found()
+        self._answer(self._get)
 
     def do_POST(self):
-        body = self._body()
-        if body is None:
-            return
-        if self.path != f"/v2/models/{self.server.name}/infer":
-            return self._not_found()
+        self._answer(self._post)
+
+    def _answer(self, handler):
+        if self.server.draining:
+            return self._reply(503, {"error": "the server is shutting down"}, close=True)
         try:
-            request = json.loads(body)
-        except ValueError as error:
-            return self._reply(400, {"error": f"malformed JSON: {error}"})
-        try:
-            reply = self.server.infer(request)
-        except (ValueError, EdgeError) as error:
-            return self._reply(400, {"error": str(error)})
-        self._reply(200, reply)
-
-    def _body(self):
-        """The request body, or None after answering a bad one."""
-        length = self.headers.get("Content-Length")
-        if length is None or not length.isdigit():
-            self._reply(411, {"error": "Content-Length required"}, close=True)
-            return None
-        if int(length) > self.server.max_body:
-            self._reply(413, {"error": f"request body over {self.server.max_body} bytes"},
-                        close=True)
-            return None
-        return self.rfile.read(int(length))
-
-    def _not_found(self):
-        name = self.path.split("/")[3] if self.path.startswith("/v2/models/") else None
-        if name and name != self.server.name:
-            message = f"model {name!r} unknown; this server has {self.server.name!r}"
-        else:
-            message = f"no such endpoint {self.command} {self.path}"
-        self._reply(404, {"error": message})
-
-    def _reply(self, status, body, close=False):
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        if close:
-            self.send_header("Connection", "close")
+            handler(urllib.parse.urlsplit(self.path).path)
+        except (TimeoutError, ConnectionError):       # the client went quiet or away
             self.close_connection = True
-        self.end_headers()
-        self.wfile.write(data)
+        except (protocol.ProtocolError, InputError, BadRequest) as error:
+            self._reply(getattr(error, "status", 400), {"error": str(error)},
+                        close=getattr(error, "close", False))
+        except EdgeError as error:
+            self._reply(400, {"error": str(error)})
+        except Exception as error:          # a bug of ours: a JSON 500, logged with its trace
+            log.exception("error answering %s %s", self.command, self.path)
+            self._reply(500, {"error": f"internal error: {type(error).__name__}"}, close=True)
+
+    def _get(self, path):
+        server, endpoint = self.server, self.server.endpoint
+        if path == "/metrics":
+            self.route = "metrics"
+            return self._reply(200, server.metrics.render().encode(),
+                               content_type="text/plain; version=0.0.4")
+        simple = {"/v2/health/live": {"live": True}, "/v2/health/ready": {"ready": True},
+                  "/v2": {"name": "edgebnn", "version": __version__,
+                          "extensions": [protocol.BINARY_EXTENSION]}}
+        if path in simple:
+            self.route = "health" if "health" in path else "server"
+            return self._reply(200, simple[path])
+        suffix = self._model_route(path)
+        if suffix == "":
+            self.route = "metadata"
+            return self._reply(200, endpoint.metadata)
+        if suffix == "/ready":
+            self.route = "ready"
+            return self._reply(200, {"name": endpoint.name, "ready": True})
+        self._not_found(path)
+
+    def _post(self, path):
+        body = read_body(self.rfile, self.headers, self.server.max_body)
+        if self._model_route(path) != "/infer":
+            return self._not_found(path)
+        self.route = "infer"
+        header_length = self.headers.get(protocol.HEADER_LENGTH)
+        request, inputs = protocol.decode(
+            body, None if header_length is None else length(header_length), "inputs")
+        endpoint = self.server.endpoint
+        wanted = protocol.requested_outputs(request, endpoint.outputs)
+        outputs = self.server.infer(inputs)
+        reply = {"model_name": endpoint.name, "model_version": VERSION}
+        if "id" in request:
+            reply["id"] = request["id"]
+        data, header_length = protocol.encode(reply, "outputs",
+                                              [(name, outputs[name], binary) for name, binary in wanted])
+        headers = {protocol.HEADER_LENGTH: str(header_length)} if header_length else {}
+        self._reply(200, data, headers=headers,
+                    content_type="application/octet-stream" if header_length else "application/json")
+
+    def _model_route(self, path):
+        """What follows ``/v2/models/NAME[/versions/1]`` in ``path``; None for another path."""
+        match = re.fullmatch(r"/v2/models/([^/]+)(?:/versions/([^/]+))?(/infer|/ready)?", path)
+        if not match:
+            return None
+        name, version, suffix = match.groups()
+        if name != self.server.endpoint.name:
+            raise BadRequest(f"model {name!r} unknown; this server has "
+                              f"{self.server.endpoint.name!r}", 404)
+        if version is not None and version != VERSION:
+            raise BadRequest(f"model {name!r} has no version {version!r}; it has {VERSION!r}", 404)
+        return suffix or ""
+
+    def _not_found(self, path):
+        raise BadRequest(f"no such endpoint {self.command} {path}", 404)
+
+    def send_error(self, code, message=None, explain=None):
+        """The base class's errors (bad request line, headers) as JSON too."""
+        if self.started is None:       # a request line that never came: nothing to answer
+            self.started = time.monotonic()
+            self.server.metrics.started()
+        self._reply(code, {"error": message or self.responses.get(code, ("error",))[0]},
+                    close=True)
+
+    def _reply(self, status, body, headers=None, content_type="application/json", close=False):
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            if close or self.server.draining:
+                self.send_header("Connection", "close")
+                self.close_connection = True
+            self._finished(status, len(data))   # counted before the client can read it all
+            self.end_headers()
+            self.wfile.write(data)
+        except OSError:
+            self.close_connection = True
+        finally:
+            self._finished(status, len(data))
+
+    def _finished(self, status, size):
+        if self.started is None:
+            return
+        seconds = time.monotonic() - self.started
+        self.server.metrics.finished(self.route, status, seconds)
+        log.info('%s "%s" %d %d %.2fms', self.client_address[0],
+                 getattr(self, "requestline", "")[:200], status, size, seconds * 1e3)
+        self.started = None
+
+    def log_request(self, code="-", size="-"):   # logged in _finished, with the time taken
+        pass
+
+    def log_message(self, format, *args):
+        log.debug(format, *args)
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m edgebnn.serve", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="edgebnn-serve", description=__doc__.splitlines()[0])
     parser.add_argument("model", help="packed model file (.h5)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")
     parser.add_argument("--port", type=int, default=8000, help="0 picks a free port")
     parser.add_argument("--name", help="model name in URLs (default: the file's stem)")
     parser.add_argument("--backend", choices=["c", "numpy"])
-    parser.add_argument("--max-body", type=int, default=MAX_BODY_BYTES)
     parser.add_argument("--section", help="serve one section of a DDNN file: devices/I, edge, "
                                           "local or cloud")
+    parser.add_argument("--max-body", type=int, default=MAX_BODY_BYTES, help="bytes per request")
+    parser.add_argument("--read-timeout", type=float, default=10.0,
+                        help="seconds to receive a whole request, idle keep-alive included")
+    parser.add_argument("--max-connections", type=int, default=256)
+    parser.add_argument("--batch-delay", type=float, default=0.0, metavar="MS",
+                        help="dynamic batching: wait up to MS milliseconds for concurrent "
+                             "requests to join a batch (0: off)")
+    parser.add_argument("--max-batch", type=int, default=32, help="samples per dynamic batch")
+    parser.add_argument("--batch-workers", type=int, default=1,
+                        help="threads running batches (each runs one at a time)")
+    parser.add_argument("--log-level", default="INFO", help="access log level (WARNING: quiet)")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     name = args.name or os.path.splitext(os.path.basename(args.model))[0]
     try:
-        if args.section:
-            server = _section_server(args, name)
-            runtime = server.runtime
-        else:
-            runtime = Runtime(args.model, backend=args.backend)
-            server = ModelServer((args.host, args.port), runtime, name, args.max_body)
-    except (EdgeError, ImportError) as error:
+        endpoint = load_endpoint(args.model, name, args.section, args.backend)
+        server = ModelServer((args.host, args.port), endpoint, args.max_body, args.read_timeout,
+                             args.max_connections, args.batch_delay / 1e3, args.max_batch,
+                             args.batch_workers)
+    except (EdgeError, ImportError, OSError) as error:
         parser.exit(2, f"error: {error}\n")
-    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     host, port = server.server_address[:2]
     print(f"serving {args.model} as {name!r} on http://{host}:{port} "
-          f"(backend {runtime.backend})", flush=True)
+          f"(backend {endpoint.runtime.backend}"
+          + (f", dynamic batching {args.batch_delay:g} ms / {args.max_batch}" if server.batcher else "")
+          + ")", flush=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.1,), daemon=True)
+    thread.start()
     try:
-        server.serve_forever()
+        stopping.wait()
     except KeyboardInterrupt:
         pass
-    server.server_close()
+    server.stop()
     return 0
-
-
-def _section_server(args, name):
-    """A server for one section of a DDNN file (a device answers scores and features)."""
-    from .ddnn import load_ddnn
-    from .kernels import get_kernels
-    ddnn = load_ddnn(args.model, kernels=get_kernels(args.backend))
-    kind, _, index = args.section.partition("/")
-    device = None
-    if kind == "devices" and index.isdigit() and int(index) < len(ddnn.devices):
-        device = ddnn.devices[int(index)]
-    elif args.section == "edge":
-        device = ddnn.edge
-    if device is not None:        # the edge answers like a device: scores and features
-        return DeviceServer((args.host, args.port), Runtime(device.model, backend=args.backend),
-                            name, device, args.max_body)
-    section = {"cloud": ddnn.cloud, "local": ddnn.local}.get(args.section)
-    if section is None:
-        raise EdgeError(f"section {args.section!r} not in {args.model}: choose devices/0.."
-                        f"devices/{len(ddnn.devices) - 1}, cloud" + (", local" if ddnn.local else "")
-                        + (", edge" if ddnn.edge else ""))
-    return ModelServer((args.host, args.port), Runtime(section, backend=args.backend), name,
-                       args.max_body)
 
 
 if __name__ == "__main__":

@@ -1,13 +1,21 @@
 import os
+import pathlib
+import re
+import signal
+import subprocess
 import sys
+import threading
 
+import h5py
 import numpy as np
 import pytest
 
 from edgebnn import Dense, Model
+from edgebnn import seal
 from edgebnn.kernels import ENVIRONMENT_VARIABLE, c_available
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
 SHARED_DATA = os.path.join(ROOT, "..", "shared", "data")
 sys.path.insert(0, os.path.join(ROOT, "examples"))
 
@@ -49,3 +57,76 @@ def reference_logits(model, x):
         if layer.activation == "relu":
             h = np.maximum(h, 0)
     return h
+
+
+class Process:
+    """A server subprocess that printed its port (``python ARGS``); stopped with SIGTERM."""
+
+    def __init__(self, args, env=None):
+        self.process = subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True, env=env)
+        line = self.process.stdout.readline()
+        match = re.search(r"(?:127\.0\.0\.1:|listening on )(\d+)", line)
+        if not match:
+            self.process.kill()
+            raise RuntimeError(f"server did not start: {line!r} {self.process.stderr.read()}")
+        self.port = int(match.group(1))
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                return self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                raise
+        return self.process.returncode
+
+    def kill(self):
+        self.process.kill()
+        self.process.wait()
+
+
+def fault_server(mode, *args):
+    """One of tests/servers.py's misbehaving v2 servers."""
+    return Process([os.path.join(HERE, "servers.py"), mode, *map(str, args)])
+def edit_packed(path, change, **options):
+    """``change(root)`` a packed file through h5py, then seal it again: a crafted file, which
+    the reader must refuse by its content (a file changed and not resealed fails its digest)."""
+    with h5py.File(path, "r+", **options) as f:
+        change(f)
+    reseal(path)
+
+
+def reseal(path):
+    path = pathlib.Path(path)
+    path.write_bytes(seal.seal(path.read_bytes()))
+
+
+def write_version_1(path, model):
+    """A file as format version 1 wrote it: no user block, variable-length strings."""
+    with h5py.File(path, "w") as f:
+        f.attrs["format"] = "edgebnn-packed"
+        f.attrs["format_version"] = 1
+        f.attrs["input_shape"] = np.array(model.input_shape)
+        f.attrs["input_dtype"] = model.input_kind
+        f.attrs["input_scale"] = model.input_scale
+        f.attrs["input_offset"] = model.input_offset
+        f.attrs["classes"] = np.array(model.classes, dtype=h5py.string_dtype())
+        for i, layer in enumerate(model.layers):
+            group = f.create_group(f"layers/{i}")
+            group.attrs["kind"] = layer.kind
+            attrs, arrays = layer.fields()
+            group.attrs.update(attrs)
+            for name, value in arrays.items():
+                group.create_dataset(name, data=value)
+
+
+def run_threads(work, count):
+    """``work(k)`` for k in 0..count-1, each in its own thread, all at once."""
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()

@@ -1,21 +1,37 @@
 """The benchmark harness (bench/): its arithmetic, files and error messages, never timings."""
 import json
 import math
+import os
 
 import numpy as np
 import pytest
 
 from edgebnn.bench import budget
 from edgebnn.bench.__main__ import main
-from edgebnn.bench.fit import Line, fit_line
+from edgebnn.bench.fit import MIN_R2, Line, distrust, fit_line, fit_lines
 from edgebnn.bench.profile import load_profile, machine_info, make_profile, save_profile
 from edgebnn.bench.shapes import mlp_weights, parse_shape, sizes_for, sweep_shapes
+from edgebnn.bench.latency import outlier_note as latency_outlier_note
 from edgebnn.bench.stats import percentile, summarize
 from edgebnn import Runtime, save_model
 
 from conftest import random_mlp
 
-PAPER_LINE = Line(intercept=0.0, slope=1e-9, r2=1.0)         # 1 ns per weight, no fixed cost
+
+
+def line_through(slope, intercept=0.0, sizes=(1e6, 2e7, 4e7, 6e7)):
+    """An exact line with the measured points it passes through (seconds, weights)."""
+    return Line(intercept, slope, 1.0, tuple((w, intercept + slope * w) for w in sizes))
+
+
+def points_of(lines):
+    """A profile's points for ``{name: Line}``."""
+    return [{"line": name, "kind": name.partition("/")[0], "backend": name.partition("/")[2] or None,
+             "shape": "?", "weights": w, "seconds": t, "rounds": 1}
+            for name, line in lines.items() for w, t in line.points]
+
+
+PAPER_LINE = line_through(1e-9)         # 1 ns per weight, no fixed cost, measured 1M..60M weights
 
 
 # --- statistics --------------------------------------------------------------------------------
@@ -42,6 +58,24 @@ def test_percentiles_match_numpy_linear_interpolation():
         assert percentile(values, q) == pytest.approx(np.percentile(values, q))
 
 
+def test_preempted_calls_are_counted_as_outliers_and_trimmed_away():
+    # 990 calls of 24 us and 10 of 4 ms (the core given to another process)
+    stats = summarize([24.0] * 495 + [4000.0] * 10 + [24.0] * 495)
+    assert stats["mean"] == pytest.approx(63.76)         # pulled up 2.7x by 1% of the calls
+    assert stats["median"] == 24.0 and stats["trimmed_mean"] == 24.0
+    assert stats["outliers"] == 10 and stats["mean_without_outliers"] == 24.0
+    note = latency_outlier_note(stats, load=[1.5, 1.0, 0.5])
+    assert "10 of 1000 calls (1.0%) took over 3x the median (72.0 us)" in note
+    assert "add 39.8 us to the mean" in note and "load average 1.5" in note
+
+
+def test_trimmed_mean_leaves_out_five_percent_at_each_end():
+    stats = summarize(list(range(1, 21)))       # 1..20: drops 1 and 20
+    assert stats["trimmed_mean"] == pytest.approx(10.5) and stats["outliers"] == 0
+    assert summarize([5.0])["trimmed_mean"] == 5.0
+    assert "Outliers: none" in latency_outlier_note(summarize([2.0, 2.0, 5.0]))
+
+
 def test_summary_of_nothing_is_an_error():
     with pytest.raises(ValueError, match="no timings"):
         summarize([])
@@ -63,6 +97,49 @@ def test_fit_of_scattered_points_worked_by_hand():
     assert line.slope == pytest.approx(0.8)
     assert line.intercept == pytest.approx(1.3)
     assert line.r2 == pytest.approx(1 - 1.8 / 5)
+
+
+def test_fit_keeps_the_sizes_it_measured():
+    line = fit_line([4e6, 1e5, 2e6], [4e-3, 1e-4, 2e-3])
+    assert (line.low, line.high) == (1e5, 4e6) and len(line.points) == 3
+    assert line.as_dict()["measured_weights"] == [1e5, 4e6]
+    assert distrust(line) == []
+
+
+def test_a_poor_fit_is_distrusted():
+    # the issue's busy-machine sweep: R^2 0.75
+    rng = np.random.default_rng(3)
+    weights = np.linspace(1e5, 2e6, 8)
+    times = 20e-6 + 0.2e-9 * weights
+    line = fit_line(weights, times * (1 + 0.6 * rng.standard_normal(8)).clip(0.2))
+    assert line.r2 < MIN_R2
+    assert any(f"R^2 {line.r2:.3f} is under 0.99" in reason for reason in distrust(line))
+
+
+def test_a_line_predicting_negative_times_is_distrusted():
+    # a line bent by the cache: flat small nets, steep large ones
+    weights = [1e5, 2e6, 4e6, 6e6, 8e6, 1e7]
+    line = fit_line(weights, [5e-6, 16e-6, 27e-6, 43e-6, 100e-6, 190e-6])
+    assert line.intercept < 0
+    assert any("negative time" in reason and "100,000 weights" in reason
+               for reason in distrust(line))
+
+
+def test_a_machine_whose_speed_drifted_during_the_sweep_is_distrusted():
+    # every size 30% slower in the last pass: still a straight line, but of no one moment
+    points = [{"line": "float", "weights": w, "seconds": w * 1e-9,
+               "pass_seconds": [w * 1e-9, w * 1e-9, w * 1.3e-9]} for w in (1e6, 2e6, 3e6, 4e6)]
+    line = fit_lines(points)["float"]
+    assert line.r2 == pytest.approx(1.0) and line.drift == pytest.approx(0.3)
+    assert any("moved by 30% between the sweep's passes" in reason for reason in distrust(line))
+    for point in points:
+        point["pass_seconds"] = [point["seconds"] * 0.97, point["seconds"] * 1.02]
+    assert distrust(fit_lines(points)["float"]) == []
+
+
+def test_two_sizes_prove_nothing():
+    line = fit_line([1e5, 2e6], [1e-5, 3e-4])
+    assert line.r2 == 1.0 and "fitted to 2 sizes" in distrust(line)[0]
 
 
 @pytest.mark.parametrize("xs, ys, problem", [([1], [2], "at least 2 points"),
@@ -106,7 +183,7 @@ def test_paper_link_leaves_10_ms_on_the_server():
 
 def test_weights_within_a_budget_follow_the_line():
     assert budget.weights_within(40, PAPER_LINE) == pytest.approx(40e6)
-    line = Line(intercept=1e-3, slope=2e-9, r2=1.0)        # 1 ms per call + 2 ns per weight
+    line = line_through(2e-9, 1e-3)                        # 1 ms per call + 2 ns per weight
     assert budget.weights_within(40, line) == pytest.approx((40 - 1) / 2e-6)
     assert budget.weights_within(0.5, line) == 0.0         # not even the fixed cost fits
     assert budget.whole(budget.weights_within(10, PAPER_LINE)) == 10_000_000
@@ -124,22 +201,126 @@ def test_big_little_break_even():
 def test_plan_with_the_paper_numbers():
     result = budget.plan(40, 15, {"float": PAPER_LINE})
     assert result["remote_ms"] == 10
-    assert result["local"]["float"] == pytest.approx(40e6)
-    assert result["remote"]["float"] == pytest.approx(10e6)
-    assert result["big_ms"] == pytest.approx(11.97251)
+    assert result["local"]["float"]["weights"] == pytest.approx(40e6)
+    assert result["remote"]["float"]["weights"] == pytest.approx(10e6)
+    assert result["local"]["float"]["outside"] == result["remote"]["float"]["outside"] == 1.0
+    assert result["big"]["ms"] == pytest.approx(11.97251) and not result["big"]["given"]
     assert result["round_trip_ms"] == pytest.approx(41.97251)
     little = result["little"]["float"]
-    assert little["little_ms"] == pytest.approx(1.286502) and little["little_first"]
+    assert little["ms"] == pytest.approx(1.286502) and little["little_first"]
     assert budget.plan(40, 15, {"float": PAPER_LINE}, big_ms=2.0)["round_trip_ms"] == 32.0
-    text = budget.format_plan(result)
+    text = budget.format_plan(result, {"float": PAPER_LINE})
     assert "40,000,000 weights" in text and "10,000,000 weights" in text
+    assert "NOT MEASURED" not in text and budget.all_answered(result)
 
 
 def test_plan_uses_the_servers_line_for_the_remote_side():
-    server = {"float": Line(0.0, 0.1e-9, 1.0)}               # ten times faster per weight
+    server = {"float": line_through(0.1e-9, sizes=(1e6, 5e7, 2e8))}   # ten times faster
     result = budget.plan(40, 15, {"float": PAPER_LINE}, server)
-    assert result["remote"]["float"] == pytest.approx(100e6)
-    assert result["big_ms"] == pytest.approx(1.197251)
+    assert result["remote"]["float"]["weights"] == pytest.approx(100e6)
+    assert result["big"]["ms"] == pytest.approx(1.197251)
+
+
+def test_an_answer_past_the_sizes_measured_is_flagged_not_given():
+    # the issue's case: a quick sweep up to 2M weights, then a 10 ms budget for binary nets
+    quick = {"binary/c": line_through(0.008e-9, 3e-6, sizes=(1e5, 5e5, 1e6, 2e6))}
+    result = budget.plan(10, 0, quick)
+    answer = result["local"]["binary/c"]
+    assert answer["weights"] == pytest.approx(1.249625e9) and answer["outside"] > 600
+    text = budget.format_plan(result, quick)
+    assert "more than 2,000,000 weights (the largest measured" in text
+    assert "624.8x past it: NOT MEASURED" in text
+    assert "1,249,625,000 weights" not in text.replace("line's 1,249,625,000", "")
+    assert ("sweep --kind binary --backend c --min-weights 310000000 --max-weights 1600000000 "
+            "--profile binary-c.json") in text
+    assert "--profile server-binary-c.json" in text       # the remote side's, on the server
+    assert "then: python -m edgebnn.bench budget ... --profile binary-c.json --remote-profile " \
+           "server-binary-c.json" in text
+    assert not budget.all_answered(result)
+    advice = budget.unmeasured_advice(budget.plan(10, 0, quick, memory=200 << 20))
+    from edgebnn.bench.sizing import largest_loadable
+    room = largest_loadable(budget.FAMILY, "binary/c", 200 << 20)    # this kernel's layout
+    assert 2e8 < room < 1.6e9
+    assert f"--max-weights {room} --profile binary-c.json  (capped: wider nets do not load " \
+           "in 200.0 MB)" in advice[1]
+
+
+def test_a_budget_below_the_smallest_size_measured_is_flagged():
+    line = line_through(1e-9, 1e-3)                      # 1 ms fixed, 1 ns per weight, from 1M
+    result = budget.plan(1.5, 0, {"float": line})
+    assert result["local"]["float"]["outside"] > 1
+    assert "fewer than 1,000,000 weights" in budget.format_plan(result, {"float": line})
+
+
+def test_refused_lines_give_no_answer_and_say_what_to_do():
+    weights = [1e5, 5e5, 1e6, 1.5e6, 2e6]
+    lines = {"float": line_through(0.2e-9, 20e-6, sizes=weights),
+             # a sweep on a loaded machine: times that jump about
+             "binary/c": fit_line(weights, [2e-4, 1e-5, 3e-4, 2e-5, 3.5e-4])}
+    result = budget.plan(40, 15, lines, big_ms=2.0)
+    assert result["local"]["binary/c"]["refused"] == distrust(lines["binary/c"])
+    # where to measure again: around where the refused line points (its estimates, 10 and 40 ms)
+    ranges = budget.ranges_to_measure(result)
+    for side in ("local", "remote"):
+        estimate = result[side]["binary/c"]["estimate"]
+        low, high, _ = ranges[side, "binary/c"]
+        assert low == pytest.approx(estimate / 4, rel=0.05)
+        assert high == pytest.approx(estimate * 1.25, rel=0.05)
+    assert "refused" in result["little"]["binary/c"] and not budget.all_answered(result)
+    text = budget.format_plan(result, lines, words={"load": [3.2, 2.0, 1.0]})
+    assert "binary/c is refused: R^2 " in text
+    assert "on an idle machine (stop other jobs, load average now 3.2)" in text
+    assert "no answer: the line is refused" in text
+
+
+def test_shapes_asked_about_are_answered_fit_or_not():
+    # 1 ns per weight measured from 1M to 60M weights; 10 ms remote, 40 ms here; 200 MB
+    shapes = [(784, 1000, 500, 2),          # 1.3M weights: 1.3 ms, fits both sides
+              (784, 3000, 3000, 2),         # 11.4M: 11.4 ms, over the 10 ms remote
+              (784, 8000, 8000, 2),         # 70M: past the sizes measured, and over 200 MB
+              (100, 100, 2)]                # 10k: below the sizes measured
+    result = budget.plan(40, 15, {"float": PAPER_LINE}, shapes=shapes, memory=200 << 20,
+                         remote_memory=200 << 20)
+    local = [shape["local"]["float"] for shape in result["shapes"]]
+    remote = [shape["remote"]["float"] for shape in result["shapes"]]
+    assert [row["fits"] for row in local] == [True, True, False, None]
+    assert [row["fits"] for row in remote] == [True, False, False, None]
+    assert remote[1]["limit"] == "time" and local[2]["limit"] == "memory"
+    assert local[3]["limit"] == "not measured" and not budget.all_answered(result)
+    text = budget.format_plan(result, {"float": PAPER_LINE})
+    assert "784-3000-3000-2 (11,364,002 weights):" in text
+    assert "remote: does not fit (11.364 ms > 10 ms)" in text
+    assert "here: does not fit (needs 780.5 MB to load, over the 200.0 MB available)" in text
+    assert "here: unknown (0.010 ms by the line, but 97.07x outside the sizes measured" in text
+
+
+def test_a_shape_over_the_loaders_limit_does_not_fit():
+    line = line_through(1e-9, sizes=(1e6, 1e8, 2e8))
+    row = budget.plan(1000, 0, {"float": line}, shapes=[(784, 12000, 12000, 10)])["shapes"][0]
+    assert row["local"]["float"]["fits"] is False and row["local"]["float"]["limit"] == "file"
+
+
+@pytest.mark.parametrize("memory, high, stop", [(None, 6e7, "time"), (20 << 20, 6e7, "memory"),
+                                                (None, 5e6, "not measured")])
+def test_the_proposal_is_the_widest_shape_that_fits(memory, high, stop):
+    from edgebnn.bench.sizing import family_shape, propose, verdict
+    line = line_through(1e-9, sizes=(1e6, high / 2, high))
+    proposal = propose((784, 2, 10), line, "float", 10, memory)
+    width = proposal["sizes"][1]
+    assert proposal["sizes"] == family_shape((784, 2, 10), width) and proposal["fits"]
+    wider = verdict(family_shape((784, 2, 10), width + 1), line, "float", 10, memory)
+    assert not wider["fits"] and wider["limit"] == proposal["stop"] == stop
+    if stop == "time":                       # 1 ns a weight: 10 ms is 10M weights
+        assert mlp_weights(proposal["sizes"]) <= 10e6 < mlp_weights(family_shape((784, 2, 10), width + 1))
+
+
+def test_no_proposal_when_the_smallest_net_measured_is_too_slow():
+    from edgebnn.bench.sizing import format_proposal, propose
+    line = line_through(1e-9, sizes=(1e6, 2e6, 4e6))           # 1 ms at the smallest
+    proposal = propose((784, 2, 10), line, "float", 0.5)
+    assert proposal["sizes"] is None and proposal["narrowest"]["weights"] >= 1e6
+    assert format_proposal(proposal, line).startswith("none: the narrowest measured, 784-")
+    assert "refused" in propose((784, 2, 10), fit_line([1, 2], [1, 2]), "float", 10)
 
 
 @pytest.mark.parametrize("ms, link, problem", [(-1, 0, "positive number of milliseconds"),
@@ -153,14 +334,18 @@ def test_bad_budgets_are_named(ms, link, problem):
 
 # --- profiles ----------------------------------------------------------------------------------
 
-def test_profile_round_trips(tmp_path):
-    lines = {"float": Line(87e-6, 0.245e-9, 0.991), "binary/c": Line(6e-6, 0.024e-9, 0.98)}
-    points = [{"line": "float", "weights": 99_670, "seconds": 3e-5}]
+def test_profile_round_trips_and_refits_its_points(tmp_path):
+    lines = {"float": line_through(0.245e-9, 87e-6), "binary/c": line_through(0.024e-9, 6e-6)}
     path = tmp_path / "board.json"
-    save_profile(make_profile(lines, points, command="test", machine={"machine": "armv7l"}), path)
+    save_profile(make_profile(lines, points_of(lines), command="test",
+                              machine={"machine": "armv7l"}), path)
     profile, loaded = load_profile(path)
-    assert loaded == lines
-    assert profile["machine"] == {"machine": "armv7l"} and profile["points"] == points
+    assert loaded.keys() == lines.keys()
+    for name, line in lines.items():
+        assert loaded[name].slope == pytest.approx(line.slope)
+        assert loaded[name].intercept == pytest.approx(line.intercept)
+        assert loaded[name].points == line.points
+    assert profile["machine"] == {"machine": "armv7l"}
 
 
 def test_machine_info_names_what_timings_depend_on():
@@ -170,15 +355,20 @@ def test_machine_info_names_what_timings_depend_on():
     json.dumps(info)
 
 
+HEAD = '{"format": "edgebnn-bench-profile", "version": 1, '
+
+
 @pytest.mark.parametrize("content, problem", [
     ("{not json", "not valid JSON"),
     ('{"format": "something else"}', "not an edgebnn bench profile"),
-    ('{"format": "edgebnn-bench-profile", "version": 99, "lines": {}}', "version 99"),
-    ('{"format": "edgebnn-bench-profile", "version": 1, "lines": {}}', "non-empty"),
-    ('{"format": "edgebnn-bench-profile", "version": 1, "lines": {"float": {"r2": 1}}}',
-     "needs numbers"),
-    ('{"format": "edgebnn-bench-profile", "version": 1, "lines": {"float": '
-     '{"intercept_s": 0, "slope_s_per_weight": -1, "r2": 1}}}', "positive slope")])
+    (HEAD.replace("1", "99") + '"points": []}', "version 99"),
+    (HEAD + '"points": []}', "non-empty list"),
+    (HEAD + '"points": [{"line": "float", "weights": 5}]}', "point 0 needs"),
+    (HEAD + '"points": [{"line": "float", "weights": -5, "seconds": 1}]}', "point 0 needs"),
+    (HEAD + '"points": [{"line": "float", "weights": 5, "seconds": 1, "pass_seconds": [1, "x"]}]}',
+     "point 0 needs"),
+    (HEAD + '"points": [{"line": "float", "weights": 5, "seconds": 1}]}',
+     "line 'float': a line needs at least 2 points")])
 def test_malformed_profiles_are_named(tmp_path, content, problem):
     path = tmp_path / "board.json"
     path.write_text(content)
@@ -196,8 +386,8 @@ def test_missing_profile_is_named(tmp_path):
 @pytest.fixture
 def profile_file(tmp_path):
     path = tmp_path / "board.json"
-    save_profile(make_profile({"float": PAPER_LINE, "binary/c": Line(0.0, 0.025e-9, 1.0)}, [],
-                              command="test"), path)
+    lines = {"float": PAPER_LINE, "binary/c": line_through(0.025e-9, sizes=(1e6, 1e9, 2e9))}
+    save_profile(make_profile(lines, points_of(lines), command="test"), path)
     return str(path)
 
 
@@ -218,6 +408,61 @@ def test_budget_command_prints_the_paper_numbers(profile_file, capsys):
     assert "40 ms - 2 x 15 ms link = 10 ms" in out
     assert "40,000,000 weights" in out and "10,000,000 weights" in out
     assert "1,600,000,000 weights" in out                    # binary: 40 ms / 0.025 ns
+    assert "1,000,000 .. 60,000,000   0.0%  yes" in out     # where measured, drift, usable
+    # a big net past the float line's sizes: said, and exit status 1
+    code, out, _ = run_cli(["budget", "--ms", "40", "--link-ms", "15", "--profile",
+                            profile_file, "--big-weights", "100000000"], capsys)
+    assert code == 1 and "NOT MEASURED" in out
+
+
+def test_budget_command_answers_shapes_against_the_memory(profile_file, capsys):
+    code, out, _ = run_cli(["budget", "--ms", "40", "--link-ms", "15", "--profile", profile_file,
+                            "--memory-mb", "100", "--shape", "784-1000-500-2", "784-2500-2000-2",
+                            "--shape", "784-6000-6000-2"], capsys)
+    assert code == 0, out
+    assert "Memory here: 100.0 MB (--memory-mb); remote side: 100.0 MB (--memory-mb)" in out
+    assert "784-1000-500-2 (1,286,502 weights):\n  float          here: fits (1.287 ms" in out
+    assert "784-6000-6000-2 (40,728,002 weights):\n  float          here: does not fit (needs" in out
+    assert "largest 784-h-h-10: 784-" in out and "a wider one needs more memory" in out
+
+
+def test_budget_command_takes_the_memory_from_the_profile(tmp_path, capsys):
+    lines = {"float": PAPER_LINE}
+    path = tmp_path / "pi.json"
+    save_profile(make_profile(lines, points_of(lines), command="test",
+                              machine={"memory": {"total": 1 << 30, "available": 800 << 20},
+                                       "caches": {"L1d": 32 << 10, "L2": 512 << 10}}), path)
+    code, out, _ = run_cli(["budget", "--ms", "40", "--profile", str(path), "--depth", "3"], capsys)
+    assert "Memory here: 800.0 MB (available on this board when it was profiled)" in out
+    assert "Caches here: L2 512 KB." in out and "largest 784-h-h-h-10: 784-" in out
+    save_profile(make_profile(lines, points_of(lines), command="test", machine={}), path)
+    code, out, _ = run_cli(["budget", "--ms", "40", "--profile", str(path)], capsys)
+    assert "Memory here: not checked (the profile does not say; give --memory-mb)" in out
+
+
+def test_budget_reads_a_profile_per_kind(tmp_path, capsys):
+    paths = []
+    for name, line in (("float", PAPER_LINE), ("binary/c", line_through(0.025e-9, sizes=(1e6, 1e9, 2e9)))):
+        paths.append(tmp_path / f"{name.replace('/', '-')}.json")
+        save_profile(make_profile({name: line}, points_of({name: line}), command="test"), paths[-1])
+    code, out, _ = run_cli(["budget", "--ms", "40", "--profile", str(paths[0]),
+                            "--profile", str(paths[1])], capsys)
+    assert "40,000,000 weights" in out and "1,600,000,000 weights" in out
+    # a later profile's line replaces an earlier one's: 2 ns per weight gives 20M in 40 ms
+    slower = {"float": line_through(2e-9)}
+    save_profile(make_profile(slower, points_of(slower), command="test"), tmp_path / "slow.json")
+    code, out, _ = run_cli(["budget", "--ms", "40", "--profile", str(paths[0]), "--profile",
+                            str(paths[1]), "--profile", str(tmp_path / "slow.json")], capsys)
+    assert "by time: 20,000,000 weights" in out and "40,000,000 weights" not in out
+
+
+def test_budget_command_exits_1_on_a_refused_line(tmp_path, capsys):
+    weights = [1e5, 5e5, 1e6, 1.5e6, 2e6]
+    lines = {"float": fit_line(weights, [2e-4, 1e-5, 3e-4, 2e-5, 3.5e-4])}
+    path = tmp_path / "noisy.json"
+    save_profile(make_profile(lines, points_of(lines), command="test"), path)
+    code, out, _ = run_cli(["budget", "--ms", "40", "--profile", str(path)], capsys)
+    assert code == 1 and "float is refused" in out and "usable" in out
 
 
 def test_budget_command_json(profile_file, capsys):
@@ -232,7 +477,7 @@ def test_budget_command_json(profile_file, capsys):
     (["budget", "--ms", "40", "--link-ms", "-1"], "--link-ms: -1 must be at least 0"),
     (["budget"], "--ms"),
     (["sweep", "--points", "0"], "--points: 0 must be greater than 0"),
-    (["latency"], "MODEL.h5"),
+    (["latency"], "either MODEL.h5 or --shape"),
     (["latency", "m.h5", "--backend", "gpu"], "invalid choice"),
     (["compare", "--shape", "784-x-10"], "expected layer sizes"),
     (["frobnicate"], "invalid choice")])
@@ -271,7 +516,8 @@ def test_latency_reports_every_field(model_file, capsys):
     assert code == 0
     result = json.loads(out)
     assert result["inference_us"]["count"] == 7 and result["warmup_us"]["count"] == 2
-    assert set(result["inference_us"]) >= {"min", "mean", "median", "p90", "p99", "std"}
+    assert set(result["inference_us"]) >= {"min", "mean", "median", "p90", "p99", "std",
+                                           "trimmed_mean", "outliers"}
     assert result["tracemalloc_peak_bytes"] > 0 and result["max_rss_bytes"] > 0
     assert result["input_shape"] == [3, 4] and "machine" in result
 
@@ -279,7 +525,8 @@ def test_latency_reports_every_field(model_file, capsys):
 def test_latency_text_looks_like_benchmark_model(model_file, capsys):
     code, out, _ = run_cli(["latency", model_file, "--runs", "5", "--warmup", "0"], capsys)
     assert code == 0
-    assert "count=5 first=" in out and " avg=" in out and " std=" in out
+    assert "count=5 first=" in out and " avg=" in out and " std=" in out and "trimmed_avg=" in out
+    assert "Trimmed mean " in out and "Outliers: " in out
     assert "Inference timings in us: Init: " in out and "First inference: " in out
 
 
@@ -293,6 +540,29 @@ def test_latency_reads_samples_from_npy_and_npz(model_file, tmp_path, capsys):
         assert code == 0 and json.loads(out)["samples"] == 4
 
 
+def test_the_command_runs_blas_on_one_thread(tmp_path):
+    # edgebnn loads NumPy (and its OpenBLAS) before the harness runs: the pool is told directly
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    done = subprocess.run([sys.executable, "-m", "edgebnn.bench", "latency", "--shape", "20-16-3",
+                           "--runs", "2", "--warmup", "0", "--json"], capture_output=True,
+                          text=True, env=env, timeout=120)
+    machine = json.loads(done.stdout)["machine"]
+    import numpy
+    if "openblas" in str(numpy.show_config(mode="dicts")).lower():
+        assert machine["blas_threads"] == 1
+
+
+def test_latency_of_a_random_net_of_a_shape(capsys):
+    for kind in ("float", "binary"):
+        code, out, _ = run_cli(["latency", "--shape", "20-16-3", "--kind", kind, "--runs", "3",
+                                "--warmup", "0", "--json"], capsys)
+        assert code == 0 and json.loads(out)["model"] == f"random {kind} 20-16-3"
+    code, _, err = run_cli(["latency", "m.h5", "--shape", "20-16-3"], capsys)
+    assert code == 2 and "either MODEL.h5 or --shape" in err
+
+
 def test_latency_rejects_samples_of_the_wrong_shape(model_file, tmp_path, capsys):
     np.save(tmp_path / "x.npy", np.zeros((4, 5), np.uint8))
     code, _, err = run_cli(["latency", model_file, "--input", str(tmp_path / "x.npy")], capsys)
@@ -303,12 +573,23 @@ def test_latency_rejects_samples_of_the_wrong_shape(model_file, tmp_path, capsys
 
 def test_sweep_of_tiny_nets_fits_a_line_per_kind(backend, tmp_path):
     from edgebnn.bench import sweep
-    result = sweep.run_sweep([(8, 4, 4, 2), (8, 16, 16, 2), (8, 32, 32, 2)], [backend], rounds=2,
+    result = sweep.run_sweep([(8, 4, 4, 2), (8, 16, 16, 2), (8, 32, 32, 2)],
+                             ["float", f"binary/{backend}"], rounds=2,
                              passes=2, progress=False)
     assert set(result["lines"]) == {"float", f"binary/{backend}"}
     assert len(result["points"]) == 6 and all(p["rounds"] == 4 for p in result["points"])
+    assert all(len(p["pass_seconds"]) == 2 for p in result["points"])
     sweep.write_csv(result["points"], tmp_path / "sweep.csv")
     assert len((tmp_path / "sweep.csv").read_text().splitlines()) == 7
+
+
+def test_sweep_of_one_kind_times_only_its_lines(backend):
+    from edgebnn.bench import sweep
+    assert sweep.line_names("float") == ["float"]
+    assert sweep.line_names("binary", backend) == [f"binary/{backend}"]
+    result = sweep.run_sweep([(13, 7, 3), (13, 21, 3), (13, 37, 3)], [f"binary/{backend}"],
+                             rounds=2, passes=1, progress=False)     # 13 and 21: padding bits
+    assert set(result["lines"]) == {f"binary/{backend}"}
 
 
 def test_sweep_plot_is_written_when_matplotlib_is_there(tmp_path):
@@ -337,3 +618,105 @@ def test_other_frameworks_compute_what_this_runtime_does(framework):
     x = np.random.default_rng(1).integers(0, 256, (3, 4), dtype=np.uint8)
     np.testing.assert_allclose(build(model, compare.dense_chain(model))(x),
                                Runtime(model).classify(x).logits, rtol=1e-5, atol=1e-5)
+
+
+def test_report_budget_section_says_what_was_not_measured():
+    from edgebnn.bench import report
+    weights = [1e5, 5e5, 1e6, 1.5e6, 2e6]
+    lines = {"float": line_through(0.2e-9, 20e-6, sizes=weights),
+             "binary/c": fit_line(weights, [2e-4, 1e-5, 3e-4, 2e-5, 3.5e-4])}
+    text = report.budget_section(budget.plan(40, 15, lines), lines, {"profile": "reports/profile.json"})
+    assert "| float | > 2,000,000 (line: 199,900,000, not measured) |" in text
+    assert "| binary/c | refused (poor fit) | refused (poor fit) | refused |" in text
+    assert "binary/c is refused: R^2" in text
+
+
+# --- memory ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("sizes", [(784, 1024, 1024, 10), (100, 3000, 77, 5)])
+@pytest.mark.parametrize("kind", ["float", "binary"])
+def test_memory_counts_match_what_a_load_allocates(kind, sizes, backend, tmp_path):
+    import tracemalloc
+    from edgebnn.bench.binary import binary_mlp, float_mlp
+    from edgebnn.bench.memory import needs
+    make = float_mlp if kind == "float" else binary_mlp
+    path = tmp_path / "net.h5"
+    save_model(make(np.random.default_rng(0), sizes), path)
+    tracemalloc.start()
+    try:
+        rt = Runtime(path)
+        resident, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    counted = needs(sizes, "float" if kind == "float" else f"binary/{backend}")
+    slack = 64_000                                 # Python's own objects, 20-50 KB a model
+    assert abs(resident - counted["resident"]) <= slack
+    assert abs(peak - counted["peak"]) <= slack
+    arrays = sum(dataset.nbytes for layer in rt.model.layers for dataset in layer.fields()[1].values())
+    assert counted["file"] == arrays
+
+
+def test_memory_per_weight_of_each_backend():
+    from edgebnn.bench.memory import needs
+    sizes = (784, 4096, 4096, 10)
+    weights = mlp_weights(sizes)
+    per_weight = {line: needs(sizes, line)["resident"] / weights
+                  for line in ("float", "binary/c", "binary/numpy")}
+    assert per_weight["float"] == pytest.approx(4, rel=0.01)
+    from edgebnn.kernels import c_available, c_library
+    regrouped = c_available() and c_library.lib.bnn_dense_lanes_bytes(8, 8) > 0   # AVX-512 CPU
+    copies = 3 if regrouped else 2                                   # packed, padded[, lanes]
+    assert per_weight["binary/c"] == pytest.approx(copies / 8, rel=0.02)
+    assert per_weight["binary/numpy"] == pytest.approx(4 + 1 / 8, rel=0.02)  # int32 + packed
+    with pytest.raises(ValueError, match="binary/gpu"):
+        needs(sizes, "binary/gpu")
+
+
+def test_machine_memory_and_caches_are_read_from_linux_files(tmp_path):
+    from edgebnn.bench.memory import caches, meminfo
+    (tmp_path / "meminfo").write_text("MemTotal:        1020000 kB\nMemFree: 5 kB\n"
+                                      "MemAvailable:     800000 kB\n")
+    assert meminfo(tmp_path / "meminfo") == {"total": 1020000 * 1024, "available": 800000 * 1024}
+    assert meminfo(tmp_path / "absent") == {}
+    for index, (level, kind, size) in enumerate([(1, "Data", "32K"), (1, "Instruction", "32K"),
+                                                 (2, "Unified", "512K")]):
+        folder = tmp_path / "cache" / f"index{index}"
+        folder.mkdir(parents=True)
+        for name, value in (("level", level), ("type", kind), ("size", size)):
+            (folder / name).write_text(f"{value}\n")
+    assert caches(tmp_path / "cache") == {"L1d": 32 << 10, "L2": 512 << 10}
+    assert caches(tmp_path / "absent") == {}
+
+
+def test_budget_without_a_profile_sweeps_now(monkeypatch, capsys):
+    from edgebnn.bench import sweep
+    monkeypatch.setitem(sweep.QUICK, "max_weights", 30_000)
+    monkeypatch.setitem(sweep.QUICK, "min_weights", 1_000)
+    monkeypatch.setitem(sweep.QUICK, "points", 3)
+    monkeypatch.setitem(sweep.QUICK, "rounds", 2)
+    monkeypatch.setitem(sweep.QUICK, "passes", 1)
+    code, out, _ = run_cli(["budget", "--ms", "40", "--quiet", "--shape", "784-20-20-10"], capsys)
+    assert code in (0, 1)          # tiny nets timed twice: the lines may well be refused
+    assert "Lines from a quick sweep now" in out and "784-20-20-10 (16,330 weights):" in out
+    assert "(available on this board when it was profiled)" in out or "not checked" in out
+
+
+def test_report_times_the_proposals_directly(tmp_path):
+    from edgebnn.bench import report
+    lines = {"float": line_through(1e-9, sizes=(8e3, 2e4, 4e4)),
+             "binary/numpy": line_through(4e-9, sizes=(8e3, 2e4, 4e4))}
+    result = budget.plan(40, 15, lines)
+    ranges = budget.ranges_to_measure(result)
+    assert ranges["local", "float"] == (10_000_000, 50_000_000, False)        # 40 ms: 40M
+    assert ranges["remote", "float"] == (2_500_000, 12_000_000, False)        # 10 ms: 10M
+    rows = report.time_proposals(result, seconds=0.05)
+    assert [(side, name) for side, name, *_ in rows] == [
+        ("local", "float"), ("local", "binary/numpy"), ("remote", "float"), ("remote", "binary/numpy")]
+    for _, name, sizes, predicted, median, trimmed, outliers in rows:
+        slope = lines[name].slope * 1e3
+        assert mlp_weights(sizes) <= 4e4 and predicted == pytest.approx(mlp_weights(sizes) * slope)
+        assert median > 0 and trimmed > 0
+    text = report.proposals_section(result, lines, lines, ["python -m edgebnn.bench sweep ..."],
+                                    ["--profile reports/float.json"], rows, [1.0, 1.0, 1.0])
+    assert "--profile reports/float.json" in text
+    assert "| here | float | 784-" in text and "| remote | binary/numpy | 784-" in text

@@ -8,6 +8,7 @@ from edgebnn import (BatchNorm, BinaryConv2d, BinaryDense, Dense, InputError, Mo
                      Runtime, Sign, save_model)
 from edgebnn.bitpack import pack_signs
 from edgebnn.fold import fold_sign
+from conftest import run_threads
 
 
 def thresholds(rng, n_out, span):
@@ -58,6 +59,84 @@ def test_backends_give_identical_logits(make):
         np.testing.assert_array_equal(c_model.classify(x).logits, numpy_model.classify(x).logits)
 
 
+def sign_mlp(seed=0, sizes=(100, 72, 24, 10)):
+    """float input -> sign -> binary dense (bits) x2 -> binary dense (dots) -> batch norm."""
+    rng = np.random.default_rng(seed)
+    layers = [Sign()]
+    for n_in, n_out in zip(sizes[:-2], sizes[1:-1]):
+        layers.append(BinaryDense(pack_signs(rng.standard_normal((n_out, n_in))),
+                                  *thresholds(rng, n_out, n_in)))
+    layers += [BinaryDense(pack_signs(rng.standard_normal((sizes[-1], sizes[-2])))),
+               BatchNorm(rng.uniform(0.5, 1.5, sizes[-1]), rng.standard_normal(sizes[-1]))]
+    return Model(layers, (sizes[0],))
+
+
+def samples_for(model, n, seed=5):
+    if model.input_dtype == np.uint8:
+        return images(n, seed)
+    return np.random.default_rng(seed).standard_normal((n, *model.input_shape)).astype(np.float32)
+
+
+@pytest.mark.parametrize("make", [binary_mlp, binary_conv_net, sign_mlp])
+def test_classify_batch_equals_a_loop_bit_for_bit(make):
+    runtime = Runtime(make())
+    for n in (1, 2, 4, 5, 9, 64, 4):          # sizes change: each thread's batch buffers follow
+        x = samples_for(runtime.model, n, seed=n)
+        batch = runtime.classify_batch(x)
+        assert len(batch) == n
+        for sample, result in zip(x, batch):
+            alone = runtime.classify(sample)
+            np.testing.assert_array_equal(result.logits, alone.logits)
+            assert (result.label, result.confidence, result.entropy) == \
+                (alone.label, alone.confidence, alone.entropy)
+
+
+@pytest.mark.parametrize("make", [binary_mlp, binary_conv_net, sign_mlp])
+def test_an_empty_batch_is_refused_before_the_kernel(make):
+    runtime = Runtime(make())
+    with pytest.raises(InputError, match="empty batch"):
+        runtime.classify_batch(samples_for(runtime.model, 0))
+
+
+@pytest.mark.parametrize("make", [binary_mlp, binary_conv_net, sign_mlp])
+def test_backends_give_identical_batches(make):
+    model = make()
+    try:
+        c_batch = Runtime(model, backend="c").classify_batch(samples_for(model, 13))
+    except ImportError:
+        pytest.skip("the C kernel is not built")
+    numpy_batch = Runtime(model, backend="numpy").classify_batch(samples_for(model, 13))
+    for c_result, numpy_result in zip(c_batch, numpy_batch):
+        np.testing.assert_array_equal(c_result.logits, numpy_result.logits)
+
+
+def test_threads_classify_batches_as_serial_calls():
+    """Each thread keeps its own batch buffers: batches of other threads never mix in."""
+    runtime = Runtime(sign_mlp())
+    batches = [samples_for(runtime.model, n, seed=n) for n in (3, 8, 8, 5)]
+    serial = [[r.logits for r in runtime.classify_batch(x)] for x in batches]
+    got = {}
+
+    def work(k):
+        for _ in range(20):
+            got.setdefault(k, []).append([r.logits for r in runtime.classify_batch(batches[k])])
+
+    run_threads(work, len(batches))
+    for k, runs in got.items():
+        for logits in runs:
+            np.testing.assert_array_equal(logits, serial[k])
+    assert len(got) == len(batches)
+
+
+def test_a_batch_keeps_its_answers_when_the_next_batch_comes():
+    runtime = Runtime(sign_mlp())
+    first = runtime.classify_batch(samples_for(runtime.model, 6, seed=1))
+    kept = [result.logits.copy() for result in first]
+    runtime.classify_batch(samples_for(runtime.model, 6, seed=2))
+    for result, logits in zip(first, kept):
+        np.testing.assert_array_equal(result.logits, logits)
+
+
 @pytest.mark.parametrize("make", [binary_mlp, binary_conv_net])
 def test_strided_views_classify_as_their_copies(make):
     """A crop of a bigger frame is not contiguous: the C kernel must get a contiguous copy."""
@@ -68,6 +147,9 @@ def test_strided_views_classify_as_their_copies(make):
         assert not view.flags.c_contiguous
         np.testing.assert_array_equal(runtime.classify(view).logits,
                                       runtime.classify(view.copy()).logits)
+    batch = frames[:, ::2]
+    for result, view in zip(runtime.classify_batch(batch), batch):
+        np.testing.assert_array_equal(result.logits, runtime.classify(view.copy()).logits)
     flat = Model([BinaryDense(pack_signs(np.ones((3, 20))))], (20,), "uint8")
     np.testing.assert_array_equal(Runtime(flat).classify(np.arange(40, dtype=np.uint8)[::2]).logits,
                                   Runtime(flat).classify(np.arange(0, 40, 2, dtype=np.uint8)).logits)
@@ -182,6 +264,7 @@ def test_per_thread_runners_and_buffers_are_made_once():
     first = rt.model._local.runs
     rt.classify(images(1)[0])
     assert rt.model._local.runs is first
+    assert len(first) == 4 and len(rt.model._local.fused) == 1     # every layer in one chain
 
 
 @pytest.mark.parametrize("where", [0, 7, 8, 20])

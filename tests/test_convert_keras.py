@@ -102,8 +102,8 @@ def test_a_plain_conv2d_with_plus_minus_one_kernel_is_a_binary_convolution(tmp_p
         kernel = f["model_weights/quant_conv2d/quant_conv2d/kernel:0"]
         kernel[...] = np.where(kernel[()] >= 0, 1.0, -1.0)
     path = edited(tmp_path, "binary_conv", plain, signs_only)
-    original, _ = fixture("binary_conv")
-    model = convert(path)
+    original, saved = fixture("binary_conv")
+    model = convert(path, "uint8", float(saved["scale"]), float(saved["offset"]))
     for mine, theirs in zip(model.layers, original.layers):
         for a, b in zip(mine.fields()[1].values(), theirs.fields()[1].values()):
             np.testing.assert_array_equal(a, b)
@@ -116,7 +116,7 @@ def test_classes_are_named():
 
 def test_conversion_imports_neither_tensorflow_nor_torch():
     code = ("import sys; from edgebnn.converters.keras import convert; "
-            f"convert({os.path.join(FIXTURES, 'binary_conv.h5')!r}); "
+            f"convert({os.path.join(FIXTURES, 'binary_conv.h5')!r}, 'uint8'); "
             "assert not {'tensorflow', 'torch', 'keras', 'onnx'} & set(sys.modules), sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True,
                    cwd=os.path.dirname(os.path.dirname(__file__)))
@@ -195,14 +195,14 @@ def test_unsupported_layers_are_named_in_a_value_error(case, tmp_path):
     else:
         path = edited(tmp_path, name, edit)
     with pytest.raises(ValueError, match="supported") as error:
-        convert(path)
+        convert(path, "uint8")
     assert message in str(error.value)
 
 
 def test_first_padded_conv_with_an_offset_is_refused(tmp_path):
     path = edited(tmp_path, "binary_conv", set_in("QuantConv2D", "padding", "same"))
     with pytest.raises(ValueError, match="input_offset"):
-        convert(path, input_offset=-0.5)
+        convert(path, "uint8", input_offset=-0.5)
 
 
 def test_binary_first_layer_needs_uint8_input():
@@ -275,3 +275,18 @@ def test_a_kernel_of_the_wrong_shape(tmp_path):
     path = edited(tmp_path, "float_mlp_keras3", set_in("Dense", "units", 17))
     with pytest.raises(ValueError, match=r"has a kernel of shape \(63, 16\) for 17 units"):
         convert(path)
+
+
+def test_a_keras_3_archive_is_read_as_keras():
+    """``model.save("net.keras")``: a zip of config.json and model.weights.h5 (Keras 3.15.1)."""
+    saved = np.load(os.path.join(FIXTURES, "float_mlp_keras_archive.npz"))
+    model = convert(os.path.join(FIXTURES, "float_mlp.keras"), "uint8", float(saved["scale"]),
+                    float(saved["offset"]))
+    assert [layer.kind for layer in model.layers] == ["dense", "batch_norm", "dense"]
+    scores = np.array([r.scores for r in Runtime(model).classify_batch(saved["x"])])
+    np.testing.assert_allclose(scores, saved["outputs"], atol=1e-5)
+
+
+def test_the_input_dtype_follows_the_keras_model():
+    model = convert(os.path.join(FIXTURES, "float_mlp.keras"))
+    assert (model.input_dtype, model.input_scale, model.input_offset) == (np.float32, 1.0, 0.0)

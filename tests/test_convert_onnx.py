@@ -332,8 +332,10 @@ REFUSED = {
     "softmax not last": (chain(node("Gemm", "x", "h", "w", "b"), node("Softmax", "h", "h2"),
                                node("Gemm", "h2", "y", "w", "b"), weights=W44),
                          "(Softmax) is only supported as the last operation"),
-    "float conv": (chain(node("Conv", "x", "y", "k"), weights=PM1, shape=(1, 5, 5)),
-                   "(Conv) has weights that are not all +-1 (the runtime has no float convolution)"),
+    "float conv": (chain(node("Conv", "x", "y", "k"), shape=(1, 5, 5),
+                         weights={"k": np.linspace(0.1, 1.8, 18).reshape(2, 1, 3, 3)}),
+                   "(Conv) has weights that are not all +-1 or +-c per output (the runtime has no float "
+                   "convolution)"),
     "asymmetric pads": (chain(node("Conv", "x", "c", "k", pads=[0, 0, 1, 1]), node("Sign", "c", "y"),
                               weights={"k": np.ones((2, 1, 3, 3))}, shape=(1, 5, 5)),
                         "has pads (0, 0, 1, 1)"),
@@ -341,7 +343,7 @@ REFUSED = {
                           weights={"k": np.ones((2, 1, 3, 3))}, shape=(1, 5, 5)),
                     "(MaxPool) has kernel (2, 2), strides (1, 1)"),
     "float after sign": (chain(node("Sign", "x", "s"), node("MatMul", "s", "y", "w"), weights=W44),
-                         "(MatMul) gets +-1 signs but its weights are not all +-1"),
+                         "(MatMul) gets +-1 signs but its weights are not +-1"),
     "ends in signs": (chain(node("MatMul", "x", "h", "w"), node("Sign", "h", "y"), weights=PM1),
                       "ends the network with signs"),
     "greater not zero": (chain(node("GreaterOrEqual", "x", "c", "t"),
@@ -360,7 +362,7 @@ REFUSED = {
 def test_unsupported_graphs_are_named_in_a_value_error(case):
     model, message = REFUSED[case]
     with pytest.raises(ValueError, match="supported") as error:
-        convert(model)
+        convert(model, "uint8")
     assert message in str(error.value)
 
 
@@ -390,3 +392,29 @@ def test_an_empty_graph_is_refused():
     model = make_model([], {}, (4,))
     with pytest.raises(ValueError, match="not a valid ONNX model|has no nodes"):
         convert(model)
+
+
+def test_a_binary_net_from_torchs_default_exporter_converts(tmp_path):
+    """torch 2.13 exports with dynamo=True by default, and folds each batch norm after a
+    binary layer into its weights: +-1 signs become +-c, one c per output."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnxscript")
+    from torch import nn
+
+    from edgebnn.converters.binary_layers import BinaryLinear, Sign
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), BinaryLinear(64, 32), nn.BatchNorm1d(32), Sign(),
+                        BinaryLinear(32, 3), nn.BatchNorm1d(3)).eval()
+    for norm in (net[2], net[5]):
+        norm.running_mean.uniform_(-3, 3)
+        norm.running_var.uniform_(0.5, 2)
+        norm.weight.data.uniform_(-1, 1)
+    torch.onnx.export(net, (torch.zeros(1, 8, 8),), tmp_path / "net.onnx")
+    model = convert(tmp_path / "net.onnx", "uint8", 1 / 255)
+    assert [layer.kind for layer in model.layers] == ["binary_dense", "binary_dense", "batch_norm"]
+    x = np.random.default_rng(0).integers(0, 256, (200, 8, 8)).astype(np.uint8)
+    with torch.no_grad():
+        expected = net(torch.from_numpy(x.astype(np.float32) / 255)).numpy()
+    logits = np.array([r.logits for r in Runtime(model).classify_batch(x)])
+    np.testing.assert_array_equal(logits.argmax(axis=1), expected.argmax(axis=1))
+    np.testing.assert_allclose(logits, expected, atol=1e-4)

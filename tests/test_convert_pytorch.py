@@ -226,7 +226,7 @@ REFUSED = {
 def test_unsupported_modules_are_named_in_a_value_error(case):
     net, shape, message = REFUSED[case]
     with pytest.raises(ValueError, match="supported") as error:
-        convert(net.eval(), shape)
+        convert(net.eval(), shape, "uint8")
     assert message in str(error.value)
 
 
@@ -234,7 +234,7 @@ def test_first_conv_with_padding_and_offset_is_refused():
     net = nn.Sequential(BinaryConv2d(1, 2, 3, padding=1), nn.BatchNorm2d(2), Sign(),
                         nn.Flatten(), BinaryLinear(50, 2))
     with pytest.raises(ValueError, match="input_offset"):
-        convert(net.eval(), (1, 5, 5), input_offset=-0.5)
+        convert(net.eval(), (1, 5, 5), "uint8", input_offset=-0.5)
 
 
 # the training layers ----------------------------------------------------------

@@ -9,11 +9,13 @@ from edgebnn import (BatchNorm, BinaryConv2d, BinaryDense, Dense, InputError, Mo
                      ModelFormatError, Runtime, Sign, load_model, save_model)
 from edgebnn import aggregate
 from edgebnn.bitpack import pack_signs, packed_bytes, unpack_signs
-from edgebnn.ddnn import DDNN, Device, NoDevicesError, load_ddnn, save_ddnn
+from edgebnn import DDNN, Device, load_ddnn, save_ddnn
+from edgebnn.ddnn import NoDevicesError
 from edgebnn.exits import normalized_entropy, softmax
 from edgebnn.fold import fold_sign
 from edgebnn.kernels import get_kernels
 from edgebnn.layers import Signal
+from conftest import edit_packed as edit
 
 CLASSES = ["a", "b", "c"]
 VIEW = (8, 8)
@@ -118,7 +120,7 @@ def test_bits_input_round_trips_through_a_file(tmp_path):
     loaded = load_model(tmp_path / "bits.h5")
     assert (loaded.input_kind, loaded.input_shape, loaded.input_dtype) == ("bits", FEATURES, np.uint8)
     with h5py.File(tmp_path / "bits.h5") as f:
-        assert f.attrs["input_dtype"] == "bits"
+        assert f.attrs["input_dtype"] == b"bits"
     sample = pack_signs(np.random.default_rng(2).standard_normal(FEATURES)).reshape(-1)
     np.testing.assert_array_equal(Runtime(loaded).classify(sample).logits,
                                   Runtime(model).classify(sample).logits)
@@ -149,21 +151,18 @@ def test_bits_input_model_checks():
 
 
 def test_bits_model_metadata_on_the_server():
-    from edgebnn.serve import ModelServer
+    from edgebnn.endpoints import ModelEndpoint
     model = random_cloud("max", 1)
-    server = ModelServer(("127.0.0.1", 0), Runtime(model), "cloud")
-    try:
-        assert server.metadata["inputs"][0]["shape"] == [-1, packed_bytes(FEATURES)]
-        assert server.metadata["inputs"][0]["datatype"] == "UINT8"
-        assert server.metadata["parameters"]["input_dtype"] == "bits"
-        assert server.metadata["parameters"]["input_shape"] == list(FEATURES)
-        sample = pack_signs(np.ones(FEATURES)).reshape(-1)
-        reply = server.infer({"inputs": [{"name": "input", "shape": [len(sample)],
-                                          "datatype": "UINT8", "data": sample.tolist()}]})
-        logits = reply["outputs"][0]["data"]
-        np.testing.assert_allclose(logits, Runtime(model).classify(sample).logits, rtol=1e-6)
-    finally:
-        server.server_close()
+    endpoint = ModelEndpoint(Runtime(model), "cloud")
+    metadata = endpoint.metadata
+    assert metadata["inputs"][0]["shape"] == [-1, packed_bytes(FEATURES)]
+    assert metadata["inputs"][0]["datatype"] == "UINT8"
+    assert metadata["parameters"]["input_dtype"] == "bits"
+    assert metadata["parameters"]["input_shape"] == list(FEATURES)
+    sample = pack_signs(np.ones(FEATURES)).reshape(-1)
+    outputs = endpoint.compute(endpoint.prepare({"input": sample[None]}))
+    np.testing.assert_allclose(outputs["logits"][0], Runtime(model).classify(sample).logits,
+                               rtol=1e-6)
 
 
 # aggregators: hand-computed vectors ------------------------------------------
@@ -354,7 +353,7 @@ def test_sections_must_fit_each_other():
     with pytest.raises(ModelFormatError, match="local_aggregate 'min' unknown"):
         DDNN(devices, random_cloud("max", 3), None, "min", "max", 0.5, CLASSES)
     with pytest.raises(ModelFormatError, match="devices/0: classes"):
-        DDNN(devices, random_cloud("max", 3), None, "max", "max", 0.5, ["x", "y", "z"])
+        DDNN(devices, random_cloud("max", 3), None, "max", "max", 0.5, np.array([b"x", b"y", b"z"]))
     rng = np.random.default_rng(9)
     conv = devices[0].model.layers[0].copy()
     wider = Device(Model([conv] + _scores_head(rng, (4, 4, CHANNELS)), (10, 10), "uint8",
@@ -372,11 +371,6 @@ def ddnn_file(tmp_path):
     path = tmp_path / "ddnn.h5"
     save_ddnn(random_ddnn(3, "concat", "concat", threshold=0.4), path)
     return path
-
-
-def edit(path, change):
-    with h5py.File(path, "r+") as f:
-        change(f)
 
 
 @pytest.mark.parametrize("local", aggregate.KINDS)
@@ -397,11 +391,11 @@ def test_round_trip_gives_the_same_answers(tmp_path, local, cloud):
 
 def test_the_file_has_the_documented_layout(ddnn_file):
     with h5py.File(ddnn_file) as f:
-        assert f.attrs["format"] == "edgebnn-packed" and f.attrs["system"] == "ddnn"
+        assert f.attrs["format"] == b"edgebnn-packed" and f.attrs["system"] == b"ddnn"
         assert sorted(f) == ["cloud", "devices", "local"]
         assert sorted(f["devices"]) == ["0", "1", "2"]
         assert f["devices/1"].attrs["split"] == 1
-        assert f["cloud"].attrs["input_dtype"] == "bits"
+        assert f["cloud"].attrs["input_dtype"] == b"bits"
 
 
 BAD_FILES = [
@@ -410,13 +404,13 @@ BAD_FILES = [
     (lambda f: f["devices/0"].attrs.__setitem__("split", 7), r"devices/0: split 7"),
     (lambda f: f["devices/0"].attrs.__setitem__("extra", 1), r"devices/0: unexpected attributes"),
     (lambda f: f["cloud"].attrs.__setitem__("input_shape", [3, 3, 5]), r"cloud: "),
-    (lambda f: f["local"].attrs.__setitem__("classes", ["x", "y", "z"]), r"local: classes"),
+    (lambda f: f["local"].attrs.__setitem__("classes", np.array([b"x", b"y", b"z"])), r"local: classes"),
     (lambda f: f.__delitem__("cloud"), r"/: expected the groups"),
-    (lambda f: f.attrs.__setitem__("cloud_aggregate", "sum"), r"cloud_aggregate 'sum' unknown"),
-    (lambda f: f.attrs.__setitem__("local_aggregate", "max"), r"/: expected the groups"),
-    (lambda f: f.attrs.__setitem__("local_threshold", "high"), r"local_threshold"),
-    (lambda f: f.attrs.__setitem__("system", "other"), r"system 'other'"),
-    (lambda f: f["devices/1/layers/0"].attrs.__setitem__("kind", "magic"),
+    (lambda f: f.attrs.__setitem__("cloud_aggregate", np.bytes_(b"sum")), r"cloud_aggregate 'sum' unknown"),
+    (lambda f: f.attrs.__setitem__("local_aggregate", np.bytes_(b"max")), r"/: expected the groups"),
+    (lambda f: f.attrs.__setitem__("local_threshold", np.bytes_(b"high")), r"local_threshold"),
+    (lambda f: f.attrs.__setitem__("system", np.bytes_(b"other")), r"system 'other'"),
+    (lambda f: f["devices/1/layers/0"].attrs.__setitem__("kind", np.bytes_(b"magic")),
      r"devices/1/layers/0: unknown layer kind"),
     (lambda f: f["devices"].move("2", "5"), r"devices: members must be named"),
     (lambda f: f["devices/1"].attrs.__setitem__("input_shape", [4, 4]),

@@ -2,10 +2,11 @@
 import numpy as np
 import pytest
 
-from edgebnn.ddnn import Coordinator, NoDevicesError, load_ddnn, save_ddnn
+from edgebnn import Coordinator, load_ddnn, save_ddnn
+from edgebnn.ddnn import NoDevicesError
 from edgebnn.remote import RemoteModel
 from test_ddnn import CLASSES, random_ddnn, views
-from test_remote import HERE, Process
+from conftest import Process, fault_server
 
 DEVICES = 3
 
@@ -100,7 +101,7 @@ def test_a_device_killed_mid_run_is_missing(ddnn_path):
 @pytest.mark.parametrize("mode", ["slow", "garbage", "error"])
 def test_a_late_or_broken_device_is_missing(ddnn_path, devices, mode):
     ddnn = load_ddnn(ddnn_path)
-    bad = Process([f"{HERE}/servers.py", mode, "3"])
+    bad = fault_server(mode, 3)
     remote = coordinator(ddnn, [devices[0], bad, devices[2]], deadline=0.5)
     try:
         sample = views(DEVICES, 4)
@@ -133,7 +134,7 @@ def test_every_tier_a_process_answers_as_in_process(ddnn_path, devices):
     """Devices and cloud as processes, the coordinator as the gateway; then the cloud dies."""
     ddnn = load_ddnn(ddnn_path)
     cloud = start_section(ddnn_path, "cloud")
-    remote = Coordinator(ddnn, [p.url for p in devices], deadline=2.0, cloud_url=cloud.url,
+    remote = Coordinator(ddnn, [p.url for p in devices], deadline=2.0, cloud=cloud.url,
                          cloud_timeout=2.0)
     try:
         exits = set()
@@ -164,8 +165,8 @@ def test_edge_and_cloud_processes_answer_as_in_process(tmp_path_factory):
     save_ddnn(random_ddnn(DEVICES, "max", "concat", edge=True, edge_threshold=0.6), path)
     ddnn = load_ddnn(path)
     devices, edge, cloud = start_devices(path), start_section(path, "edge"), start_section(path, "cloud")
-    remote = Coordinator(ddnn, [p.url for p in devices], deadline=2.0, cloud_url=cloud.url,
-                         edge_url=edge.url, cloud_timeout=2.0)
+    remote = Coordinator(ddnn, [p.url for p in devices], deadline=2.0, cloud=cloud.url,
+                         edge=edge.url, cloud_timeout=2.0)
     try:
         exits = set()
         for seed in range(8):

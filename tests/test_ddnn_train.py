@@ -5,8 +5,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import ddnn_train  # noqa: E402  (examples/ is on the path: see conftest.py)
-import mnist  # noqa: E402
-from edgebnn.ddnn import load_ddnn, save_ddnn  # noqa: E402
+from edgebnn.bench import mnist  # noqa: E402
+from edgebnn import load_ddnn, save_ddnn  # noqa: E402
 
 
 CONFIGS = [("max", "concat", False), ("concat", "average", False), ("max", "concat", True),

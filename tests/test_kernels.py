@@ -1,12 +1,16 @@
 """The binary kernels (each backend) against plain references and hand-made vectors."""
+import inspect
+
 import numpy as np
 import pytest
 
-from edgebnn.bitpack import pack_signs, padding_mask, unpack_signs
+from edgebnn.bitpack import pack_signs, padding_mask, sign_bytes, unpack_signs, word_padded
+from edgebnn.errors import InputError
 from edgebnn.exits import summarize
 from edgebnn.fold import fold_sign
-from edgebnn.kernels import get_kernels
-from edgebnn.kernels.geometry import ConvShape
+from edgebnn.kernels import c_available, get_kernels
+from edgebnn.kernels.contract import Backend, Link, Plan
+from edgebnn.kernels.geometry import ConvShape, conv_size
 
 AWKWARD_BITS = [1, 3, 7, 8, 9, 31, 32, 33, 63, 64, 65, 127, 128, 129, 1000]
 LONG_ROWS = [31 * 256 + 8, 8200]    # past the 31 steps of 32 bytes an AVX2 byte counter takes
@@ -15,6 +19,27 @@ LONG_ROWS = [31 * 256 + 8, 8200]    # past the 31 steps of 32 bytes an AVX2 byte
 @pytest.fixture
 def kernels(backend):
     return get_kernels(backend)
+
+
+def parameters(function, drop_self=False):
+    """What a caller sees of a signature: names, kinds and defaults (no annotations)."""
+    found = [(p.name, p.kind, p.default) for p in inspect.signature(function).parameters.values()]
+    return found[1:] if drop_self else found
+
+
+def test_each_backend_keeps_the_kernel_contract(kernels):
+    """Every member of contract.Backend, with its signature; every plan's runner as Plan's."""
+    assert isinstance(kernels, Backend)
+    assert isinstance(kernels.name, str)
+    members = [name for name, value in vars(Backend).items()
+               if callable(value) and not name.startswith("_")]
+    assert "chain" in members and "DenseBits" in members
+    for name in members:
+        declared = getattr(Backend, name)
+        assert parameters(getattr(kernels, name)) == parameters(declared, drop_self=True), name
+        if inspect.signature(declared).return_annotation is Plan:
+            assert parameters(getattr(kernels, name).runner, drop_self=True) == \
+                parameters(Plan.runner, drop_self=True), name
 
 
 def random_signs(rng, shape):
@@ -28,24 +53,24 @@ def output_bits(dots, threshold, flip):
 
 @pytest.mark.parametrize("n_bits", AWKWARD_BITS + LONG_ROWS)
 @pytest.mark.parametrize("n_out", [1, 9, 64])
-@pytest.mark.parametrize("word_padded", [False, True])
-def test_dense_bits_equals_plain_dot_products(kernels, n_bits, n_out, word_padded):
+@pytest.mark.parametrize("whole_words", [False, True])
+def test_dense_bits_equals_plain_dot_products(kernels, n_bits, n_out, whole_words):
     rng = np.random.default_rng(n_bits * 100 + n_out)
     x = random_signs(rng, n_bits)
     weight = random_signs(rng, (n_out, n_bits))
     expected = unpack_signs(weight, n_bits) @ unpack_signs(x, n_bits)
-    if word_padded:      # the layout layers use: rows padded to whole 64-bit words
+    if whole_words:      # the layout layers use: rows padded to whole 64-bit words
         pad = -len(x) % 8
         x = np.concatenate([x, np.zeros(pad, np.uint8)])
         weight = np.pad(weight, ((0, 0), (0, pad)))
     dots = np.full(n_out, -7, np.float32)
-    kernels.DenseBits(weight, n_bits).runner(None, dots)(x)
+    kernels.DenseBits(weight, n_bits).runner(work=None, out=dots)(x)
     np.testing.assert_array_equal(dots, expected)
 
     threshold = rng.integers(-n_bits, n_bits + 1, n_out).astype(np.int32)
     flip = rng.integers(0, 2, n_out).astype(np.uint8)
     bits = np.full(-(-n_out // 8), 0xAA, np.uint8)
-    kernels.DenseBits(weight, n_bits, threshold, flip).runner(None, bits)(x)
+    kernels.DenseBits(weight, n_bits, threshold, flip).runner(work=None, out=bits)(x)
     np.testing.assert_array_equal(bits, output_bits(expected, threshold, flip))
 
 
@@ -58,7 +83,7 @@ def test_dense_planes_is_the_exact_integer_dot_product(kernels, n_values):
     expected = unpack_signs(weight, n_values) @ x.astype(np.int64)
     row_bytes = -(-n_values // 8)
     dots = np.zeros(13, np.float32)
-    kernels.DensePlanes(weight, n_values).runner(np.zeros(8 * row_bytes, np.uint8), dots)(x)
+    kernels.DensePlanes(weight, n_values).runner(work=np.zeros(8 * row_bytes, np.uint8), out=dots)(x)
     np.testing.assert_array_equal(dots, expected)
 
 
@@ -116,7 +141,7 @@ def test_fused_conv_pool_sign_equals_unfused_float_reference(kernels, case, uint
         scale[2] = 0.0                                 # a constant output
     threshold, flip = fold_sign(scale, shift)
     out = np.full(shape.out_bytes, 0x55, np.uint8)
-    kernels.ConvPool(shape, weight, threshold, flip).runner(None, out)(x.reshape(-1))
+    kernels.ConvPool(shape, weight, threshold, flip).runner(work=None, out=out)(x.reshape(-1))
     np.testing.assert_array_equal(out, reference_conv_pool_sign(values, signs, shape, scale, shift))
 
 
@@ -126,7 +151,7 @@ def test_pack_signs_follows_numpy_packbits_with_sign_zero_positive(kernels, n):
     x[::5] = 0.0
     x[1::7] = -0.0
     out = np.zeros(-(-n // 8), np.uint8)
-    kernels.PackSigns(n).runner(None, out)(x)
+    kernels.PackSigns(n).runner(work=None, out=out)(x)
     np.testing.assert_array_equal(out, np.packbits(x >= 0))
 
 
@@ -135,12 +160,12 @@ def test_dense_known_answer(kernels):
     x = np.array([0b10100000], np.uint8)
     weight = np.array([[0b11100000], [0b01000000]], np.uint8)
     dots = np.zeros(2, np.float32)
-    kernels.DenseBits(weight, 3).runner(None, dots)(x)
+    kernels.DenseBits(weight, 3).runner(work=None, out=dots)(x)
     assert dots.tolist() == [1, -3]
     bits = np.zeros(1, np.uint8)
     # (1 >= 1) xor 0 = 1; (-3 >= -3) xor 1 = 0
     kernels.DenseBits(weight, 3, np.array([1, -3], np.int32),
-                      np.array([0, 1], np.uint8)).runner(None, bits)(x)
+                      np.array([0, 1], np.uint8)).runner(work=None, out=bits)(x)
     assert bits.tolist() == [0b10000000]
 
 
@@ -148,7 +173,7 @@ def test_dense_planes_known_answer(kernels):
     x = np.array([3, 0, 255], np.uint8)
     weight = np.array([[0b10000000]], np.uint8)          # (+1, -1, -1)
     dots = np.zeros(1, np.float32)
-    kernels.DensePlanes(weight, 3).runner(np.zeros(8, np.uint8), dots)(x)
+    kernels.DensePlanes(weight, 3).runner(work=np.zeros(8, np.uint8), out=dots)(x)
     assert dots.tolist() == [3 - 0 - 255]
 
 
@@ -163,7 +188,7 @@ def test_conv_pool_known_answer(kernels):
     shape = ConvShape(3, 3, 1, 0, 2, 2, 2, 1, 1, 0, 0, 2, 2)
     out = np.zeros(1, np.uint8)
     kernels.ConvPool(shape, weight, np.array([2, 3], np.int32),
-                     np.zeros(2, np.uint8)).runner(None, out)(x)
+                     np.zeros(2, np.uint8)).runner(work=None, out=out)(x)
     assert out.tolist() == [0b10000000]      # 2 >= 2 -> +1, 2 >= 3 -> -1
 
 
@@ -180,6 +205,21 @@ def test_fold_sign_equals_the_affine_sign_on_every_integer():
                                   dots * scale + shift >= 0)
 
 
+def test_c_and_python_agree_on_packed_bytes_and_conv_sizes():
+    """bitpack.sign_bytes and geometry.conv_size are mirrored in C (bnn_sign_bytes, bnn_conv_size)."""
+    if not c_available():
+        pytest.skip("the C kernel is not built")
+    from edgebnn.kernels._bnn import lib
+    for n in list(range(70)) + [1000, 8191, 1 << 24]:
+        assert lib.bnn_sign_bytes(n) == sign_bytes(n) == len(np.packbits(np.zeros(n, bool)))
+    rng = np.random.default_rng(9)
+    cases = rng.integers((1, 1, 1, 0), (40, 12, 5, 4), (3000, 4))
+    for size, kernel, stride, pad in cases.tolist() + [[3, 5, 1, 0], [3, 5, 2, 1], [65536, 3, 1, 65536]]:
+        python = conv_size(size, kernel, stride, pad)
+        assert lib.bnn_conv_size(size, kernel, stride, pad) == python, (size, kernel, stride, pad)
+        assert python == len(range(0, size + 2 * pad - kernel + 1, stride))
+
+
 def test_padding_mask_marks_real_bits_per_pixel():
     assert padding_mask((2, 3)).tolist() == [0b11100000, 0b11100000]
     assert padding_mask((9,)).tolist() == [0xFF, 0x80]
@@ -193,12 +233,12 @@ def test_scale_shift_rounds_the_product_then_the_sum_as_numpy(kernels):
                        for _ in range(3))
     x = x.astype(np.float32)
     out = np.zeros(n, np.float32)
-    kernels.ScaleShift(scale.astype(np.float32), shift.astype(np.float32)).runner(None, out)(x)
+    kernels.ScaleShift(scale.astype(np.float32), shift.astype(np.float32)).runner(work=None, out=out)(x)
     np.testing.assert_array_equal(out, x * scale.astype(np.float32) + shift.astype(np.float32))
 
 
-def test_fused_steps_give_what_the_steps_give_one_by_one(kernels):
-    """Sign -> binary dense (bits) -> binary dense (dots) -> scale/shift as one call."""
+def test_chained_links_give_what_the_links_give_one_by_one(kernels):
+    """Sign -> binary dense (bits) -> binary dense (dots) -> scale/shift as one chain."""
     rng = np.random.default_rng(6)
     n_in, hidden, n_out = 100, 72, 10                 # 100 signs: not a whole word
     w1, w2 = random_signs(rng, (hidden, n_in)), random_signs(rng, (n_out, hidden))
@@ -210,17 +250,13 @@ def test_fused_steps_give_what_the_steps_give_one_by_one(kernels):
                                                                np.arange(n_out, dtype=np.float32))]
     outs = [np.zeros(16, np.uint8), np.zeros(16, np.uint8), np.zeros(n_out, np.float32),
             np.zeros(n_out, np.float32)]
-    runs = [plan.runner(None, out) for plan, out in zip(plans, outs)]
-    fused = kernels.fuse(runs)
-    assert len(fused) == (1 if kernels.name == "c" else len(runs))
+    runs = [plan.runner(work=None, out=out) for plan, out in zip(plans, outs)]
+    chained = kernels.chain([Link(plan, None, out) for plan, out in zip(plans, outs)])
     for x in rng.standard_normal((5, n_in)).astype(np.float32):
         expected = x
         for run in runs:
             expected = run(expected).copy()
-        got = x
-        for run in fused:
-            got = run(got)
-        np.testing.assert_array_equal(got, expected)
+        np.testing.assert_array_equal(chained(x), expected)
         assert np.unique(expected).size > 1
 
 
@@ -252,7 +288,7 @@ def test_long_rows_of_opposite_signs_count_every_bit(kernels, n_bits):
     pad = -len(x) % 8
     x, weight = np.pad(x, (0, pad)), np.pad(weight, ((0, 0), (0, pad)))
     dots = np.zeros(5, np.float32)
-    kernels.DenseBits(weight, n_bits).runner(None, dots)(x)
+    kernels.DenseBits(weight, n_bits).runner(work=None, out=dots)(x)
     np.testing.assert_array_equal(dots, -n_bits)
 
 
@@ -264,5 +300,92 @@ def test_long_rows_of_full_bit_planes_count_every_bit(kernels, n_values):
     row_bytes = -(-n_values // 8)
     dots = np.zeros(3, np.float32)
     kernels.DensePlanes(np.pad(weight, ((0, 0), (0, -row_bytes % 8))), n_values).runner(
-        np.zeros(8 * (row_bytes + -row_bytes % 8), np.uint8), dots)(x)
+        work=np.zeros(8 * (row_bytes + -row_bytes % 8), np.uint8), out=dots)(x)
     np.testing.assert_array_equal(dots, 255 * n_values)
+
+
+def batch_equals_one_by_one(kernels, plan, x, out_dtype, out_size, work=None):
+    """Run ``x``'s rows as one batch and one at a time; every row must be the same, bit for bit."""
+    batch = np.zeros((len(x), out_size), out_dtype)
+    got = kernels.chain([Link(plan, work, batch)])(x)
+    assert got is batch
+    one = np.zeros(out_size, out_dtype)
+    run = kernels.chain([Link(plan, work, one)])
+    for sample, row in zip(x, batch):
+        np.testing.assert_array_equal(row, run(sample))
+    return batch
+
+
+@pytest.mark.parametrize("samples", [1, 4, 5, 9])           # blocks of 4 samples and the rest
+@pytest.mark.parametrize("n_bits", [9, 100, 520, LONG_ROWS[0]])
+@pytest.mark.parametrize("n_out", [1, 8, 13])              # blocks of 8 rows, of 4, single rows
+def test_a_dense_batch_gives_what_its_samples_give_one_by_one(kernels, samples, n_bits, n_out):
+    rng = np.random.default_rng(samples * 1000 + n_bits + n_out)
+    row = word_padded(sign_bytes(n_bits))
+    weight = np.zeros((n_out, row), np.uint8)
+    weight[:, :sign_bytes(n_bits)] = random_signs(rng, (n_out, n_bits))
+    x = np.zeros((samples, row), np.uint8)
+    x[:, :sign_bytes(n_bits)] = random_signs(rng, (samples, n_bits))
+    dots = batch_equals_one_by_one(kernels, kernels.DenseBits(weight, n_bits), x, np.float32, n_out)
+    expected = unpack_signs(x[:, :sign_bytes(n_bits)], n_bits) @ unpack_signs(weight, n_bits).T
+    np.testing.assert_array_equal(dots, expected)
+    threshold = rng.integers(-n_bits, n_bits + 1, n_out).astype(np.int32)
+    flip = rng.integers(0, 2, n_out).astype(np.uint8)
+    bits = batch_equals_one_by_one(kernels, kernels.DenseBits(weight, n_bits, threshold, flip), x,
+                                   np.uint8, word_padded(sign_bytes(n_out)))
+    np.testing.assert_array_equal(bits[:, :sign_bytes(n_out)], output_bits(expected, threshold, flip))
+
+    values = rng.integers(0, 256, (samples, n_bits)).astype(np.uint8)
+    planes = kernels.DensePlanes(weight, n_bits)
+    dots = batch_equals_one_by_one(kernels, planes, values, np.float32, n_out,
+                                   work=np.zeros(8 * row, np.uint8))
+    np.testing.assert_array_equal(dots, values.astype(np.int64) @ unpack_signs(weight, n_bits).T)
+
+
+@pytest.mark.parametrize("samples", [1, 2, 5])
+@pytest.mark.parametrize("case", CONV_CASES[1:4])
+def test_a_conv_batch_gives_what_its_samples_give_one_by_one(kernels, samples, case):
+    height, width, channels, n_out, kernel, stride, padding, pool = case
+    rng = np.random.default_rng(samples)
+    shape = ConvShape(height, width, channels, 0, n_out, *kernel, *stride, *padding, *pool)
+    threshold = rng.integers(-5, 5, n_out).astype(np.int32)
+    plan = kernels.ConvPool(shape, random_signs(rng, (n_out, *kernel, channels)), threshold,
+                            rng.integers(0, 2, n_out).astype(np.uint8))
+    x = random_signs(rng, (samples, height, width, channels)).reshape(samples, -1)
+    batch_equals_one_by_one(kernels, plan, x, np.uint8, word_padded(shape.out_bytes))
+
+
+@pytest.mark.parametrize("samples", [1, 4, 6])
+def test_a_sign_and_scale_batch_gives_what_its_samples_give_one_by_one(kernels, samples):
+    rng = np.random.default_rng(samples)
+    x = rng.standard_normal((samples, 45)).astype(np.float32)
+    x[:, ::4] = 0.0
+    batch_equals_one_by_one(kernels, kernels.PackSigns(45), x, np.uint8, 8)
+    scale, shift = rng.standard_normal((2, 45)).astype(np.float32)
+    batch_equals_one_by_one(kernels, kernels.ScaleShift(scale, shift), x, np.float32, 45)
+    x[-1, 17] = np.nan
+    with pytest.raises(InputError, match="NaN or infinite"):
+        kernels.chain([Link(kernels.PackSigns(45), None, np.zeros((samples, 8), np.uint8))])(x)
+
+
+def test_a_batch_chain_gives_what_the_samples_give_one_by_one(kernels):
+    """Sign -> dense (bits) -> dense (dots) -> scale/shift, one call for the batch."""
+    rng = np.random.default_rng(12)
+    n_in, hidden, n_out, samples = 100, 72, 10, 7
+    w1 = np.pad(random_signs(rng, (hidden, n_in)), ((0, 0), (0, 3)))
+    w2 = random_signs(rng, (n_out, hidden))
+    threshold = rng.integers(-20, 20, hidden).astype(np.int32)
+    flip = rng.integers(0, 2, hidden).astype(np.uint8)
+    plans = [kernels.PackSigns(n_in), kernels.DenseBits(w1, n_in, threshold, flip),
+             kernels.DenseBits(w2, hidden), kernels.ScaleShift(np.full(n_out, 0.1, np.float32),
+                                                               np.arange(n_out, dtype=np.float32))]
+    sizes = [(np.uint8, 16), (np.uint8, 16), (np.float32, n_out), (np.float32, n_out)]
+    batch = kernels.chain([Link(plan, None, np.zeros((samples, size), dtype))
+                           for plan, (dtype, size) in zip(plans, sizes)])
+    one = kernels.chain([Link(plan, None, np.zeros(size, dtype))
+                         for plan, (dtype, size) in zip(plans, sizes)])
+    x = rng.standard_normal((samples, n_in)).astype(np.float32)
+    scores = batch(x)
+    for sample, row in zip(x, scores):
+        np.testing.assert_array_equal(row, one(sample))
+    assert np.unique(scores).size > samples

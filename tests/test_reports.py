@@ -72,7 +72,7 @@ def needs_c_kernel():
 
 @functools.lru_cache(maxsize=None)
 def runtime_labels(path, data):
-    import mnist
+    from edgebnn.bench import mnist
     images, _ = mnist.load(data, "test")
     runtime = Runtime(os.path.join(ROOT, path), backend="c")
     return np.array([r.label for r in runtime.classify_batch(images)])
@@ -80,7 +80,7 @@ def runtime_labels(path, data):
 
 def test_biglittle_figures_of_the_shipped_nets_match_the_report(mnist_dir):
     needs_c_kernel()
-    import mnist
+    from edgebnn.bench import mnist
     _, labels = mnist.load(mnist_dir, "test")
     rows = [r for r in table_after(read("biglittle.md"), "## Test figures of every net")
             if r["file"].strip("`").startswith("models/")]
@@ -100,7 +100,7 @@ def spot_check(n, data):
     """The report's spot-check figures of the shipped main DDNN, recomputed (on the C kernel)."""
     import ddnn_eval
     import ddnn_reproduce
-    import mnist
+    from edgebnn.bench import mnist
     import multiview
     from edgebnn.ddnn import load_ddnn
     images, labels = mnist.load(data, "test")

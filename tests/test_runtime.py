@@ -1,10 +1,8 @@
-import threading
-
 import numpy as np
 import pytest
 
-from edgebnn import Dense, InputError, InputTypeError, Model, Runtime, save_model
-from conftest import random_mlp, reference_logits
+from edgebnn import Dense, InputError, InputTypeError, Model, Runtime, models, save_model
+from conftest import random_mlp, reference_logits, run_threads
 
 
 @pytest.fixture
@@ -74,6 +72,8 @@ def test_input_that_overflows_the_scores_is_refused():
     x = np.full(6, 3e38, np.float32)
     with np.errstate(over="ignore"), pytest.raises(InputError, match="outputs are not finite"):
         rt.classify(x)
+    with np.errstate(over="ignore"), pytest.raises(InputError, match="outputs are not finite"):
+        rt.classify_batch(np.stack([np.zeros(6, np.float32), x]))
 
 
 def test_float64_input_is_accepted_for_a_float_model():
@@ -107,11 +107,7 @@ def test_threads_give_the_same_answers_as_serial_calls(uint8_runtime):
             for i in range(worker, len(images), 4):
                 answers.setdefault(i, []).append(uint8_runtime.classify(images[i]).logits)
 
-    threads = [threading.Thread(target=work, args=(w,)) for w in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads(work, 4)
     for i, logits in answers.items():
         for got in logits:
             np.testing.assert_array_equal(got, serial[i])
@@ -126,3 +122,58 @@ def test_class_names_come_from_the_model(tmp_path):
     rt = Runtime(path)
     assert rt.classes == ["cat", "dog", "owl"]
     assert rt.classify(np.ones(4, np.float32)).name in rt.classes
+
+
+# every array NumPy can give --------------------------------------------------------
+
+def views(x):
+    """Arrays equal to ``x`` laid out every way NumPy allows."""
+    wide = np.repeat(x, 2, axis=-1)
+    yield "reversed", np.flip(np.flip(x).copy())
+    yield "strided", wide[..., ::2]
+    yield "fortran", np.asfortranarray(x)
+    yield "swapped bytes", x.astype(x.dtype.newbyteorder()).view(x.dtype.newbyteorder())
+    yield "offset view", np.concatenate([x.reshape(-1), x.reshape(-1)])[x.size:].reshape(x.shape)
+    yield "read-only", np.frombuffer(x.tobytes(), x.dtype).reshape(x.shape)
+
+
+@pytest.mark.parametrize("name", ["mnist-bnn.h5", "mnist-mlp.h5", "biglittle/little-binary-1-small.h5"])
+def test_every_layout_of_a_sample_gets_the_same_answer(name):
+    rt = Runtime(models.path(name))
+    x = random_images(1)[0]
+    expected = rt.classify(x).logits
+    for layout, view in views(x):
+        np.testing.assert_array_equal(rt.classify(view).logits, expected, err_msg=layout)
+        np.testing.assert_array_equal(rt.classify_batch(view[None])[0].logits, expected,
+                                      err_msg=layout)
+    np.testing.assert_array_equal(rt.classify(x[::-1, ::-1][::-1, ::-1]).logits, expected)
+    reversed_batch = np.stack([x, x[::-1, ::-1]])[::-1]
+    assert rt.classify_batch(reversed_batch)[1].label == rt.classify(x).label
+
+
+def test_float_samples_in_any_layout_and_byte_order():
+    rt = Runtime(random_mlp([12, 20, 5]))
+    x = np.random.default_rng(3).standard_normal((3, 4)).astype(np.float32).reshape(12)
+    expected = rt.classify(x).logits
+    for layout, view in views(x):
+        np.testing.assert_allclose(rt.classify(view).logits, expected, rtol=1e-6, err_msg=layout)
+
+
+@pytest.mark.parametrize("bad, error, message", [
+    (np.zeros((0, 28, 28), np.uint8), InputError, r"empty batch: shape \(0, 28, 28\)"),
+    (np.ma.masked_array(np.zeros((2, 28, 28), np.uint8)), InputTypeError, "masked array"),
+    (np.zeros((2, 28, 28), object), InputError, "input dtype object, expected uint8"),
+])
+def test_bad_batches_raise_clear_errors(uint8_runtime, bad, error, message):
+    with pytest.raises(error, match=message):
+        uint8_runtime.classify_batch(bad)
+
+
+@pytest.mark.filterwarnings("ignore:the matrix subclass:PendingDeprecationWarning")
+@pytest.mark.parametrize("make, message", [
+    (lambda: np.matrix(np.zeros((28, 28), np.uint8)), "numpy.matrix"),
+    (lambda: np.ma.masked_array(np.zeros((28, 28), np.uint8), mask=True), "masked array"),
+])
+def test_matrix_and_masked_samples_are_refused(uint8_runtime, make, message):
+    with pytest.raises(InputTypeError, match=message):
+        uint8_runtime.classify(make())

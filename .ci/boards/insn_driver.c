@@ -1,6 +1,7 @@
 /* The C kernel's work for one sample of the binary 784-1000-500-10, as the
  * runtime calls it (runtime/layers: sign, then binary dense layers on rows
- * padded to whole 64-bit words; the last layer's batch norm is NumPy's):
+ * padded to whole 64-bit words, with their lane layout where the build has
+ * a kernel that reads it; the last layer's batch norm is left out):
  *
  *   bnn_pack_signs(784) -> bnn_dense_bits(1000, thresholds)
  *     -> bnn_dense_bits(500, thresholds) -> bnn_dense_bits(10, dots)
@@ -24,6 +25,7 @@
 #define INPUTS 16
 
 static uint8_t w1[N_H1][ROW(N_IN)], w2[N_H2][ROW(N_H1)], w3[N_OUT][ROW(N_H2)];
+static uint8_t l1[N_H1][ROW(N_IN)], l2[N_H2][ROW(N_H1)], l3[N_OUT][ROW(N_H2)];
 static int32_t t1[N_H1], t2[N_H2];
 static uint8_t f1[N_H1], f2[N_H2];
 static float inputs[INPUTS][N_IN];
@@ -35,6 +37,15 @@ static uint32_t next_random(void)
     state ^= state >> 17;
     state ^= state << 5;
     return state;
+}
+
+/* The weights' lane layout, or NULL where no kernel of this build reads one. */
+static const uint8_t *lanes(const uint8_t *weight, int n_out, int row_bytes, uint8_t *room)
+{
+    if (!bnn_dense_lanes_bytes(n_out, row_bytes))
+        return NULL;
+    bnn_dense_lanes(weight, n_out, row_bytes, room);
+    return room;
 }
 
 static void random_rows(uint8_t *rows, int n_rows, int bits)
@@ -69,11 +80,14 @@ int main(int argc, char **argv)
         for (int i = 0; i < N_IN; i++)
             inputs[s][i] = (float)((int32_t)(next_random() % 2001) - 1000) / 1000.0f;
 
+    const uint8_t *lanes1 = lanes(&w1[0][0], N_H1, ROW(N_IN), &l1[0][0]);
+    const uint8_t *lanes2 = lanes(&w2[0][0], N_H2, ROW(N_H1), &l2[0][0]);
+    const uint8_t *lanes3 = lanes(&w3[0][0], N_OUT, ROW(N_H2), &l3[0][0]);
     for (long s = 0; s < samples; s++) {
         bnn_pack_signs(inputs[s % INPUTS], N_IN, x);
-        bnn_dense_bits(x, &w1[0][0], N_H1, ROW(N_IN), N_IN, t1, f1, h1, NULL);
-        bnn_dense_bits(h1, &w2[0][0], N_H2, ROW(N_H1), N_H1, t2, f2, h2, NULL);
-        bnn_dense_bits(h2, &w3[0][0], N_OUT, ROW(N_H2), N_H2, NULL, NULL, NULL, scores);
+        bnn_dense_bits(x, &w1[0][0], lanes1, N_H1, ROW(N_IN), N_IN, t1, f1, h1, NULL);
+        bnn_dense_bits(h1, &w2[0][0], lanes2, N_H2, ROW(N_H1), N_H1, t2, f2, h2, NULL);
+        bnn_dense_bits(h2, &w3[0][0], lanes3, N_OUT, ROW(N_H2), N_H2, NULL, NULL, NULL, scores);
         checksum = (checksum ^ (uint32_t)(int32_t)scores[s % N_OUT]) * 16777619u;
     }
     printf("path %s samples %ld checksum %08x\n", bnn_popcount_path(), samples,

@@ -8,8 +8,13 @@ first time it happens, a ``SlowBackendWarning`` says why and what it costs.
 """
 import os
 import warnings
+from collections import namedtuple
 
-from . import numpy_twin
+# One kernel layer ready to run: its plan (a backend's, see contract.py), the
+# scratch buffer ``work`` (or None) and the buffer ``out`` it writes.
+Link = namedtuple("Link", "plan work out")
+
+from . import numpy_twin  # noqa: E402  (after Link, which the backends use)
 
 BACKENDS = ("c", "numpy")
 ENVIRONMENT_VARIABLE = "EDGEBNN_BACKEND"

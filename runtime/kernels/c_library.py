@@ -1,25 +1,38 @@
-"""The C kernel (csrc/, built by cffi at install time) behind the same plans as the twin.
+"""The C kernel (csrc/, built by cffi at install time) behind the plans of ``contract.Backend``.
 
-A plan turns a layer's constant arrays into C pointers once. ``runner(work,
-out)`` then binds one thread's buffers and returns the per-sample call
-``run(x) -> out`` (one ``bnn_step`` for ``bnn_run``), which only has to
-convert its input: an input it saw last time (a previous layer's buffer)
-keeps its pointer. ``fuse`` joins the steps of consecutive kernel layers
-into one C call. Every array is checked (dtype, contiguity, size) before its
-pointer is made.
+A plan turns a layer's constant arrays into C pointers once, at model load.
+``chain(links)`` then turns the plans and one thread's buffers into one
+``bnn_run`` call over a ``bnn_step`` per link; per sample it only converts
+its input (an input it saw last time, a previous layer's buffer, keeps its
+pointer); links whose buffers hold a batch make one call for the batch.
+Every array is checked (dtype, contiguity, size) before its pointer is made.
 """
-from itertools import groupby
+from typing import NamedTuple
 
 import numpy as np
 
+from ..bitpack import sign_bytes
 from ..errors import NON_FINITE, InputError
 from ._bnn import ffi, lib
+from . import Link
 
 name = "c"
+# the popcount the kernels use (the fastest this CPU supports), and all it supports
 popcount_path = ffi.string(lib.bnn_popcount_path()).decode()
-
+popcount_paths = tuple(ffi.string(lib.bnn_popcount_paths()).decode().split())
 _C_TYPES = {np.dtype(np.uint8): "uint8_t[]", np.dtype(np.int32): "int32_t[]",
             np.dtype(np.float32): "float[]"}
+
+
+def use_popcount_path(path):
+    """Run every kernel call on ``path`` (one of ``popcount_paths``) from now on, in the
+    whole process: for tests and benchmarks that compare paths. Returns the path used
+    until now."""
+    before = ffi.string(lib.bnn_popcount_path()).decode()
+    if path not in popcount_paths or not lib.bnn_use_popcount_path(path.encode()):
+        raise ValueError(f"popcount path {path!r} unknown here; this build on this CPU has "
+                         f"{', '.join(popcount_paths)}")
+    return before
 
 
 def _pointer(array, dtype, size, what):
@@ -32,27 +45,42 @@ def _pointer(array, dtype, size, what):
     return ffi.from_buffer(_C_TYPES[array.dtype], array)
 
 
-def _input(dtype, size, what="input"):
-    """``pointer_of(x)``: the pointer of the last array seen, else check and convert.
+class _Sample(NamedTuple):
+    """What a step reads or writes per sample: ``size`` items of ``dtype``."""
+    dtype: np.dtype
+    size: int
+    what: str
 
-    The last ``(array, pointer)`` pair is replaced in one assignment, so a
-    ``pointer_of`` shared by threads never pairs one array with another's
-    pointer.
-    """
-    last = [(None, None)]
-    dtype = np.dtype(dtype)
-    c_type = _C_TYPES[dtype]
+    def rows(self, array, samples=None):
+        """``(pointer, stride in bytes)``: one sample's buffer, or ``samples`` rows of one each."""
+        if samples is None:
+            return _pointer(array, self.dtype, self.size, self.what), 0
+        if not isinstance(array, np.ndarray) or array.ndim != 2 or array.shape[0] != samples \
+                or array.shape[1] < self.size:
+            raise ValueError(f"{self.what}: expected {samples} rows of at least {self.size} "
+                             f"items, got shape {getattr(array, 'shape', type(array))}")
+        return _pointer(array, self.dtype, 0, self.what), array.strides[0]
 
-    def pointer_of(x):
-        seen, pointer = last[0]
-        if x is not seen:
-            if type(x) is np.ndarray and x.dtype is dtype and x.size >= size:
-                pointer = ffi.from_buffer(c_type, x)    # refuses a non-contiguous array
-            else:
-                pointer = _pointer(x, dtype, size, what)
-            last[0] = (x, pointer)
-        return pointer
-    return pointer_of
+    def last_pointer(self):
+        """``pointer_of(x)``: the pointer of the last array seen, else check and convert.
+
+        The last ``(array, pointer)`` pair is replaced in one assignment, so a
+        ``pointer_of`` shared by threads never pairs one array with another's
+        pointer.
+        """
+        last = [(None, None)]
+        dtype, c_type = np.dtype(self.dtype), _C_TYPES[np.dtype(self.dtype)]
+
+        def pointer_of(x):
+            seen, pointer = last[0]
+            if x is not seen:
+                if type(x) is np.ndarray and x.dtype is dtype and x.size >= self.size:
+                    pointer = ffi.from_buffer(c_type, x)    # refuses a non-contiguous array
+                else:
+                    pointer = self.rows(x)[0]
+                last[0] = (x, pointer)
+            return pointer
+        return pointer_of
 
 
 def summarize(logits):
@@ -69,126 +97,158 @@ def summarize(logits):
     return s.label, s.confidence, s.entropy
 
 
-_logits_pointer = _input(np.float32, 2, "logits")      # shared by every thread
+_logits_pointer = _Sample(np.float32, 2, "logits").last_pointer()      # shared by every thread
 
 
-def _step(fields, source, out):
-    """``run(x) -> out`` for one kernel step; ``fuse`` joins neighbouring ones.
+def summarize_rows(logits):
+    """``summarize`` of each row of ``logits`` (samples, classes), in one C call."""
+    if not isinstance(logits, np.ndarray) or logits.ndim != 2:
+        raise ValueError(f"logits: expected one row of scores per sample, got "
+                         f"{getattr(logits, 'shape', type(logits))}")
+    rows, n = logits.shape
+    labels, confidences, entropies = np.empty(rows, np.int32), np.empty(rows), np.empty(rows)
+    lib.bnn_summarize_rows(_pointer(logits, np.float32, rows * n, "logits"), n, rows,
+                           ffi.from_buffer("int32_t[]", labels),
+                           ffi.from_buffer("double[]", confidences),
+                           ffi.from_buffer("double[]", entropies))
+    return list(zip(labels.tolist(), confidences.tolist(), entropies.tolist()))
 
-    ``fields`` are the step's ``bnn_step`` fields but its input, which
-    ``source(x)`` checks and converts per call.
-    """
-    run = _call([fields], source, out)
-    run.step = (fields, source, out)
-    return run
 
-
-def fuse(runs):
-    """``runs`` with every stretch of consecutive kernel steps joined into one C call.
+def chain(links):
+    """``run(x) -> out`` of the last link: the links' ``bnn_step``s in one ``bnn_run``.
 
     Python's fixed cost per call (argument conversion, the call itself) is
-    paid once per stretch instead of once per layer.
+    paid once per chain instead of once per layer, and once per batch when
+    the links' buffers hold a batch.
     """
-    fused = []
-    for is_step, group in groupby(runs, key=lambda run: hasattr(run, "step")):
-        group = list(group)
-        fused += [_chain(group)] if is_step and len(group) > 1 else group
-    return fused
-
-
-def _chain(runs):
-    fields = [dict(run.step[0]) for run in runs]
-    for k in range(1, len(runs)):
-        # each step reads the buffer its predecessor writes, checked as any input
-        fields[k]["in"] = runs[k].step[1](runs[k - 1].step[2])
-    return _call(fields, runs[0].step[1], runs[-1].step[2])
-
-
-def _call(fields, source, out):
-    """The per-sample call of the ``bnn_step``s ``fields``: one ``bnn_run``."""
+    out = links[-1].out
+    samples = len(out) if out.ndim == 2 else None
+    fields = _fields(links, samples)
     steps = ffi.new("bnn_step[]", fields)
-    n_steps, call = len(fields), lib.bnn_run
+    reads = links[0].plan.reads
+    if samples is None:
+        source = reads.last_pointer()
+    else:
+        def source(x):
+            pointer, steps[0].in_stride = reads.rows(x, samples)
+            return pointer
+    return _Call(steps, source, out, 1 if samples is None else samples, (fields, links))
 
-    def run(x):
-        if call(steps, n_steps, source(x)):     # a sign step met NaN or infinity
-            raise InputError(NON_FINITE)
-        return out
-    run.keep = fields                           # the owners of the pointers in steps
-    return run
+
+def _fields(links, samples):
+    """The ``bnn_step`` fields of the links: each writes its own ``out`` and reads its
+    predecessor's (checked as any input); the first one's input is given per call."""
+    fields = []
+    for k, link in enumerate(links):
+        step = link.plan.fields(link.work)
+        step["out"], step["out_stride"] = link.plan.writes.rows(link.out, samples)
+        if k:
+            step["in"], step["in_stride"] = link.plan.reads.rows(links[k - 1].out, samples)
+        fields.append(step)
+    return fields
+
+
+class _Call:
+    """``run(x) -> out``: one ``bnn_run`` over ``steps``, ``source(x)`` the first one's input."""
+    __slots__ = ("steps", "n_steps", "source", "out", "samples", "owners")
+
+    def __init__(self, steps, source, out, samples, owners):
+        self.steps, self.n_steps, self.source, self.out = steps, len(steps), source, out
+        self.samples = samples
+        self.owners = owners            # the arrays behind the pointers in steps
+
+    def __call__(self, x):
+        if lib.bnn_run(self.steps, self.n_steps, self.source(x), self.samples):
+            raise InputError(NON_FINITE)    # a sign step met NaN or infinity
+        return self.out
 
 
 class _Plan:
+    """Common to every plan: what one sample reads and writes, and its ``bnn_step`` fields."""
+    reads: _Sample
+    writes: _Sample
+
+    def fields(self, work):
+        """The plan's ``bnn_step`` fields, all but its input and output."""
+        raise NotImplementedError
+
+    def runner(self, *, work, out):
+        return chain([Link(self, work, out)])
+
+
+class _Layer(_Plan):
     """Constant pointers of a layer: weights and, for sign outputs, thresholds."""
 
-    def __init__(self, weight, threshold, flip, n_out):
+    def __init__(self, op, weight, threshold, flip, n_out, out_bits):
         self._keep = (weight, threshold, flip)          # the pointers' owners
-        self.n_out = n_out
+        self.op, self.n_out = op, n_out
         self.weight = _pointer(weight, np.uint8, weight.size, "weight")
         if threshold is None:
             self.threshold = self.flip = ffi.NULL
+            self.writes = _Sample(np.float32, n_out, "out")
         else:
             self.threshold = _pointer(threshold, np.int32, n_out, "threshold")
             self.flip = _pointer(flip, np.uint8, n_out, "flip")
+            self.writes = _Sample(np.uint8, out_bits, "out")
 
-    def fields(self, op, out):
-        """The ``bnn_step`` fields every layer has; ``out`` gets bits, or dots without thresholds."""
-        if self.threshold == ffi.NULL:
-            out = _pointer(out, np.float32, self.n_out, "out")
-        else:
-            out = _pointer(out, np.uint8, -(-self.n_out // 8), "out")
-        return {"op": op, "n_out": self.n_out, "weight": self.weight,
-                "threshold": self.threshold, "flip": self.flip, "out": out}
+    def fields(self, work):
+        return {"op": self.op, "n_out": self.n_out, "weight": self.weight,
+                "threshold": self.threshold, "flip": self.flip}
 
 
-class DenseBits(_Plan):
+class DenseBits(_Layer):
     def __init__(self, weight, n_bits, threshold=None, flip=None):
-        super().__init__(weight, threshold, flip, weight.shape[0])
-        self.row_bytes = weight.shape[1]
+        n_out, self.row_bytes = weight.shape
+        super().__init__(lib.BNN_DENSE_BITS, weight, threshold, flip, n_out, sign_bytes(n_out))
         self.n_bits = n_bits
+        self.reads = _Sample(np.uint8, self.row_bytes, "input")
+        # the rows regrouped for kernels that count 8 rows at once, where the build has one
+        lanes = np.empty(lib.bnn_dense_lanes_bytes(n_out, self.row_bytes), np.uint8)
+        self.lanes = ffi.NULL
+        if lanes.size:
+            self.lanes = _pointer(lanes, np.uint8, lanes.size, "lanes")
+            lib.bnn_dense_lanes(self.weight, n_out, self.row_bytes, self.lanes)
+        self._keep += (lanes,)
 
-    def runner(self, work, out):
-        fields = self.fields(lib.BNN_DENSE_BITS, out)
-        fields.update(n_in=self.n_bits, row_bytes=self.row_bytes)
-        return _step(fields, _input(np.uint8, self.row_bytes), out)
+    def fields(self, work):
+        return dict(super().fields(work), lanes=self.lanes, n_in=self.n_bits,
+                    row_bytes=self.row_bytes)
 
 
-class DensePlanes(_Plan):
+class DensePlanes(_Layer):
     def __init__(self, weight, n_values, threshold=None, flip=None):
-        super().__init__(weight, threshold, flip, weight.shape[0])
-        self.row_bytes = weight.shape[1]
+        n_out, self.row_bytes = weight.shape
+        super().__init__(lib.BNN_DENSE_PLANES, weight, threshold, flip, n_out, sign_bytes(n_out))
         self.n_values = n_values
+        self.reads = _Sample(np.uint8, n_values, "input")
 
-    def runner(self, work, out):
-        fields = self.fields(lib.BNN_DENSE_PLANES, out)
-        fields.update(n_in=self.n_values, row_bytes=self.row_bytes,
-                      work=_pointer(work, np.uint8, 8 * self.row_bytes, "planes"))
-        return _step(fields, _input(np.uint8, self.n_values), out)
+    def fields(self, work):
+        return dict(super().fields(work), n_in=self.n_values, row_bytes=self.row_bytes,
+                    work=_pointer(work, np.uint8, 8 * self.row_bytes, "planes"))
 
 
-class ConvPool(_Plan):
+class ConvPool(_Layer):
     def __init__(self, shape, weight, threshold, flip):
-        super().__init__(weight, threshold, flip, shape.out_channels)
-        self.shape = shape
+        super().__init__(lib.BNN_CONV_POOL, weight, threshold, flip, shape.out_channels,
+                         shape.out_bytes)
         self.c_shape = ffi.new("bnn_conv_shape *", shape._asdict())
+        self.reads = _Sample(np.uint8, shape.in_bytes, "input")
 
-    def runner(self, work, out):
-        s = self.shape
-        fields = self.fields(lib.BNN_CONV_POOL, out)
-        fields.update(conv=self.c_shape, out=_pointer(out, np.uint8, s.out_bytes, "out"))
-        return _step(fields, _input(np.uint8, s.in_bytes), out)
+    def fields(self, work):
+        return dict(super().fields(work), conv=self.c_shape)
 
 
-class PackSigns:
+class PackSigns(_Plan):
     def __init__(self, n):
         self.n = n
+        self.reads = _Sample(np.float32, n, "input")
+        self.writes = _Sample(np.uint8, sign_bytes(n), "out")
 
-    def runner(self, work, out):
-        fields = {"op": lib.BNN_PACK_SIGNS, "n_in": self.n,
-                  "out": _pointer(out, np.uint8, -(-self.n // 8), "out")}
-        return _step(fields, _input(np.float32, self.n), out)
+    def fields(self, work):
+        return {"op": lib.BNN_PACK_SIGNS, "n_in": self.n}
 
 
-class ScaleShift:
+class ScaleShift(_Plan):
     """Float ``x * scale + shift`` (a batch norm before the scores), in the chain."""
 
     def __init__(self, scale, shift):
@@ -196,8 +256,9 @@ class ScaleShift:
         self._keep = (scale, shift)
         self.scale = _pointer(scale, np.float32, self.n, "scale")
         self.shift = _pointer(shift, np.float32, self.n, "shift")
+        self.reads = _Sample(np.float32, self.n, "input")
+        self.writes = _Sample(np.float32, self.n, "out")
 
-    def runner(self, work, out):
-        fields = {"op": lib.BNN_SCALE_SHIFT, "n_out": self.n, "scale": self.scale,
-                  "shift": self.shift, "out": _pointer(out, np.float32, self.n, "out")}
-        return _step(fields, _input(np.float32, self.n), out)
+    def fields(self, work):
+        return {"op": lib.BNN_SCALE_SHIFT, "n_out": self.n, "scale": self.scale,
+                "shift": self.shift}

@@ -1,8 +1,19 @@
-"""The geometry of a fused binary conv + max pool, shared by both backends.
+"""The geometry of a fused binary conv + max pool, shared by both backends and the converters.
 
-Field for field the C struct ``bnn_conv_shape`` of csrc/bnn.h.
+``ConvShape`` is field for field the C struct ``bnn_conv_shape`` of csrc/bnn.h;
+``conv_size`` is the C kernel's ``bnn_conv_size``, and ``bitpack.sign_bytes``
+its ``bnn_sign_bytes`` (tests check that each pair agrees).
 """
 from typing import NamedTuple
+
+from ..bitpack import sign_bytes
+
+
+def conv_size(size, kernel, stride, pad):
+    """Positions of a convolution along one axis; 0 when the kernel does not fit the padded input."""
+    if size + 2 * pad < kernel:
+        return 0
+    return (size + 2 * pad - kernel) // stride + 1
 
 
 class ConvShape(NamedTuple):
@@ -22,11 +33,11 @@ class ConvShape(NamedTuple):
 
     @property
     def conv_h(self):
-        return (self.height + 2 * self.pad_h - self.kernel_h) // self.stride_h + 1
+        return conv_size(self.height, self.kernel_h, self.stride_h, self.pad_h)
 
     @property
     def conv_w(self):
-        return (self.width + 2 * self.pad_w - self.kernel_w) // self.stride_w + 1
+        return conv_size(self.width, self.kernel_w, self.stride_w, self.pad_w)
 
     @property
     def out_h(self):
@@ -39,9 +50,9 @@ class ConvShape(NamedTuple):
     @property
     def in_bytes(self):
         """Bytes of the input: packed signs, or one uint8 per value."""
-        values = self.height * self.width * self.channels
-        return values if self.uint8_input else values // self.channels * -(-self.channels // 8)
+        pixels = self.height * self.width
+        return pixels * (self.channels if self.uint8_input else sign_bytes(self.channels))
 
     @property
     def out_bytes(self):
-        return self.out_h * self.out_w * -(-self.out_channels // 8)
+        return self.out_h * self.out_w * sign_bytes(self.out_channels)

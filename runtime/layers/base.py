@@ -10,7 +10,9 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..bitpack import sign_bytes, word_padded
 from ..errors import ModelFormatError
+from ..kernels import Link
 
 
 class Signal(NamedTuple):
@@ -47,14 +49,24 @@ class Layer:
         """Check the incoming ``Signal``, return the outgoing one."""
         raise NotImplementedError
 
+    def cost(self, source):
+        """The ``limits.Cost`` of one sample through this layer on ``source``, from shapes
+        alone: called before ``bind``, so nothing is allocated for a model over budget."""
+        raise NotImplementedError
+
+    def bound(self, magnitude):
+        """After ``bind``: the largest magnitude of the float outputs when no input value
+        passes ``magnitude`` (None when the layer gives signs)."""
+        raise NotImplementedError
+
     def runner(self):
         """For one thread: ``run(x) -> output``, writing into buffers it owns."""
         raise NotImplementedError
 
     def forward_batch(self, x):
-        """Many samples at once (first axis); by default one at a time."""
-        run = self.runner()
-        return np.stack([run(sample).copy() for sample in x])
+        """Many samples at once (first axis). A model runs the batches of its
+        ``KernelLayer``s through the kernel backend instead."""
+        raise NotImplementedError
 
     def fields(self):
         """The layer as the file stores it: ``(attributes, arrays)``."""
@@ -75,6 +87,35 @@ class Layer:
                 f"{self.kind} layer expects {wanted} but gets {source.describe()}")
 
 
+class KernelLayer(Layer):
+    """A layer the kernel backend computes: a model runs neighbouring ones as one call.
+
+    ``bind`` sets ``plan`` (the backend's plan of the layer), ``output`` (the
+    dtype and size of one sample's output buffer) and, if the plan needs
+    scratch, ``work_bytes``. A model makes the links and runs them, alone
+    or joined to their neighbours (``Backend.chain``, ``Backend.run_batch``).
+    """
+    plan = None
+    output = None
+    work_bytes = 0
+
+    def link(self, samples=None):
+        """The plan with new buffers: for one sample, or ``samples`` rows of outputs."""
+        dtype, size = self.output
+        rows = () if samples is None else (samples,)
+        work = np.zeros(self.work_bytes, np.uint8) if self.work_bytes else None
+        return Link(self.plan, work, np.zeros(rows + (size,), dtype))
+
+    def runner(self):
+        link = self.link()
+        return link.plan.runner(work=link.work, out=link.out)
+
+
+def bits_output(n):
+    """The output buffer of ``n`` packed signs: padded to whole words, which the kernel reads."""
+    return np.uint8, word_padded(sign_bytes(n))
+
+
 def checked_array(value, dtype, name, ndim, finite=True):
     """``value`` as a C-contiguous array of ``dtype``, or a ModelFormatError.
 
@@ -90,6 +131,8 @@ def checked_array(value, dtype, name, ndim, finite=True):
     if array.ndim != ndim:
         raise ModelFormatError(
             f"{name}: {array.ndim}-D array of shape {array.shape}, expected {ndim}-D")
+    if array.size == 0:
+        raise ModelFormatError(f"{name}: shape {array.shape} holds no values")
     if finite and dtype.kind == "f" and not np.isfinite(array).all():
         raise ModelFormatError(f"{name}: contains NaN or infinite values")
     return np.ascontiguousarray(array, dtype=dtype)

@@ -6,10 +6,11 @@ threshold instead (edgebnn.fold).
 """
 import numpy as np
 
-from .base import Layer, Signal, check_shape, checked_array
+from ..limits import Cost
+from .base import KernelLayer, Signal, check_shape, checked_array
 
 
-class BatchNorm(Layer):
+class BatchNorm(KernelLayer):
     kind = "batch_norm"
     ARRAYS = {"scale": "float32", "shift": "float32"}
 
@@ -21,11 +22,13 @@ class BatchNorm(Layer):
     def bind(self, source, kernels):
         self.expect(source, "float", self.scale.size)
         # in the kernel: after binary layers it joins their C call
-        self._plan = kernels.ScaleShift(self.scale, self.shift)
+        self.plan = kernels.ScaleShift(self.scale, self.shift)
+        self.output = np.float32, self.scale.size
         return Signal("float", self.scale.shape)
 
-    def runner(self):
-        return self._plan.runner(None, np.empty(self.scale.shape, np.float32))
+    def cost(self, source):
+        n = self.scale.size
+        return Cost(float_macs=n, memory_c=12 * n, memory_numpy=12 * n)
 
-    def forward_batch(self, x):
-        return x * self.scale + self.shift
+    def bound(self, magnitude):
+        return float((np.abs(self.scale.astype(np.float64)) * magnitude + np.abs(self.shift)).max())

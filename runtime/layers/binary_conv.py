@@ -9,14 +9,15 @@ Zero padding contributes 0.
 """
 import numpy as np
 
-from ..bitpack import word_padded
+from ..bitpack import sign_bytes, word_padded
 from ..errors import ModelFormatError
 from ..kernels.geometry import ConvShape
-from .base import Layer, Signal, check_shape, checked_array
+from ..limits import Cost
+from .base import KernelLayer, Signal, check_shape, checked_array
 from .binary_dense import check_padding_bits, check_threshold
 
 
-class BinaryConv2d(Layer):
+class BinaryConv2d(KernelLayer):
     kind = "binary_conv2d"
     ARRAYS = {"weight": "uint8", "threshold": "int32", "flip": "uint8"}
     ATTRS = {"stride": tuple, "padding": tuple, "pool": tuple}
@@ -32,18 +33,43 @@ class BinaryConv2d(Layer):
             for value, name, minimum in ((stride, "stride", 1), (padding, "padding", 0),
                                          (pool, "pool", 1)))
 
+    def geometry(self, source):
+        """The ``ConvShape`` of this layer on ``source`` (sizes unchecked)."""
+        height, width = source.shape[:2]
+        channels = source.shape[2] if len(source.shape) == 3 else 1
+        n_out, kernel_h, kernel_w, _ = self.weight.shape
+        return ConvShape(height, width, channels, int(source.kind == "uint8"), n_out,
+                         kernel_h, kernel_w, *self.stride, *self.padding, *self.pool)
+
+    def cost(self, source):
+        if len(source.shape) not in (2, 3):
+            return Cost()                       # refused by bind
+        s = self.geometry(source)
+        conv_h, conv_w = max(0, s.conv_h), max(0, s.conv_w)
+        positions = max(0, s.out_h) * s.pool_h * max(0, s.out_w) * s.pool_w
+        taps = s.kernel_h * s.kernel_w * s.channels
+        kept = self.weight.nbytes + 5 * s.out_channels
+        out = word_padded(max(0, s.out_h) * max(0, s.out_w) * sign_bytes(s.out_channels))
+        # the twin: int32 signs and input, the zero-padded input, int64 dots and a product
+        padded = (s.height + 2 * s.pad_h) * (s.width + 2 * s.pad_w) * s.channels
+        twin = 4 * (s.out_channels * taps + s.height * s.width * s.channels + padded
+                    + conv_h * conv_w * s.channels) + 16 * conv_h * conv_w * s.out_channels
+        return Cost(binary_ops=positions * s.out_channels * taps * (8 if s.uint8_input else 1),
+                    memory_c=kept + out, memory_numpy=kept + out + twin)
+
+    def bound(self, magnitude):
+        return None
+
     def bind(self, source, kernels):
         if source.kind not in ("bits", "uint8") or len(source.shape) not in (2, 3):
             raise ModelFormatError(
                 f"binary_conv2d takes packed signs (H, W, C) or the raw uint8 image, "
                 f"not {source.describe()}")
-        height, width = source.shape[:2]
-        channels = source.shape[2] if len(source.shape) == 3 else 1
-        n_out, kernel_h, kernel_w, _ = self.weight.shape
-        check_shape(self.weight, (n_out, kernel_h, kernel_w, -(-channels // 8)), "weight")
+        shape = self.geometry(source)
+        height, width, channels = shape.height, shape.width, shape.channels
+        n_out, kernel_h, kernel_w = shape.out_channels, shape.kernel_h, shape.kernel_w
+        check_shape(self.weight, (n_out, kernel_h, kernel_w, sign_bytes(channels)), "weight")
         check_padding_bits(self.weight, (kernel_h * kernel_w, channels))
-        shape = ConvShape(height, width, channels, int(source.kind == "uint8"), n_out,
-                          kernel_h, kernel_w, *self.stride, *self.padding, *self.pool)
         if kernel_h > height + 2 * shape.pad_h or kernel_w > width + 2 * shape.pad_w:
             raise ModelFormatError(
                 f"kernel {kernel_h}x{kernel_w} larger than the padded input "
@@ -52,12 +78,9 @@ class BinaryConv2d(Layer):
             raise ModelFormatError(
                 f"pool {shape.pool_h}x{shape.pool_w} larger than the convolution's "
                 f"output {shape.conv_h}x{shape.conv_w}")
-        self._shape = shape
-        self._plan = kernels.ConvPool(shape, self.weight, self.threshold, self.flip)
+        self.plan = kernels.ConvPool(shape, self.weight, self.threshold, self.flip)
+        self.output = np.uint8, word_padded(shape.out_bytes)
         return Signal("bits", (shape.out_h, shape.out_w, n_out))
-
-    def runner(self):
-        return self._plan.runner(None, np.zeros(word_padded(self._shape.out_bytes), np.uint8))
 
 
 def _pair(value, name, minimum):

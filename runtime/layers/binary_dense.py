@@ -10,10 +10,11 @@ import numpy as np
 
 from ..bitpack import packed_bytes, padding_mask, word_padded
 from ..errors import ModelFormatError
-from .base import Layer, Signal, check_shape, checked_array
+from ..limits import Cost
+from .base import KernelLayer, Signal, bits_output, check_shape, checked_array
 
 
-class BinaryDense(Layer):
+class BinaryDense(KernelLayer):
     kind = "binary_dense"
     ARRAYS = {"weight": "uint8", "threshold": "int32", "flip": "uint8"}
     OPTIONAL = ("threshold", "flip")
@@ -39,25 +40,37 @@ class BinaryDense(Layer):
             raise ModelFormatError(f"{n_in} inputs: dot products could exceed 2^24, "
                                    f"beyond exact float32 scores")
         check_padding_bits(self.weight, layout)
+        self._largest_dot = n_in * (255 if source.kind == "uint8" else 1)
         # rows padded to whole words so the kernel never reads a partial word
-        self._stride = word_padded(row_bytes)
-        padded = np.zeros((n_out, self._stride), np.uint8)
+        stride = word_padded(row_bytes)
+        padded = np.zeros((n_out, stride), np.uint8)
         padded[:, :row_bytes] = self.weight
-        self._planes = source.kind == "uint8"
-        if self._planes:
-            self._plan = kernels.DensePlanes(padded, n_in, self.threshold, self.flip)
+        if source.kind == "uint8":
+            self.plan = kernels.DensePlanes(padded, n_in, self.threshold, self.flip)
+            self.work_bytes = 8 * stride            # the input's bit planes
         else:
-            self._plan = kernels.DenseBits(padded, n_in, self.threshold, self.flip)
+            self.plan = kernels.DenseBits(padded, n_in, self.threshold, self.flip)
+            self.work_bytes = 0
         if self.threshold is None:
+            self.output = np.float32, n_out
             return Signal("float", (n_out,))
+        self.output = bits_output(n_out)
         return Signal("bits", (n_out,))
 
-    def runner(self):
-        n_out = self.weight.shape[0]
-        work = np.zeros(8 * self._stride if self._planes else 0, np.uint8)
-        if self.threshold is not None:
-            return self._plan.runner(work, np.zeros(word_padded(-(-n_out // 8)), np.uint8))
-        return self._plan.runner(work, np.zeros(n_out, np.float32))
+    def cost(self, source):
+        n_out, row_bytes = self.weight.shape
+        planes = source.kind == "uint8"
+        n_in, stride = source.size, word_padded(row_bytes)
+        # the rows padded to words (and, on AVX-512, regrouped: a second copy), thresholds
+        kept = self.weight.nbytes + 2 * n_out * stride + 5 * n_out
+        buffers = 4 * n_out + (8 * stride if planes else 0)
+        # the twin unpacks the weights to int32 +-1 (a second int32 copy while it does)
+        unpacked = n_out * (n_in if planes else 8 * stride)
+        return Cost(binary_ops=n_out * n_in * (8 if planes else 1), memory_c=kept + buffers,
+                    memory_numpy=kept + buffers + 8 * unpacked + 8 * (unpacked // n_out))
+
+    def bound(self, magnitude):
+        return None if self.threshold is not None else float(self._largest_dot)
 
 
 def check_threshold(threshold, flip, n_out):

@@ -7,6 +7,7 @@ sample here (1.0x on 784-1000-500, 1.3x on the 12M-weight net).
 import numpy as np
 
 from ..errors import ModelFormatError
+from ..limits import Cost
 from .base import Layer, Signal, check_shape, checked_array
 
 ACTIVATIONS = ("none", "relu", "softmax")
@@ -35,6 +36,20 @@ class Dense(Layer):
     def bind(self, source, kernels):
         self.expect(source, "float", self.weight_t.shape[0])
         return Signal("float", self.bias.shape)
+
+    def cost(self, source):
+        n_in, n_out = self.weight_t.shape
+        memory = 4 * (n_in * n_out + 2 * n_out)        # weights, bias, output buffer
+        return Cost(float_macs=n_in * n_out, memory_c=memory, memory_numpy=memory)
+
+    def bound(self, magnitude):
+        # a few rows at a time: all absolute values at once would copy the weights
+        n_in, n_out = self.weight_t.shape
+        step = max(1, 4096 // n_out)
+        rows = np.zeros(n_out)
+        for start in range(0, n_in, step):
+            rows += np.abs(self.weight_t[start:start + step]).sum(axis=0, dtype=np.float64)
+        return float((rows * magnitude + np.abs(self.bias)).max())
 
     def runner(self):
         out = np.empty(self.bias.shape, np.float32)

@@ -1,4 +1,4 @@
-"""Read MNIST-style IDX files (MNIST, Fashion-MNIST) with the standard library and NumPy.
+"""Read MNIST-style IDX files (MNIST, Fashion-MNIST): the data of the benchmarks and recipes.
 
 Get the files from the MNIST or Fashion-MNIST home pages (or Debian's
 ``dataset-fashion-mnist``); the four ``*-idx?-ubyte.gz`` files go in one folder.

@@ -1,0 +1,47 @@
+"""Build the Keras 3 ``.keras`` archive the Keras converter is tested on, with Keras itself.
+
+    python3 -m pip install keras==3.15.1 torch==2.13.0
+    KERAS_BACKEND=torch python3 examples/make_keras3_archive.py --out tests/fixtures/keras
+
+TensorFlow has no wheel for every machine; Keras 3 runs on its PyTorch backend
+as well, and a ``.keras`` archive does not depend on the backend that wrote
+it. Writes ``float_mlp.keras`` (Flatten, Dense + ReLU, BatchNormalization
+with measured statistics and random gammas, Dense + softmax) and
+``float_mlp_keras_archive.npz`` with random uint8 samples ``x``, the
+preprocessing ``scale`` and ``offset`` and Keras's own ``outputs`` on
+``x * scale + offset``.
+"""
+import argparse
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", default="tests/fixtures/keras", help="output folder")
+    args = parser.parse_args()
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((7, 9)), keras.layers.Flatten(),
+                              keras.layers.Dense(16, activation="relu"),
+                              keras.layers.BatchNormalization(),
+                              keras.layers.Dense(4, activation="softmax")])
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (200, 7, 9)).astype(np.uint8)
+    scale, offset = np.float32(1 / 255), np.float32(-0.5)
+    real = x.astype(np.float32) * scale + offset
+    norm = model.layers[2]
+    hidden = keras.Sequential(model.layers[:2]).predict(real, verbose=0)
+    gamma = rng.uniform(-1.5, 1.5, 16).astype(np.float32)
+    norm.set_weights([gamma, rng.normal(0, 0.3, 16).astype(np.float32),
+                      hidden.mean(axis=0), hidden.var(axis=0) + 1e-3])
+    model.save(os.path.join(args.out, "float_mlp.keras"))
+    np.savez(os.path.join(args.out, "float_mlp_keras_archive.npz"), x=x, scale=scale,
+             offset=offset, outputs=model.predict(real, verbose=0))
+
+
+if __name__ == "__main__":
+    main()

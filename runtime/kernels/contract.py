@@ -1,0 +1,66 @@
+"""What a kernel backend provides: the contract ``c_library`` and ``numpy_twin`` both keep.
+
+A backend is a module with the members of :class:`Backend`, giving the same
+results bit for bit (tests/test_kernels.py checks both modules against this
+class, names and signatures). Its plans turn one layer's constant arrays
+into the backend's form once, at model load; a :class:`Link` then pairs a
+plan with the buffers it writes, and ``chain`` runs a list of links as one
+call: the kernel layers of a model that follow each other, for one sample
+or for a batch.
+
+Buffers: ``out`` holds one sample's output (1-D), or one row per sample of
+a batch (2-D); bits outputs are packed signs, otherwise float32 values.
+``work`` is one sample's scratch (only ``DensePlanes`` needs one: its
+input's 8 bit planes; the samples of a batch take turns) or None.
+"""
+from typing import Callable, List, Optional, Protocol, Sequence, Tuple, runtime_checkable
+
+import numpy as np
+
+from . import Link
+
+Run = Callable[[np.ndarray], np.ndarray]
+
+
+class Plan(Protocol):
+    def runner(self, *, work: Optional[np.ndarray], out: np.ndarray) -> Run:
+        """``run(x) -> out``: ``chain`` of this plan's one link."""
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """The module-level members of a kernel backend."""
+    name: str
+
+    def DenseBits(self, weight: np.ndarray, n_bits: int, threshold: Optional[np.ndarray] = None,
+                  flip: Optional[np.ndarray] = None) -> Plan:
+        """Dense layer on packed signs; ``weight`` rows padded to whole 64-bit words.
+
+        Without ``threshold`` and ``flip`` it writes the integer dot products
+        as float32, else the packed bits ``(dot >= threshold) XOR flip``."""
+
+    def DensePlanes(self, weight: np.ndarray, n_values: int, threshold: Optional[np.ndarray] = None,
+                    flip: Optional[np.ndarray] = None) -> Plan:
+        """Dense layer with +-1 weights on uint8 values: the exact integer dot products."""
+
+    def ConvPool(self, shape, weight: np.ndarray, threshold: np.ndarray, flip: np.ndarray) -> Plan:
+        """Binary convolution, max pool and threshold fused; ``shape`` a ``geometry.ConvShape``."""
+
+    def PackSigns(self, n: int) -> Plan:
+        """float32 values -> packed signs, sign(0) = +1; NaN or infinity raise InputError."""
+
+    def ScaleShift(self, scale: np.ndarray, shift: np.ndarray) -> Plan:
+        """float32 ``x * scale + shift``, rounded as NumPy rounds (no fused multiply-add)."""
+
+    def summarize(self, logits: np.ndarray) -> Tuple[int, float, float]:
+        """``(label, confidence, normalized_entropy)`` of one vector of scores (``exits.summarize``)."""
+
+    def summarize_rows(self, logits: np.ndarray) -> List[Tuple[int, float, float]]:
+        """``summarize`` of each row of ``logits`` (samples, classes), exactly as ``summarize`` gives it."""
+
+    def chain(self, links: Sequence[Link]) -> Run:
+        """``run(x) -> links[-1].out``: ``x`` through every link, each reading its predecessor's ``out``.
+
+        ``x`` is one sample, or, when the links' buffers hold a batch, as
+        many rows as they have, computed bit for bit as one by one."""
+

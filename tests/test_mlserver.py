@@ -1,0 +1,217 @@
+"""The remote tier on MLServer (the real server, ``mlserver start``, at its default settings):
+Big-Little cascades and a DDNN whose devices and cloud are MLServer models."""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+
+pytest.importorskip("mlserver.model", reason="MLServer is an optional extra: pip install '.[mlserver]'")
+
+from conftest import ROOT, random_mlp                                          # noqa: E402
+from edgebnn import Dense, Model, Policy, RemoteModel, Runtime, save_ddnn, save_model  # noqa: E402
+from edgebnn import Coordinator, load_ddnn                                # noqa: E402
+from test_ddnn import random_ddnn, views                                       # noqa: E402
+
+DEVICES = 3
+START_SECONDS = 120
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_mlserver(folder, env=None):
+    """``mlserver start FOLDER``; its URL once ``names`` are ready (see ``wait``)."""
+    mlserver = shutil.which("mlserver", path=os.path.dirname(sys.executable)) or shutil.which("mlserver")
+    log = open(folder / "mlserver.log", "w")
+    process = subprocess.Popen([mlserver, "start", str(folder)], stdout=log, stderr=subprocess.STDOUT,
+                               cwd=folder, env={**os.environ, **(env or {})})
+    log.close()
+    return process
+
+
+def wait(process, folder, url, names):
+    until = time.monotonic() + START_SECONDS
+    while not all(RemoteModel(url, name, deadline=1.0).ready() for name in names):
+        if process.poll() is not None or time.monotonic() > until:
+            process.kill()
+            raise RuntimeError(f"mlserver did not start: {(folder / 'mlserver.log').read_text()[-3000:]}")
+        time.sleep(0.5)
+
+
+def model_settings(folder, name, uri, **extra):
+    folder.mkdir()
+    settings = {"name": name, "implementation": "edgebnn.mlserver.EdgeBNNRuntime",
+                "parameters": {"uri": str(uri), "version": "1", "extra": extra}}
+    if name == "big":          # adaptive batching, as examples/mlserver-big/ sets it
+        settings.update(max_batch_size=16, max_batch_time=0.005)
+    (folder / "model-settings.json").write_text(json.dumps(settings))
+
+
+@pytest.fixture(scope="module")
+def mlserver(tmp_path_factory):
+    """One MLServer serving the big net, a DDNN's three devices and its cloud section."""
+    folder = tmp_path_factory.mktemp("mlserver")
+    big = random_mlp([784, 32, 10], seed=3, input_shape=(28, 28), input_dtype="uint8", scale=1 / 255)
+    save_model(big, folder / "big.h5")
+    save_ddnn(random_ddnn(DEVICES, "concat", "concat", threshold=0.5), folder / "ddnn.h5")
+    model_settings(folder / "big", "big", folder / "big.h5")
+    for i in range(DEVICES):
+        model_settings(folder / f"device{i}", f"device{i}", folder / "ddnn.h5", section=f"devices/{i}")
+    model_settings(folder / "cloud", "cloud", folder / "ddnn.h5", section="cloud")
+    port = free_port()
+    (folder / "settings.json").write_text(json.dumps(
+        {"http_port": port, "grpc_port": free_port(), "metrics_port": free_port()}))
+    process = start_mlserver(folder)
+    url = f"http://127.0.0.1:{port}"
+    wait(process, folder, url, ["big", "cloud"] + [f"device{i}" for i in range(DEVICES)])
+    yield url, folder
+    process.terminate()
+    process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def littles(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("little")
+    for name, bias in (("claims", [12.0, 0.0]), ("unsure", [0.0, 12.0])):
+        save_model(Model([Dense(np.zeros((2, 784)), bias)], (28, 28), "uint8", 1 / 255,
+                         classes=["3", "other"]), folder / f"{name}.h5")
+    return folder
+
+
+def images(n, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (n, 28, 28), dtype=np.uint8)
+
+
+def test_metadata_has_the_batch_axis_and_the_classes(mlserver):
+    url, _ = mlserver
+    with urllib.request.urlopen(f"{url}/v2/models/big/versions/1") as reply:
+        metadata = json.load(reply)
+    assert metadata["inputs"][0]["shape"] == [-1, 28, 28]
+    assert [o["name"] for o in metadata["outputs"]] == ["logits", "probabilities"]
+    assert metadata["parameters"]["classes"] == [str(d) for d in range(10)]
+    assert RemoteModel(url, "big").spec()["binary"] is False      # MLServer speaks JSON only
+
+
+@pytest.mark.parametrize("policy", ["local", "sequential", "parallel", "remote"])
+@pytest.mark.parametrize("little", ["claims", "unsure"])
+def test_cascade_on_mlserver_answers_as_in_process(mlserver, littles, policy, little):
+    url, folder = mlserver
+    rt = Runtime(littles / f"{little}.h5", remote=RemoteModel(url, "big", deadline=30.0),
+                 policy=Policy(policy))
+    alone, big = Runtime(littles / f"{little}.h5"), Runtime(folder / "big.h5")
+    for x in images(6, seed=len(policy)):
+        result = rt.classify(x)
+        local = alone.classify(x)
+        goes_up = policy == "remote" or (policy != "local" and little == "unsure")
+        expected = big.classify(x) if goes_up else local
+        assert result.exit == ("remote" if goes_up else "local")
+        assert (result.label, result.name) == (expected.label, expected.name)
+        # MLServer may batch this request with another one in flight: BLAS then sums a
+        # batch in another order than one sample, so float scores agree to rounding
+        np.testing.assert_allclose(result.logits, expected.logits, rtol=1e-5, atol=1e-6)
+    assert rt.counters["remote_errors"] == 0
+    batch = images(5, seed=11)
+    results = rt.classify_batch(batch)
+    assert [r.exit for r in results] == [rt.classify(x).exit for x in batch]
+
+
+def test_adaptive_batching_answers_concurrent_devices_as_alone(mlserver):
+    url, folder = mlserver
+    big = Runtime(folder / "big.h5")
+    samples = images(40, seed=3)
+    remote = RemoteModel(url, "big", deadline=30.0)
+    answers = [None] * len(samples)
+
+    def device(i):
+        answers[i] = remote.infer(samples[i])
+
+    threads = [threading.Thread(target=device, args=(i,)) for i in range(len(samples))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    expected = [big.classify(x).logits for x in samples]
+    assert [a.argmax() for a in answers] == [e.argmax() for e in expected]
+    np.testing.assert_allclose(answers, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_ddnn_devices_and_cloud_on_mlserver_answer_as_in_process(mlserver):
+    url, folder = mlserver
+    ddnn = load_ddnn(folder / "ddnn.h5")
+    coordinator = Coordinator(ddnn, [url] * DEVICES, deadline=30.0, cloud=url, cloud_timeout=30.0)
+    try:
+        exits = set()
+        for seed in range(6):
+            sample = views(DEVICES, seed)
+            if seed % 2:
+                sample[seed % DEVICES] = None
+            for threshold in (0.0, 0.5, 1.0):
+                expected = ddnn.classify(sample, threshold)
+                result = coordinator.classify(sample, threshold)
+                assert (result.exit, result.label, result.bytes_sent) == \
+                    (expected.exit, expected.label, expected.bytes_sent)
+                np.testing.assert_array_equal(result.logits, expected.logits)
+                exits.add(result.exit)
+        assert exits == {"local", "cloud"}
+        assert coordinator.missing == [0] * DEVICES
+    finally:
+        coordinator.close()
+
+
+def test_the_example_model_settings_serve_the_shipped_model():
+    """examples/mlserver-big/ is what the README tells users to start: it must name this runtime
+    and a file that exists."""
+    folder = os.path.join(ROOT, "examples", "mlserver-big")
+    with open(os.path.join(folder, "model-settings.json")) as f:
+        settings = json.load(f)
+    assert settings["implementation"] == "edgebnn.mlserver.EdgeBNNRuntime"
+    assert os.path.isfile(os.path.join(folder, settings["parameters"]["uri"]))
+    assert settings["max_batch_size"] > 1 and settings["max_batch_time"] > 0
+
+
+def test_the_kserve_manifests_configure_a_working_mlserver(tmp_path):
+    """MLServer started the way examples/kserve/servingruntime.yaml starts it in its
+    container: no model-settings.json, the settings as environment variables, the
+    model in a folder as KServe's storage initializer leaves it."""
+    yaml = pytest.importorskip("yaml", reason="PyYAML reads the manifests")
+    folder = os.path.join(ROOT, "examples", "kserve")
+    with open(os.path.join(folder, "servingruntime.yaml")) as f:
+        runtime = yaml.safe_load(f)
+    with open(os.path.join(folder, "inferenceservice.yaml")) as f:
+        service = yaml.safe_load(f)
+    predictor = service["spec"]["predictor"]["model"]
+    assert predictor["runtime"] == runtime["metadata"]["name"]
+    assert predictor["modelFormat"]["name"] in [f["name"] for f in runtime["spec"]["supportedModelFormats"]]
+    name = service["metadata"]["name"]
+    env = {e["name"]: e["value"].replace("{{.Name}}", name)
+           for e in runtime["spec"]["containers"][0]["env"]}
+    models = tmp_path / "mnt-models"            # what the storage initializer leaves
+    models.mkdir()
+    shutil.copy(os.path.join(ROOT, "models", "mnist-mlp.h5"), models)
+    port = free_port()
+    env.update(MLSERVER_MODEL_URI=str(models), MLSERVER_MODELS_DIR=str(models),
+               MLSERVER_HTTP_PORT=str(port), MLSERVER_GRPC_PORT=str(free_port()),
+               MLSERVER_METRICS_PORT=str(free_port()))
+    process = start_mlserver(models, env)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait(process, models, url, [name])
+        samples = np.load(os.path.join(ROOT, "models", "mnist-samples.npz"))
+        remote = RemoteModel(url, name, version=env["MLSERVER_MODEL_VERSION"], deadline=10.0)
+        local = Runtime(models / "mnist-mlp.h5")
+        for x in samples["images"][:4]:
+            np.testing.assert_array_equal(remote.infer(x), local.classify(x).logits)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

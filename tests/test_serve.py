@@ -1,0 +1,383 @@
+"""The embedded V2 server as real clients meet it: tritonclient, raw HTTP, floods and signals."""
+import http.client
+import json
+import os
+import re
+import socket
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from conftest import Process
+from edgebnn import BatchNorm, BinaryDense, Model, RemoteModel, Runtime, Sign, save_model
+from edgebnn.bitpack import pack_signs
+
+tritonclient = pytest.importorskip("tritonclient.http", reason="tritonclient[http] is an extra")
+
+
+def binary_mlp(seed=0):
+    """A small binarized net (exact integer arithmetic: any batch gives the same bits)."""
+    rng = np.random.default_rng(seed)
+    signs = rng.choice([-1, 1], (64, 784))
+    top = rng.choice([-1, 1], (10, 64))
+    return Model([Sign(), BinaryDense(pack_signs(signs), np.zeros(64, np.int32),
+                                      np.zeros(64, np.uint8)),
+                  BinaryDense(pack_signs(top)),
+                  BatchNorm(np.full(10, 0.1, np.float32), np.zeros(10, np.float32))],
+                 (28, 28), "uint8", 1 / 255, -0.5)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    from conftest import random_mlp
+    folder = tmp_path_factory.mktemp("serve")
+    save_model(random_mlp([784, 32, 10], seed=3, input_shape=(28, 28), input_dtype="uint8",
+                          scale=1 / 255), folder / "big.h5")
+    return folder
+
+
+def serve(path, *args, name="big"):
+    return Process(["-m", "edgebnn.serve", str(path), "--port", "0", "--name", name,
+                    "--log-level", "WARNING", *args])
+
+
+@pytest.fixture(scope="module")
+def server(models):
+    process = serve(models / "big.h5", "--read-timeout", "2")
+    yield process
+    assert process.stop() == 0
+
+
+def images(n, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (n, 28, 28), dtype=np.uint8)
+
+
+def raw(port, method, path, body=None, headers=None):
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    connection.request(method, path, body, headers or {})
+    response = connection.getresponse()
+    status, data = response.status, response.read()
+    connection.close()
+    return status, json.loads(data) if data[:1] in (b"{", b"[") else data
+
+
+def infer_body(**tensor):
+    base = {"name": "input", "shape": [1, 28, 28], "datatype": "UINT8", "data": [0] * 784}
+    return json.dumps({"inputs": [{**base, **tensor}]})
+
+
+# the official Triton client ------------------------------------------------------
+
+@pytest.mark.parametrize("binary", [True, False])
+def test_tritonclient_with_its_defaults_and_with_json(models, server, binary):
+    client = tritonclient.InferenceServerClient(f"127.0.0.1:{server.port}")
+    assert client.is_server_live() and client.is_server_ready() and client.is_model_ready("big")
+    metadata = client.get_model_metadata("big")
+    assert metadata["inputs"][0]["shape"] == [-1, 28, 28]
+    batch = images(5)
+    tensor = tritonclient.InferInput("input", list(batch.shape), "UINT8")
+    if binary:
+        tensor.set_data_from_numpy(batch)                   # the default: binary tensors
+        result = client.infer("big", [tensor])
+    else:
+        tensor.set_data_from_numpy(batch, binary_data=False)
+        result = client.infer("big", [tensor], model_version="1", outputs=[
+            tritonclient.InferRequestedOutput("logits", binary_data=False)])
+    expected = [r.logits for r in Runtime(models / "big.h5").classify_batch(batch)]
+    np.testing.assert_array_equal(result.as_numpy("logits"), expected)
+    if binary:
+        np.testing.assert_allclose(result.as_numpy("probabilities").sum(axis=1), 1, rtol=1e-6)
+    client.close()
+
+
+# routes ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("path", ["/v2/models/big/versions/1/ready", "/v2/models/big/ready?x=1",
+                                  "/v2/health/live?probe=1", "/v2/models/big/versions/1",
+                                  "/v2?verbose"])
+def test_versioned_routes_and_query_strings(server, path):
+    status, reply = raw(server.port, "GET", path)
+    assert status == 200, reply
+
+
+def test_versioned_infer_and_a_chunked_body(server):
+    status, reply = raw(server.port, "POST", "/v2/models/big/versions/1/infer?trace=0", infer_body())
+    assert status == 200 and reply["outputs"][0]["shape"] == [1, 10]
+    body = infer_body().encode()
+    chunked = b"".join(b"%x\r\n%s\r\n" % (len(part), part)
+                       for part in (body[:100], body[100:2000], body[2000:])) + b"0\r\n\r\n"
+    status, reply = raw(server.port, "POST", "/v2/models/big/infer", chunked,
+                        {"Transfer-Encoding": "chunked"})
+    assert status == 200 and reply["model_version"] == "1"
+
+
+def test_metadata_has_the_batch_axis(server):
+    status, meta = raw(server.port, "GET", "/v2/models/big")
+    assert status == 200 and meta["name"] == "big" and meta["versions"] == ["1"]
+    assert meta["inputs"] == [{"name": "input", "datatype": "UINT8", "shape": [-1, 28, 28]}]
+    assert [o["shape"] for o in meta["outputs"]] == [[-1, 10], [-1, 10]]
+    assert raw(server.port, "GET", "/v2")[1]["extensions"] == ["binary_tensor_data"]
+
+
+# malformed requests ------------------------------------------------------------------
+
+def raw_bytes(port, data, timeout=5):
+    """Send ``data`` as is; the status and JSON body of the reply (None: no reply)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(data)
+        reply = b""
+        while True:
+            try:
+                part = sock.recv(65536)
+            except TimeoutError:
+                break
+            if not part:
+                break
+            reply += part
+            head, _, body = reply.partition(b"\r\n\r\n")
+            length = re.search(rb"Content-Length: (\d+)", head)
+            if length and len(body) >= int(length.group(1)):
+                break
+    if not reply:
+        return None, None
+    head, _, body = reply.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body)
+
+
+BINARY_HEADER = json.dumps({"inputs": [{"name": "input", "shape": [1, 28, 28], "datatype": "UINT8",
+                                        "parameters": {"binary_data_size": 784}}]})
+
+
+def post(body, headers=b""):
+    if isinstance(body, str):
+        body = body.encode()
+    return (b"POST /v2/models/big/infer HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n%s\r\n"
+            % (len(body), headers)) + body
+
+
+@pytest.mark.parametrize("request_bytes, status, message", [
+    (post("{not json"), 400, "malformed JSON"),
+    (post("[" * 100000 + "]" * 100000), 400, "nested too deeply"),
+    (post(json.dumps({"inputs": []})), 400, "exactly one input"),
+    (post(json.dumps([1, 2])), 400, "JSON object with a list 'inputs'"),
+    (post(infer_body(shape=[28, 28])), 400, r"input shape \[28, 28\], expected \[n, 28, 28\]"),
+    (post(infer_body(shape=[0, 28, 28], data=[])), 400, "with n >= 1"),
+    (post(infer_body(shape=[1, 28, 28], data=[0] * 10)), 400, "10 values for 784"),
+    (post(infer_body(name="pixels")), 400, "exactly one input, named 'input'"),
+    (post(infer_body(datatype="FP32")), 400, "input datatype FP32, expected UINT8"),
+    (post(infer_body(datatype="STRING")), 400, "datatype 'STRING' unsupported"),
+    (post(infer_body(data=["a"] * 784)), 400, "numbers only"),
+    (post(infer_body(data=[300] * 784)), 400, "outside the UINT8 range"),
+    (post(json.dumps({"inputs": json.loads(infer_body())["inputs"], "outputs": 5})), 400,
+     "'outputs' must be a list"),
+    (post(json.dumps({"inputs": json.loads(infer_body())["inputs"], "outputs": [{"name": 7}]})),
+     400, "string 'name'"),
+    (post(json.dumps({"inputs": json.loads(infer_body())["inputs"], "outputs": [{"name": "x"}]})),
+     400, "unknown output 'x'"),
+    (post(json.dumps({"inputs": json.loads(infer_body())["inputs"],
+                      "parameters": {"binary_data_output": "yes"}})), 400, "true or false"),
+    (post(infer_body(), b"Inference-Header-Content-Length: 99999\r\n"), 400, "does not fit"),
+    (post(BINARY_HEADER + "x" * 10, b"Inference-Header-Content-Length: %d\r\n" % len(BINARY_HEADER)),
+     400, "binary_data_size 784, expected 784 bytes.*10 bytes left"),
+    (b"POST /v2/models/big/infer HTTP/1.1\r\nContent-Length: \xb2\r\n\r\n", 400,
+     "not a length"),
+    (b"POST /v2/models/big/infer HTTP/1.1\r\nContent-Length: -5\r\n\r\n", 400, "not a length"),
+    (b"POST /v2/models/big/infer HTTP/1.1\r\nHost: x\r\n\r\n", 411, "Content-Length"),
+    (b"POST /v2/models/big/infer HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400,
+     "malformed chunked"),
+    (b"GARBAGE\r\n\r\n", 400, "Bad request"),
+    (b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n", 414, "URI Too Long"),
+    (b"DELETE /v2 HTTP/1.1\r\n\r\n", 501, "Unsupported method"),
+    (post(infer_body()).replace(b"/v2/models/big/", b"/v2/models/small/"), 404,
+     "model 'small' unknown"),
+    (post(infer_body()).replace(b"/v2/models/big/", b"/v2/models/big/versions/2/"), 404,
+     "no version '2'"),
+    (b"GET /v3/anything HTTP/1.1\r\n\r\n", 404, "no such endpoint"),
+])
+def test_every_malformed_request_gets_a_json_4xx(server, request_bytes, status, message):
+    got, reply = raw_bytes(server.port, request_bytes)
+    assert got == status, reply
+    assert re.search(message, reply["error"]), reply
+    assert raw(server.port, "POST", "/v2/models/big/infer", infer_body())[0] == 200
+
+
+def test_nothing_reaches_stderr_but_the_start_line(models):
+    process = serve(models / "big.h5")
+    for data in (b"GARBAGE\r\n\r\n", post("[" * 100000), b"POST / HTTP/1.1\r\nContent-Length: \xb2\r\n\r\n"):
+        raw_bytes(process.port, data)
+    process.stop()
+    assert "Traceback" not in process.process.stderr.read()
+
+
+def test_oversized_request_is_refused(models):
+    process = serve(models / "big.h5", "--max-body", "1000")
+    try:
+        status, reply = raw(process.port, "POST", "/v2/models/big/infer", infer_body())
+        assert status == 413 and "over 1000 bytes" in reply["error"]
+        assert raw(process.port, "GET", "/v2/health/live")[0] == 200
+    finally:
+        process.stop()
+
+
+def eventually(condition, seconds=10.0):
+    """Whether ``condition()`` holds within ``seconds`` (polled: a busy machine is slow)."""
+    until = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > until:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def threads_of(process):
+    with open(f"/proc/{process.process.pid}/status") as f:
+        return int(re.search(r"Threads:\s+(\d+)", f.read()).group(1))
+
+
+def test_short_bodies_free_their_threads_after_the_read_timeout(models):
+    process = serve(models / "big.h5", "--read-timeout", "0.5")
+    sockets = []
+    try:
+        for _ in range(100):        # each promises 1000 bytes and sends 10
+            sock = socket.create_connection(("127.0.0.1", process.port))
+            sock.sendall(b"POST /v2/models/big/infer HTTP/1.1\r\nContent-Length: 1000\r\n\r\n"
+                         + b"x" * 10)
+            sockets.append(sock)
+        assert eventually(lambda: threads_of(process) > 50)        # one thread each
+        assert eventually(lambda: threads_of(process) < 10)        # all freed after 0.5 s
+        sockets[0].settimeout(1)
+        assert b" 408 " in sockets[0].recv(1000)
+        assert raw(process.port, "POST", "/v2/models/big/infer", infer_body())[0] == 200
+    finally:
+        for sock in sockets:
+            sock.close()
+        process.stop()
+
+
+def test_connections_over_the_cap_get_503_at_once(models):
+    process = serve(models / "big.h5", "--max-connections", "4", "--read-timeout", "3")
+    idle = [socket.create_connection(("127.0.0.1", process.port)) for _ in range(4)]
+    try:
+        time.sleep(0.2)
+        status, reply = raw_bytes(process.port, b"GET /v2/health/live HTTP/1.1\r\n\r\n", timeout=2)
+        assert status == 503 and "over 4 connections" in reply["error"]
+    finally:
+        for sock in idle:
+            sock.close()
+        process.stop()
+
+
+def test_sigterm_finishes_the_request_in_flight_then_exits(models):
+    process = serve(models / "big.h5")
+    body = infer_body().encode()
+    sock = socket.create_connection(("127.0.0.1", process.port), timeout=10)
+    sock.sendall(b"POST /v2/models/big/infer HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % len(body)
+                 + body[:100])
+    time.sleep(0.2)
+    process.process.send_signal(15)
+    time.sleep(0.5)
+    with pytest.raises(ConnectionRefusedError):             # no longer accepting
+        socket.create_connection(("127.0.0.1", process.port), timeout=1)
+    sock.sendall(body[100:])
+    reply = sock.recv(65536)
+    assert reply.startswith(b"HTTP/1.1 200") and b"Connection: close" in reply
+    assert process.process.wait(timeout=10) == 0
+    sock.close()
+
+
+def test_metrics_in_prometheus_text_format(models):
+    process = serve(models / "big.h5")
+    try:
+        for _ in range(3):
+            raw(process.port, "POST", "/v2/models/big/infer", infer_body())
+        raw(process.port, "POST", "/v2/models/big/infer", "{bad")
+        status, text = raw(process.port, "GET", "/metrics")
+        text = text.decode()
+        assert status == 200
+        assert 'edgebnn_requests_total{route="infer",status="200"} 3' in text
+        assert 'edgebnn_requests_total{route="infer",status="400"} 1' in text
+        assert re.search(r'edgebnn_request_seconds_bucket\{le="\+Inf"\} [4-9]', text)
+        assert 'edgebnn_batch_rows_bucket{le="1"} 3' in text
+        assert "# TYPE edgebnn_request_seconds histogram" in text
+    finally:
+        process.stop()
+
+
+def test_access_log_through_logging(models):
+    process = Process(["-m", "edgebnn.serve", str(models / "big.h5"), "--port", "0"])
+    raw(process.port, "POST", "/v2/models/big/infer?x=1", infer_body())
+    process.stop()
+    log = process.process.stderr.read()
+    assert re.search(r'edgebnn\.serve 127\.0\.0\.1 "POST /v2/models/big/infer\?x=1 HTTP/1\.1" 200 '
+                     r'\d+ [\d.]+ms', log), log
+
+
+# dynamic batching ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["binary", "float"])
+def test_dynamic_batching_merges_requests_and_answers_as_alone(models, tmp_path, kind):
+    path = tmp_path / "model.h5"
+    if kind == "binary":
+        save_model(binary_mlp(), path)
+    else:
+        path = models / "big.h5"
+    alone = serve(path)
+    batched = serve(path, "--batch-delay", "20", "--max-batch", "16")
+    samples = images(48, seed=5)
+    try:
+        expected = RemoteModel(alone.url, "big").infer_batch(samples)
+        single = [RemoteModel(alone.url, "big").infer(x) for x in samples]
+        remote = RemoteModel(batched.url, "big")
+        answers = [None] * len(samples)
+
+        def client(i):
+            answers[i] = remote.infer(samples[i])
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(len(samples))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if kind == "binary":       # integer arithmetic: the very same bits whatever the batch
+            np.testing.assert_array_equal(answers, single)
+        else:                      # BLAS sums a batch in another order than one sample
+            np.testing.assert_allclose(answers, single, rtol=1e-5, atol=1e-6)
+        assert [a.argmax() for a in answers] == [s.argmax() for s in single]
+        np.testing.assert_allclose(expected, single, rtol=1e-5, atol=1e-6)
+        text = raw(batched.port, "GET", "/metrics")[1].decode()
+        count = int(re.search(r"edgebnn_batch_rows_count (\d+)", text).group(1))
+        assert count < len(samples)                  # requests were merged
+    finally:
+        alone.stop()
+        batched.stop()
+
+
+def test_serving_a_ddnn_section_with_batches(tmp_path):
+    from test_ddnn import random_ddnn, views
+    from edgebnn import save_ddnn
+    path = tmp_path / "ddnn.h5"
+    save_ddnn(random_ddnn(3, "concat", "concat", threshold=0.5), path)
+    device = serve(path, "--section", "devices/1", "--batch-delay", "5", name="device1")
+    try:
+        from edgebnn import load_ddnn
+        ddnn = load_ddnn(path)
+        batch = np.stack([views(3, seed)[1] for seed in range(4)])
+        outputs = RemoteModel(device.url, "device1", dtype=None).infer_outputs(batch)
+        for i, view in enumerate(batch):
+            expected = ddnn.devices[1].run(view)
+            np.testing.assert_array_equal(outputs["scores"][i], expected.scores)
+            np.testing.assert_array_equal(outputs["features"][i], expected.features)
+    finally:
+        device.stop()
+
+
+def test_server_refuses_a_broken_model_file(tmp_path):
+    import subprocess
+    import sys
+    path = tmp_path / "broken.h5"
+    path.write_text("no model here")
+    done = subprocess.run([sys.executable, "-m", "edgebnn.serve", str(path), "--port", "0"],
+                          capture_output=True, text=True, timeout=30, env={**os.environ})
+    assert done.returncode == 2 and "not a packed model file" in done.stderr
