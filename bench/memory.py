@@ -47,7 +47,7 @@ def _dense_layers(sizes, line):
         outputs = 0 if last else 5 * n_out                             # threshold + flip
         out_buffer = 4 * n_out if last else word_padded(-(-n_out // 8))
         if backend == "c":
-            layers.append((packed + padded + _lanes(n_out, word_padded(row)) + outputs
+            layers.append((packed + padded + lanes_bytes(n_out, word_padded(row)) + outputs
                            + out_buffer, 0, packed + outputs))
         else:
             signs = 4 * 8 * padded                                     # int32 per padded bit
@@ -59,7 +59,7 @@ def _dense_layers(sizes, line):
     return layers
 
 
-def _lanes(n_out, row_bytes):
+def lanes_bytes(n_out, row_bytes):
     """Bytes of the C kernel's regrouped rows on this machine (0 where its CPU needs none)."""
     from edgebnn.kernels import c_available
     if not c_available():

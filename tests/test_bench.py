@@ -663,8 +663,8 @@ def test_memory_per_weight_of_each_backend():
     per_weight = {line: needs(sizes, line)["resident"] / weights
                   for line in ("float", "binary/c", "binary/numpy")}
     assert per_weight["float"] == pytest.approx(4, rel=0.01)
-    from edgebnn.kernels import c_available, c_library
-    regrouped = c_available() and c_library.lib.bnn_dense_lanes_bytes(8, 8) > 0   # AVX-512 CPU
+    from edgebnn.bench.memory import lanes_bytes
+    regrouped = lanes_bytes(8, 8) > 0                    # the C kernel on a CPU with AVX-512
     copies = 3 if regrouped else 2                                   # packed, padded[, lanes]
     assert per_weight["binary/c"] == pytest.approx(copies / 8, rel=0.02)
     assert per_weight["binary/numpy"] == pytest.approx(4 + 1 / 8, rel=0.02)  # int32 + packed
