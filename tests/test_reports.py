@@ -102,7 +102,7 @@ def spot_check(n, data):
     import ddnn_reproduce
     from edgebnn.bench import mnist
     import multiview
-    from edgebnn.ddnn import load_ddnn
+    from edgebnn import load_ddnn
     images, labels = mnist.load(data, "test")
     views = multiview.make_views(images, "test")[:, :n]      # the report's views of the digits
     ddnn = load_ddnn(os.path.join(ROOT, "models", "ddnn", f"{ddnn_reproduce.MAIN}.h5"),
