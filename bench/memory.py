@@ -14,7 +14,7 @@ Counted from the layer sizes the way the runtime lays a loaded model out
   out, so run ``budget`` on the board or expect that copy's difference.
 - binary, NumPy twin: the packed signs, and every sign unpacked to an int32
   (4 bytes a weight, 32 times the C kernel's packed bits); unpacking goes
-  through a byte per sign and a second int32 array.
+  through a byte per sign.
 
 Binary nets are the sweep's: float input, a sign, binary dense layers, a
 float batch norm before the scores. Left out: Python's own objects (20-50
@@ -53,7 +53,7 @@ def _dense_layers(sizes, line):
             signs = 4 * 8 * padded                                     # int32 per padded bit
             flips = 0 if last else n_out                               # kept as booleans
             layers.append((packed + signs + outputs + flips + out_buffer,
-                           padded + signs + signs // 4, packed + outputs))
+                           padded + signs // 4, packed + outputs))
     n = sizes[-1]
     layers.append((12 * n, 0, 8 * n))                                  # batch norm
     return layers
