@@ -27,6 +27,8 @@ import os
 
 from edgebnn.bitpack import word_padded
 from edgebnn.format import MAX_MODEL_BYTES
+from edgebnn.layers import BatchNorm, BinaryDense, Dense, Sign
+from edgebnn.limits import Cost, Limits
 
 
 def _dense_layers(sizes, line):
@@ -85,9 +87,33 @@ def needs(sizes, line):
     return {"resident": held, "peak": file + peak, "file": file}
 
 
-def loadable(sizes, line):
-    """True when the loader accepts the file of this net (its arrays within its limit)."""
-    return needs(sizes, line)["file"] <= MAX_MODEL_BYTES
+def refusal(sizes, line):
+    """Why ``Runtime`` with its defaults would refuse this net: ``(limit, words)``, or None.
+
+    "file": its arrays are over ``MAX_MODEL_BYTES``; "limits": its cost per
+    sample is over the default ``edgebnn.Limits``, summed from the layers'
+    own ``shape_cost`` as the loader sums them (left out: the input's
+    conversion, a few KB).
+    """
+    need = needs(sizes, line)
+    if need["file"] > MAX_MODEL_BYTES:
+        return "file", (f"its arrays ({megabytes(need['file'])}) are over the loader's limit "
+                        f"(edgebnn.format.MAX_MODEL_BYTES)")
+    kind, _, backend = line.partition("/")
+    pairs = list(zip(sizes, sizes[1:]))
+    if kind == "float":
+        costs = [Dense.shape_cost(n_in, n_out) for n_in, n_out in pairs]
+    else:
+        costs = [Sign.shape_cost(sizes[0])]
+        costs += [BinaryDense.shape_cost(n_out, -(-n_in // 8), n_in, planes=False)
+                  for n_in, n_out in pairs]
+        costs.append(BatchNorm.shape_cost(sizes[-1]))
+    passed = Limits().passed(sum(costs, Cost()), backend or "c")
+    if passed:
+        used, limit, what = passed
+        return "limits", (f"{used:,} {what} per sample, over the default Limits' {limit:,} "
+                          f"(load it with Runtime(..., limits=Limits(...)), knowingly)")
+    return None
 
 
 def meminfo(path="/proc/meminfo"):
