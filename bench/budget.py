@@ -188,7 +188,8 @@ def format_answer(answer, line, ms):
 def ranges_to_measure(result):
     """``{(side, line name): (min weights, max weights, capped)}`` a sweep should cover to
     measure each answer that was not measured, or where a refused line points: from a
-    quarter of it to 1.25x it, ``capped`` at the widest net that loads in the memory.
+    quarter of it to 1.25x it, ``capped`` at the widest net that loads (in the memory,
+    the loader's file limit and the default Limits).
 
     Each side gets its own range: a 40 ms answer here and a 10 ms one remote lie 4x
     apart, often on two sides of a cache's size, where one line would bend.
@@ -236,8 +237,10 @@ def unmeasured_advice(result):
            "board stands in for a server you cannot measure):"]
     for (side, name), (low, high, capped) in ranges.items():
         memory = result["memory" if side == "local" else "remote_memory"]
+        room = "" if memory is None else f" in {megabytes(memory)},"
         out.append(f"  {sweep_command(name, low, high, profile_name(side, name))}" + (
-            f"  (capped: wider nets do not load in {megabytes(memory or 0)})" if capped else ""))
+            f"  (capped: wider nets do not load{room} or with the default Limits)"
+            if capped else ""))
     options = [f"--{'remote-' if side == 'remote' else ''}profile {profile_name(side, name)}"
                for side, name in ranges]
     out.append("  then: python -m edgebnn.bench budget ... " + " ".join(options))

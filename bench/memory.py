@@ -14,7 +14,7 @@ Counted from the layer sizes the way the runtime lays a loaded model out
   out, so run ``budget`` on the board or expect that copy's difference.
 - binary, NumPy twin: the packed signs, and every sign unpacked to an int32
   (4 bytes a weight, 32 times the C kernel's packed bits); unpacking goes
-  through a byte per sign and a second int32 array.
+  through a byte per sign.
 
 Binary nets are the sweep's: float input, a sign, binary dense layers, a
 float batch norm before the scores. Left out: Python's own objects (20-50
@@ -27,6 +27,8 @@ import os
 
 from edgebnn.bitpack import word_padded
 from edgebnn.format import MAX_MODEL_BYTES
+from edgebnn.layers import BatchNorm, BinaryDense, Dense, Sign
+from edgebnn.limits import Cost, Limits
 
 
 def _dense_layers(sizes, line):
@@ -53,7 +55,7 @@ def _dense_layers(sizes, line):
             signs = 4 * 8 * padded                                     # int32 per padded bit
             flips = 0 if last else n_out                               # kept as booleans
             layers.append((packed + signs + outputs + flips + out_buffer,
-                           padded + signs + signs // 4, packed + outputs))
+                           padded + signs // 4, packed + outputs))
     n = sizes[-1]
     layers.append((12 * n, 0, 8 * n))                                  # batch norm
     return layers
@@ -85,9 +87,33 @@ def needs(sizes, line):
     return {"resident": held, "peak": file + peak, "file": file}
 
 
-def loadable(sizes, line):
-    """True when the loader accepts the file of this net (its arrays within its limit)."""
-    return needs(sizes, line)["file"] <= MAX_MODEL_BYTES
+def refusal(sizes, line):
+    """Why ``Runtime`` with its defaults would refuse this net: ``(limit, words)``, or None.
+
+    "file": its arrays are over ``MAX_MODEL_BYTES``; "limits": its cost per
+    sample is over the default ``edgebnn.Limits``, summed from the layers'
+    own ``shape_cost`` as the loader sums them (left out: the input's
+    conversion, a few KB).
+    """
+    need = needs(sizes, line)
+    if need["file"] > MAX_MODEL_BYTES:
+        return "file", (f"its arrays ({megabytes(need['file'])}) are over the loader's limit "
+                        f"(edgebnn.format.MAX_MODEL_BYTES)")
+    kind, _, backend = line.partition("/")
+    pairs = list(zip(sizes, sizes[1:]))
+    if kind == "float":
+        costs = [Dense.shape_cost(n_in, n_out) for n_in, n_out in pairs]
+    else:
+        costs = [Sign.shape_cost(sizes[0])]
+        costs += [BinaryDense.shape_cost(n_out, -(-n_in // 8), n_in, planes=False)
+                  for n_in, n_out in pairs]
+        costs.append(BatchNorm.shape_cost(sizes[-1]))
+    passed = Limits().passed(sum(costs, Cost()), backend or "c")
+    if passed:
+        used, limit, what = passed
+        return "limits", (f"{used:,} {what} per sample, over the default Limits' {limit:,} "
+                          f"(load it with Runtime(..., limits=Limits(...)), knowingly)")
+    return None
 
 
 def meminfo(path="/proc/meminfo"):

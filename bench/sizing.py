@@ -4,11 +4,13 @@ A shape fits a side (this board, or the remote side) when all of these hold:
 its time by the line is within the budget, at a size the sweep measured
 (bench.budget says why nothing else counts); the memory it needs to load
 on that line's backend is within the memory available (bench.memory); and
-the loader accepts its file. Memory and the file limit are counted, not
-measured, so a shape over either does not fit wherever its time lies.
+``Runtime`` with its defaults loads it: its file within the loader's limit,
+its work and memory within the default ``edgebnn.Limits``. These are
+counted, not measured, so a shape over one does not fit wherever its time
+lies.
 """
 from .fit import distrust, predict
-from .memory import loadable, megabytes, needs
+from .memory import megabytes, needs, refusal
 from .shapes import mlp_weights, shape_name
 
 
@@ -17,7 +19,7 @@ def verdict(sizes, line, name, ms, memory=None):
 
     ``name`` is the line's name ("float", "binary/c", ...), which says the
     backend. Returns the prediction with ``fits`` (True, False, or None: not
-    known), ``limit`` (what it fails on: "memory", "file", "time", or for
+    known), ``limit`` (what it fails on: "memory", "file", "limits", "time", or for
     None "refused" / "not measured") and ``why`` in words.
     """
     weights = mlp_weights(sizes)
@@ -26,9 +28,9 @@ def verdict(sizes, line, name, ms, memory=None):
     if memory is not None and need["peak"] > memory:
         return dict(row, fits=False, limit="memory", why=f"needs {megabytes(need['peak'])} to "
                                                          f"load, over the {megabytes(memory)} available")
-    if not loadable(sizes, name):
-        return dict(row, fits=False, limit="file", why=f"its arrays ({megabytes(need['file'])}) "
-                    f"are over the loader's limit (edgebnn.format.MAX_MODEL_BYTES)")
+    refused = refusal(sizes, name)
+    if refused:
+        return dict(row, fits=False, limit=refused[0], why=refused[1])
     if "refused" in row:
         return dict(row, fits=None, limit="refused", why="the line is refused")
     time = f"{row['ms']:.3f} ms"
@@ -64,7 +66,7 @@ def largest_loadable(family, name, memory=None):
     ``memory`` (bytes, None: any) and the loader's file limit."""
     def loads(width):
         sizes = family_shape(family, width)
-        return loadable(sizes, name) and (memory is None or needs(sizes, name)["peak"] <= memory)
+        return not refusal(sizes, name) and (memory is None or needs(sizes, name)["peak"] <= memory)
     return mlp_weights(family_shape(family, _widest(loads))) if loads(1) else 0
 
 
@@ -75,7 +77,7 @@ def propose(family, line, name, ms, memory=None):
     ``{"refused": reasons}`` for a refused line; ``{"sizes": None, "narrowest":
     verdict}`` when not even the narrowest shape measured fits; else the shape's
     verdict with ``stop``: the next wider shape's limit ("time", "memory",
-    "file", or "not measured" when it lies past the largest size measured).
+    "file", "limits", or "not measured" when it lies past the largest size measured).
     """
     reasons = distrust(line)
     if reasons:
@@ -96,6 +98,7 @@ def propose(family, line, name, ms, memory=None):
 STOPS = {"time": "a wider one takes longer than the budget",
          "memory": "a wider one needs more memory than there is",
          "file": "a wider one's file is over the loader's limit",
+         "limits": "a wider one is over the runtime's default Limits",
          "not measured": "wider ones were not measured"}
 
 

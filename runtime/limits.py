@@ -53,16 +53,24 @@ class Limits(NamedTuple):
     binary_ops: int = 1 << 30
     memory: int = 256 << 20
 
-    def check(self, total, backend, where):
-        """Raise a ModelFormatError naming ``where`` if ``total`` is over a limit."""
+    def passed(self, total, backend):
+        """The first limit ``total`` is over: ``(used, limit, what)``, or None."""
         for used, limit, what in ((total.float_macs, self.float_macs, "float multiply-adds"),
                                   (total.binary_ops, self.binary_ops, "binary bit operations"),
                                   (total.memory(backend), self.memory,
                                    f"bytes of memory on the {backend} backend")):
             if used > limit:
-                raise ModelFormatError(
-                    f"{where}: the model reaches {used:,} {what} per sample here, over the "
-                    f"limit of {limit:,} (Limits in edgebnn.limits; raise it knowingly)")
+                return used, limit, what
+        return None
+
+    def check(self, total, backend, where):
+        """Raise a ModelFormatError naming ``where`` if ``total`` is over a limit."""
+        passed = self.passed(total, backend)
+        if passed:
+            used, limit, what = passed
+            raise ModelFormatError(
+                f"{where}: the model reaches {used:,} {what} per sample here, over the "
+                f"limit of {limit:,} (Limits in edgebnn.limits; raise it knowingly)")
 
 
 def check_range(bound, where):

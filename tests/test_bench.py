@@ -231,18 +231,21 @@ def test_an_answer_past_the_sizes_measured_is_flagged_not_given():
     assert "more than 2,000,000 weights (the largest measured" in text
     assert "624.8x past it: NOT MEASURED" in text
     assert "1,249,625,000 weights" not in text.replace("line's 1,249,625,000", "")
-    assert ("sweep --kind binary --backend c --min-weights 310000000 --max-weights 1600000000 "
-            "--profile binary-c.json") in text
+    from edgebnn.bench.sizing import largest_loadable
+    loads = largest_loadable(budget.FAMILY, "binary/c")         # the default Limits' widest
+    assert 5e8 < loads < 1.6e9
+    assert (f"sweep --kind binary --backend c --min-weights 310000000 --max-weights {loads} "
+            "--profile binary-c.json  (capped: wider nets do not load or with the default "
+            "Limits)") in text
     assert "--profile server-binary-c.json" in text       # the remote side's, on the server
     assert "then: python -m edgebnn.bench budget ... --profile binary-c.json --remote-profile " \
            "server-binary-c.json" in text
     assert not budget.all_answered(result)
     advice = budget.unmeasured_advice(budget.plan(10, 0, quick, memory=200 << 20))
-    from edgebnn.bench.sizing import largest_loadable
     room = largest_loadable(budget.FAMILY, "binary/c", 200 << 20)    # this kernel's layout
-    assert 2e8 < room < 1.6e9
+    assert 2e8 < room < loads
     assert f"--max-weights {room} --profile binary-c.json  (capped: wider nets do not load " \
-           "in 200.0 MB)" in advice[1]
+           "in 200.0 MB, or with the default Limits)" in advice[1]
 
 
 def test_a_budget_below_the_smallest_size_measured_is_flagged():
@@ -298,6 +301,10 @@ def test_a_shape_over_the_loaders_limit_does_not_fit():
     line = line_through(1e-9, sizes=(1e6, 1e8, 2e8))
     row = budget.plan(1000, 0, {"float": line}, shapes=[(784, 12000, 12000, 10)])["shapes"][0]
     assert row["local"]["float"]["fits"] is False and row["local"]["float"]["limit"] == "file"
+    # within the file limit but over the 2^25 float multiply-adds that Runtime loads by default
+    row = budget.plan(1000, 0, {"float": line}, shapes=[(784, 6000, 6000, 10)])["shapes"][0]
+    assert row["local"]["float"]["limit"] == "limits"
+    assert "over the default Limits' 33,554,432" in row["local"]["float"]["why"]
 
 
 @pytest.mark.parametrize("memory, high, stop", [(None, 6e7, "time"), (20 << 20, 6e7, "memory"),
@@ -549,8 +556,8 @@ def test_the_command_runs_blas_on_one_thread(tmp_path):
                            "--runs", "2", "--warmup", "0", "--json"], capture_output=True,
                           text=True, env=env, timeout=120)
     machine = json.loads(done.stdout)["machine"]
-    import numpy
-    if "openblas" in str(numpy.show_config(mode="dicts")).lower():
+    from edgebnn.bench.timing import blas_threads
+    if blas_threads() is not None:                 # NumPy's BLAS here is an OpenBLAS
         assert machine["blas_threads"] == 1
 
 
@@ -707,7 +714,10 @@ def test_report_times_the_proposals_directly(tmp_path):
              "binary/numpy": line_through(4e-9, sizes=(8e3, 2e4, 4e4))}
     result = budget.plan(40, 15, lines)
     ranges = budget.ranges_to_measure(result)
-    assert ranges["local", "float"] == (10_000_000, 50_000_000, False)        # 40 ms: 40M
+    from edgebnn.bench.sizing import largest_loadable
+    loads = largest_loadable(budget.FAMILY, "float")    # 2^25 multiply-adds: 33.5M weights
+    assert 3.3e7 < loads < 3.36e7
+    assert ranges["local", "float"] == (10_000_000, loads, True)              # 40 ms: 40M
     assert ranges["remote", "float"] == (2_500_000, 12_000_000, False)        # 10 ms: 10M
     rows = report.time_proposals(result, seconds=0.05)
     assert [(side, name) for side, name, *_ in rows] == [

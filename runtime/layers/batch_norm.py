@@ -27,7 +27,10 @@ class BatchNorm(KernelLayer):
         return Signal("float", self.scale.shape)
 
     def cost(self, source):
-        n = self.scale.size
+        return self.shape_cost(self.scale.size)
+
+    @staticmethod
+    def shape_cost(n):
         return Cost(float_macs=n, memory_c=12 * n, memory_numpy=12 * n)
 
     def bound(self, magnitude):

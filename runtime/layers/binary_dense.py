@@ -59,15 +59,20 @@ class BinaryDense(KernelLayer):
 
     def cost(self, source):
         n_out, row_bytes = self.weight.shape
-        planes = source.kind == "uint8"
-        n_in, stride = source.size, word_padded(row_bytes)
-        # the rows padded to words (and, on AVX-512, regrouped: a second copy), thresholds
-        kept = self.weight.nbytes + 2 * n_out * stride + 5 * n_out
+        return self.shape_cost(n_out, row_bytes, source.size, planes=source.kind == "uint8")
+
+    @staticmethod
+    def shape_cost(n_out, row_bytes, n_in, planes):
+        """The cost of a layer of ``n_out`` rows of ``row_bytes`` on ``n_in`` inputs
+        (``planes``: raw uint8 input, read as 8 bit planes)."""
+        stride = word_padded(row_bytes)
+        # the rows as stored, padded to words and (on AVX-512) regrouped; thresholds
+        kept = n_out * row_bytes + 2 * n_out * stride + 5 * n_out
         buffers = 4 * n_out + (8 * stride if planes else 0)
-        # the twin unpacks the weights to int32 +-1 (a second int32 copy while it does)
+        # the twin unpacks the weights to int32 +-1, through a byte per sign
         unpacked = n_out * (n_in if planes else 8 * stride)
         return Cost(binary_ops=n_out * n_in * (8 if planes else 1), memory_c=kept + buffers,
-                    memory_numpy=kept + buffers + 8 * unpacked + 8 * (unpacked // n_out))
+                    memory_numpy=kept + buffers + 5 * unpacked + 8 * (unpacked // n_out))
 
     def bound(self, magnitude):
         return None if self.threshold is not None else float(self._largest_dot)

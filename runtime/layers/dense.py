@@ -38,7 +38,10 @@ class Dense(Layer):
         return Signal("float", self.bias.shape)
 
     def cost(self, source):
-        n_in, n_out = self.weight_t.shape
+        return self.shape_cost(*self.weight_t.shape)
+
+    @staticmethod
+    def shape_cost(n_in, n_out):
         memory = 4 * (n_in * n_out + 2 * n_out)        # weights, bias, output buffer
         return Cost(float_macs=n_in * n_out, memory_c=memory, memory_numpy=memory)
 

@@ -14,7 +14,10 @@ class Sign(KernelLayer):
         return Signal("bits", (source.size,))
 
     def cost(self, source):
-        n = source.size
+        return self.shape_cost(source.size)
+
+    @staticmethod
+    def shape_cost(n):
         return Cost(memory_c=word_padded(sign_bytes(n)), memory_numpy=2 * n)   # bits; bools
 
     def bound(self, magnitude):
