@@ -56,8 +56,7 @@ class Run:
         self.path, self.labels = path, labels
         with open(os.path.splitext(path)[0] + ".json") as f:
             self.record = json.load(f)
-        with open(path, "rb") as f:
-            self.sha256 = hashlib.sha256(f.read()).hexdigest()
+        self.sha256 = file_sha256(path)
         self.bytes = os.path.getsize(path)
         self.seed = self.record["seed"]
         self.ddnn = load_ddnn(path)
@@ -187,7 +186,7 @@ def main(argv=None):
         report += edge_section(runs[EDGE])
     report += findings_section(shipped, main_runs, comparison)
     report += spot_check_section(shipped)
-    report += files_section(runs)
+    report += files_section(runs, unrecorded(args.models))
     report += [f"Evaluated in {time.perf_counter() - started:.0f} s (backend {shipped.ddnn.cloud.backend}).", ""]
     with open(args.out, "w") as f:
         f.write("\n".join(report))
@@ -459,9 +458,23 @@ def spot_check_section(run):
                 pct(answers.cloud_accuracy()), pct(share), pct(overall)]]) + [""]
 
 
-def files_section(runs):
+def file_sha256(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def unrecorded(folder):
+    """Paths of the DDNN files in ``folder`` (and its pairings) that have no record."""
+    paths = glob.glob(os.path.join(folder, "*.h5")) + glob.glob(os.path.join(folder, PAIRINGS, "*.h5"))
+    return [p for p in sorted(paths) if not os.path.exists(os.path.splitext(p)[0] + ".json")]
+
+
+def files_section(runs, others=()):
     rows = [[f"`{display_path(r.path)}`", recipe(r), r.seed, f"{r.ddnn.local_threshold:.2f}",
              f"{r.bytes:,}", r.sha256] for r in runs.values()]
+    rows += [[f"`{display_path(path)}`", "the run before this recipe's last version (no record; "
+              "not evaluated here)", "", "", f"{os.path.getsize(path):,}", file_sha256(path)]
+             for path in others]
     commands = [[name, f"`{r.record['command']}`", f"{r.record['best_epoch']} of {r.record['epochs']}",
                  f"{r.record['train_seconds']:.0f} s"] for name, r in runs.items()]
     return ["## Files", ""] + \
