@@ -75,7 +75,7 @@ def sweep_section(result, settings, files, drawn, cache):
 def _answer_cell(answer, line):
     """A budget answer in a table cell: the weights, or why there is none."""
     if "refused" in answer:
-        return "refused (poor fit)"
+        return "refused (see below)"
     if answer["outside"] == 1.0:
         return f"{budget.whole(answer['weights']):,}"
     if answer["weights"] > line.high:

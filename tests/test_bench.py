@@ -634,7 +634,7 @@ def test_report_budget_section_says_what_was_not_measured():
              "binary/c": fit_line(weights, [2e-4, 1e-5, 3e-4, 2e-5, 3.5e-4])}
     text = report.budget_section(budget.plan(40, 15, lines), lines, {"profile": "reports/profile.json"})
     assert "| float | > 2,000,000 (line: 199,900,000, not measured) |" in text
-    assert "| binary/c | refused (poor fit) | refused (poor fit) | refused |" in text
+    assert "| binary/c | refused (see below) | refused (see below) | refused |" in text
     assert "binary/c is refused: R^2" in text
 
 
