@@ -25,7 +25,7 @@ whatever the memory.
 """
 import os
 
-from edgebnn.bitpack import word_padded
+from edgebnn.bitpack import sign_bytes, word_padded
 from edgebnn.format import MAX_MODEL_BYTES
 from edgebnn.layers import BatchNorm, BinaryDense, Dense, Sign
 from edgebnn.limits import Cost, Limits
@@ -41,13 +41,13 @@ def _dense_layers(sizes, line):
     if kind != "binary" or backend not in ("c", "numpy"):
         raise ValueError(f"line {line!r}: the memory of float, binary/c and binary/numpy "
                          f"nets is known")
-    layers = [(word_padded(-(-sizes[0] // 8)), 0, 0)]                  # the sign's bits
+    layers = [(word_padded(sign_bytes(sizes[0])), 0, 0)]                  # the sign's bits
     for i, (n_in, n_out) in enumerate(pairs):
-        row = -(-n_in // 8)
+        row = sign_bytes(n_in)
         packed, padded = n_out * row, n_out * word_padded(row)
         last = i == len(pairs) - 1
         outputs = 0 if last else 5 * n_out                             # threshold + flip
-        out_buffer = 4 * n_out if last else word_padded(-(-n_out // 8))
+        out_buffer = 4 * n_out if last else word_padded(sign_bytes(n_out))
         if backend == "c":
             layers.append((packed + padded + lanes_bytes(n_out, word_padded(row)) + outputs
                            + out_buffer, 0, packed + outputs))
@@ -105,7 +105,7 @@ def refusal(sizes, line):
         costs = [Dense.shape_cost(n_in, n_out) for n_in, n_out in pairs]
     else:
         costs = [Sign.shape_cost(sizes[0])]
-        costs += [BinaryDense.shape_cost(n_out, -(-n_in // 8), n_in, planes=False)
+        costs += [BinaryDense.shape_cost(n_out, sign_bytes(n_in), n_in, planes=False)
                   for n_in, n_out in pairs]
         costs.append(BatchNorm.shape_cost(sizes[-1]))
     passed = Limits().passed(sum(costs, Cost()), backend or "c")
