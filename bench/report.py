@@ -98,7 +98,7 @@ def budget_section(result, lines, files):
               f"little net ({budget.LITTLE_WEIGHTS:,} w) ms", f"little first at {LINK_MS:g} ms link",
               "little first above link (ms each way)")
     big = result["big"]
-    big_text = ("its time is unknown (the float line is refused)" if "refused" in big else
+    big_text = ("takes a time nobody can say (the float line is refused)" if "refused" in big else
                 f"would take {big['ms']:.3f} ms remote ({budget.unmeasured(big) or 'measured'}), so the round "
                 f"trip is {result['round_trip_ms']:.3f} ms")
     return "\n\n".join([
@@ -153,6 +153,8 @@ def time_proposals(result, seconds=4.0):
 
 def proposals_section(result, lines, remote_lines, commands, options, rows, load):
     files = " ".join(options)
+    nothing = ("No shape was proposed (every answer above is refused or not measured), so none "
+               "was timed." if not rows else None)
     table = [(side if side == "remote" else "here", name, shape_name(sizes), f"{predicted:.3f}",
               f"{median:.3f}", f"{trimmed:.3f}", f"{median / predicted - 1:+.1%}", outliers)
              for side, name, sizes, predicted, median, trimmed, outliers in rows]
@@ -163,10 +165,11 @@ def proposals_section(result, lines, remote_lines, commands, options, rows, load
         "```sh\n" + "\n".join(commands) + f"\npython -m edgebnn.bench budget --ms {BUDGET_MS:g} "
         f"--link-ms {LINK_MS:g} {files}\n```",
         f"```\n{budget.format_plan(result, lines, remote_lines, words=WORDS)}\n```",
-        "The proposed shapes timed directly (`python -m edgebnn.bench latency --shape SHAPE "
-        f"--kind KIND --backend BACKEND`, single calls; load average at the end {load}):",
-        _table(("side", "line", "proposed shape", "predicted ms", "median ms", "trimmed mean ms",
-                "median vs predicted", "outliers"), table)])
+        nothing or "The proposed shapes timed directly (`python -m edgebnn.bench latency --shape "
+        f"SHAPE --kind KIND --backend BACKEND`, single calls; load average at the end {load}):",
+        *([] if nothing else [_table(("side", "line", "proposed shape", "predicted ms",
+                                      "median ms", "trimmed mean ms", "median vs predicted",
+                                      "outliers"), table)])])
 
 
 def compare_section(results):

@@ -217,11 +217,14 @@ def _optional(module, package, extra=None):
 # the source frameworks, for --check: each runs SOURCE on samples already in its layout
 
 def _run_keras(path, x):
-    import tensorflow as tf
     from .keras import read_model
     config, _ = read_model(path)
     layers = (config.get("config") or {}).get("layers", [])
-    if any(layer.get("class_name", "").startswith("Quant") for layer in layers):
+    larq = any(layer.get("class_name", "").startswith("Quant") for layer in layers)
+    if larq and "tensorflow" not in sys.modules:    # TensorFlow picks its Keras on import
+        os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    import tensorflow as tf
+    if larq:
         _import_larq()
     model = tf.keras.models.load_model(path, compile=False)
     return model(x, training=False).numpy()
@@ -234,8 +237,8 @@ def _import_larq():
     except ImportError:
         raise
     except Exception as error:          # Keras 3 lacks layers larq subclasses
-        raise RuntimeError(f"larq cannot be imported ({error}); it needs tf-keras: pip install "
-                           "tf-keras and set TF_USE_LEGACY_KERAS=1") from None
+        raise RuntimeError(f"larq cannot be imported ({error}); Larq 0.14 needs Keras 2: pip "
+                           "install tf-keras, and leave TF_USE_LEGACY_KERAS unset or 1") from None
 
 
 def _run_onnx(path, x):

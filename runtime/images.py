@@ -3,8 +3,9 @@
 Standard library only, and as strict as the model reader: sizes are
 checked before anything is allocated, every chunk's CRC is checked, and the
 decompressed size is bounded by what the header declares. Grey images come
-back as ``(H, W)`` uint8 arrays, colour ones as ``(H, W, C)``; 16-bit
-samples keep their top byte.
+back as ``(H, W)`` uint8 arrays, colour ones as ``(H, W, C)``; samples of
+more than 8 bits (16-bit PNG, PGM with a maximum other than 255) are
+scaled to 0..255 and rounded, as image libraries convert them.
 """
 import struct
 import zlib
@@ -66,7 +67,14 @@ def _pgm(data):
         values = np.frombuffer(body, dtype)
     if values.size != height * width or values.max(initial=0) > maximum:
         raise ValueError(f"PGM data is not {height * width} values within 0..{maximum}")
-    return (values.astype(np.int64) * 255 // maximum).astype(np.uint8).reshape(height, width)
+    return _bytes(values, maximum).reshape(height, width)
+
+
+def _bytes(values, maximum):
+    """Samples of 0..maximum as uint8 0..255, rounded to the nearest."""
+    if maximum == 255:
+        return values.astype(np.uint8)
+    return ((values.astype(np.int64) * 255 + maximum // 2) // maximum).astype(np.uint8)
 
 
 def _png(data):
@@ -102,7 +110,7 @@ def _png(data):
         raise ValueError(f"PNG image data is not {expected} bytes")
     rows = _unfilter(np.frombuffer(raw, np.uint8).reshape(height, stride + 1), pixel)
     if depth == 16:
-        rows = rows[:, 0::2]
+        rows = _bytes(rows.view(">u2"), 65535)
     image = rows.reshape(height, width, channels)
     return image[:, :, 0] if channels == 1 else image
 

@@ -730,3 +730,5 @@ def test_report_times_the_proposals_directly(tmp_path):
                                     ["--profile reports/float.json"], rows, [1.0, 1.0, 1.0])
     assert "--profile reports/float.json" in text
     assert "| here | float | 784-" in text and "| remote | binary/numpy | 784-" in text
+    empty = report.proposals_section(result, lines, lines, [], [], [], [1.0, 1.0, 1.0])
+    assert "No shape was proposed" in empty and "| side |" not in empty

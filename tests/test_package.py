@@ -196,6 +196,30 @@ def test_pgm_reader_binary_and_text(tmp_path):
         np.testing.assert_array_equal(read_image(str(tmp_path / name)), pixels)
 
 
+@pytest.mark.parametrize("mode, shape", [("L", (28, 28)), ("LA", (9, 7, 2)), ("RGB", (9, 7, 3)),
+                                         ("RGBA", (5, 13, 4)), ("I;16", (6, 11))])
+def test_png_and_pgm_written_by_pillow_read_as_pillow_reads_them(tmp_path, mode, shape):
+    image = pytest.importorskip("PIL.Image", reason="Pillow (the [plot] extra) writes the files")
+    rng = np.random.default_rng(len(shape))
+    pixels = rng.integers(0, 256, shape, np.uint8)
+    if mode == "I;16":          # 16-bit grey, scaled to 8 bits: p * 257 reads as p
+        written = image.fromarray(pixels.astype(np.uint16) * 257)
+    else:
+        written = image.fromarray(pixels, mode)
+    saved = [tmp_path / "x.png"] + ([tmp_path / "x.pgm"] if mode in ("L", "I;16") else [])
+    for path in saved:          # Pillow's defaults: adaptive PNG filters, binary PGM
+        written.save(path)
+        np.testing.assert_array_equal(read_image(str(path)), pixels)
+
+
+def test_a_palette_png_from_pillow_is_refused_by_name(tmp_path):
+    image = pytest.importorskip("PIL.Image", reason="Pillow (the [plot] extra) writes the files")
+    path = tmp_path / "palette.png"
+    image.fromarray(np.zeros((4, 4), np.uint8)).convert("P").save(path)
+    with pytest.raises(InputError, match="colour type 3.*only 8/16-bit non-interlaced grey"):
+        read_image(str(path))
+
+
 @pytest.mark.parametrize("data, problem", [
     (b"GIF89a", "not a PNG or PGM"),
     (b"P5\n4 3\n255\n" + bytes(5), "not 12 values"),
