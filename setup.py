@@ -77,7 +77,7 @@ class OptionalBuildExt(build_ext):
     @staticmethod
     def _warn(error):
         print(f"WARNING: the C kernel was not built ({error}); edgebnn will run its binary "
-              "layers on the NumPy backend, 10-75x slower")
+              "layers on the NumPy backend, 15-200x slower")
 
 
 class BuildPy(build_py):
@@ -91,7 +91,7 @@ class BuildPy(build_py):
 with_kernel = "sdist" in sys.argv or compiler_works()
 if not with_kernel:
     print("WARNING: building edgebnn without its C kernel: binary layers will run on the "
-          "NumPy backend, 10-75x slower. Install a C compiler (e.g. apt install gcc "
+          "NumPy backend, 15-200x slower. Install a C compiler (e.g. apt install gcc "
           "python3-dev) and reinstall for the fast kernel.")
 
 setup(

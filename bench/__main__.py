@@ -15,35 +15,13 @@ outside the sizes measured (the text says which, and what to measure).
 """
 import argparse
 import json
-import os
 import sys
 
 from . import budget
 from .shapes import parse_shape
 from .timing import single_threaded
-
-
-def _number(kind, minimum, strict):
-    """An argparse type: ``kind`` values above (or from) ``minimum``, else a clear error."""
-    def convert(text):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a{'n integer' if kind is int else ' number'}")
-        if value != value or value in (float("inf"), float("-inf")):
-            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
-        if value < minimum or (strict and value == minimum):
-            raise argparse.ArgumentTypeError(
-                f"{text} must be {'greater than' if strict else 'at least'} {minimum:g}")
-        return value
-    convert.__name__ = kind.__name__
-    return convert
-
-
-POSITIVE_INT = _number(int, 0, strict=True)
-COUNT = _number(int, 0, strict=False)
-POSITIVE_MS = _number(float, 0.0, strict=True)
-DELAY_MS = _number(float, 0.0, strict=False)
+from edgebnn.commands import COUNT, NON_NEGATIVE, POSITIVE, POSITIVE_INT, model_path, program, \
+    quiet_on_closed_pipe
 
 
 def _shape(text):
@@ -59,7 +37,7 @@ def build_parser(prog=None):
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     latency = commands.add_parser("latency", help="per-sample latency of one model file")
-    latency.add_argument("model", nargs="?", metavar="MODEL.h5")
+    latency.add_argument("model", nargs="?", metavar="MODEL.h5", type=model_path)
     latency.add_argument("--shape", type=_shape, metavar="784-1000-500-10",
                          help="a random MLP of this shape instead of a file, as sweep builds "
                               "them: to check what budget proposes")
@@ -70,7 +48,8 @@ def build_parser(prog=None):
     latency.add_argument("--backend", choices=("c", "numpy"),
                          help="binary kernel (default: C when built)")
     latency.add_argument("--input", default="random", metavar="random|FILE",
-                         help="random samples, or a .npy/.npz file of samples")
+                         help="random samples, or a .npy/.npz array (one sample or a batch), "
+                              "PNG or PGM image, read as edgebnn-classify reads it")
     latency.add_argument("--json", action="store_true", help="machine-readable output")
     latency.set_defaults(run=run_latency)
 
@@ -85,10 +64,10 @@ def build_parser(prog=None):
     sweep.set_defaults(run=run_sweep)
 
     plan = commands.add_parser("budget", help="the largest networks that fit a latency budget")
-    plan.add_argument("--ms", type=POSITIVE_MS, required=True, help="the latency budget")
-    plan.add_argument("--link-ms", type=DELAY_MS, default=0.0,
+    plan.add_argument("--ms", type=POSITIVE, required=True, help="the latency budget")
+    plan.add_argument("--link-ms", type=NON_NEGATIVE, default=0.0,
                       help="link delay to the remote side, each way (0)")
-    plan.add_argument("--remote-ms", type=DELAY_MS,
+    plan.add_argument("--remote-ms", type=NON_NEGATIVE,
                       help="the big net's time on the remote side, if known "
                            "(default: predicted from the remote line)")
     plan.add_argument("--profile", metavar="FILE", action="append",
@@ -104,7 +83,7 @@ def build_parser(prog=None):
                       metavar="784-1000-500-2", help="shapes to answer fit / does not fit for")
     plan.add_argument("--depth", type=POSITIVE_INT,
                       help="hidden layers of the shapes proposed (default: the sweep's)")
-    plan.add_argument("--memory-mb", type=POSITIVE_MS,
+    plan.add_argument("--memory-mb", type=POSITIVE,
                       help="memory for the model on the board (default: what the profiled "
                            "machine had available, /proc/meminfo)")
     plan.add_argument("--backend", choices=("c", "numpy", "both"), default="both",
@@ -114,7 +93,7 @@ def build_parser(prog=None):
     plan.set_defaults(run=run_budget)
 
     compare = commands.add_parser("compare", help="this runtime vs onnxruntime and PyTorch")
-    compare.add_argument("model", nargs="?", metavar="MODEL.h5")
+    compare.add_argument("model", nargs="?", metavar="MODEL.h5", type=model_path)
     compare.add_argument("--shape", type=_shape, action="append", metavar="784-1000-500-10",
                          help="a random float MLP of this shape instead of a file (repeatable)")
     compare.add_argument("--backend", choices=("c", "numpy", "both"), default="both",
@@ -273,15 +252,11 @@ def run_report(args):
     return f"wrote {path}"
 
 
-def _prog():
-    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
-    return "python -m edgebnn.bench" if name in ("", "__main__.py", "-c") else name
-
-
+@quiet_on_closed_pipe
 def main(argv=None):
     if argv is None:                    # the program itself, not a test calling it
         single_threaded()
-    parser = build_parser(_prog())
+    parser = build_parser(program("edgebnn.bench"))
     args = parser.parse_args(argv)
     try:
         output = args.run(args)

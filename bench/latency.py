@@ -17,40 +17,22 @@ import tracemalloc
 import numpy as np
 
 from edgebnn import Runtime
+from edgebnn.samples import read_samples
 
 from .profile import load_average
 from .stats import OUTLIER_FACTOR, TRIM, scaled, summarize
 
 
 def load_samples(source, model, count=64, seed=0):
-    """Samples for ``model``: random ones, or from a .npy / .npz file.
-
-    A file holds one sample of the model's input shape or a stack of them
-    (first axis); an .npz gives its array "x" if present, else its first.
-    """
+    """Samples for ``model``: random ones, or a file's, read as ``edgebnn-classify`` reads
+    it (a .npy / .npz array of one sample or a batch, a PNG or PGM image)."""
     shape, dtype = model.input_shape, model.input_dtype
     if source == "random":
         rng = np.random.default_rng(seed)
         if dtype.kind == "u":
             return rng.integers(0, 256, (count,) + shape, dtype=np.uint8)
         return rng.standard_normal((count,) + shape).astype(dtype)
-    if not os.path.exists(source):
-        raise ValueError(f"input file {source}: no such file")
-    try:
-        loaded = np.load(source, allow_pickle=False)
-        if isinstance(loaded, np.ndarray):
-            array = loaded
-        else:                        # .npz: an archive of named arrays
-            with loaded:
-                array = loaded["x"] if "x" in loaded.files else loaded[loaded.files[0]]
-    except (OSError, ValueError, IndexError) as error:
-        raise ValueError(f"input file {source}: not a .npy or .npz file of samples ({error})") from None
-    if array.shape == shape:
-        array = array[None]
-    if array.shape[1:] != shape or len(array) == 0:
-        raise ValueError(f"input file {source}: samples of shape {array.shape}, but the model "
-                         f"takes {shape} (one sample) or (n,) + {shape}")
-    return array
+    return np.stack([x for _, x in read_samples(source, model)])
 
 
 def _timed_calls(classify, samples, runs):

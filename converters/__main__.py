@@ -39,6 +39,7 @@ import h5py
 import numpy as np
 
 from edgebnn import Runtime, save_model, seal
+from edgebnn.commands import PERCENT, POSITIVE_INT, program, quiet_on_closed_pipe
 from edgebnn.format import VERSION, upgrade
 
 from . import check
@@ -49,6 +50,7 @@ class SourceError(Exception):
     """The source cannot be read or converted: exit status 2 with this message."""
 
 
+@quiet_on_closed_pipe
 def main(argv=None):
     parser = _parser()
     args = parser.parse_args(argv)
@@ -83,7 +85,7 @@ def main(argv=None):
 
 def _parser():
     parser = argparse.ArgumentParser(
-        prog="python -m edgebnn.converters",
+        prog=program("edgebnn.converters"),
         description="Convert a Keras/Larq .h5, ONNX or PyTorch model to the packed runtime format.")
     parser.add_argument("source", help="Keras .h5 or .keras (model.save), ONNX, a torch.export "
                         "program (.pt2) or TorchScript; a pickled module only with --trust-pickle")
@@ -104,30 +106,15 @@ def _parser():
     parser.add_argument("--trust-pickle", action="store_true",
                         help="unpickle a whole torch.save(net) module: runs code from the file")
     parser.add_argument("--samples", metavar="FILE.npy|FOLDER",
-                        help="your own samples for --check: a .npy array (n, *input shape) or a "
-                             "folder of .npy, PNG or PGM files, as edgebnn-classify reads them")
-    parser.add_argument("--random", type=_positive, default=100, metavar="N",
+                        help="your own samples for --check: a .npy / .npz array (n, *input "
+                             "shape) or a folder of .npy, .npz, PNG or PGM files, as "
+                             "edgebnn-classify reads them")
+    parser.add_argument("--random", type=POSITIVE_INT, default=100, metavar="N",
                         help="random samples for --check when --samples is not given (100)")
-    parser.add_argument("--min-agreement", type=_percent, default=check.MIN_AGREEMENT,
+    parser.add_argument("--min-agreement", type=PERCENT, default=check.MIN_AGREEMENT,
                         metavar="PERCENT", help="labels that must agree for --check to pass "
                         f"({check.MIN_AGREEMENT:g}; why: edgebnn.converters.check)")
     return parser
-
-
-def _percent(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 <= value <= 100:
-        raise argparse.ArgumentTypeError(f"{text} is not a percentage from 0 to 100")
-    return value
-
-
-def _positive(text):
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
-    return int(text)
 
 
 def _shape(text):

@@ -39,8 +39,8 @@ second; with fewer than 100 samples it means that all must agree.
 def load(model, samples=None, random=100, seed=0):
     """``(names, batch, description)`` of the samples to check with, shaped as ``model`` takes them.
 
-    ``samples`` is a .npy file or a folder (InputError naming it when it
-    cannot be read or does not fit the model); None draws ``random`` ones.
+    ``samples`` is a file as ``read_samples`` takes it or a folder (InputError naming it
+    when it cannot be read or does not fit the model); None draws ``random`` ones.
     """
     if samples is None:
         rng = np.random.default_rng(seed)
@@ -60,9 +60,6 @@ def load(model, samples=None, random=100, seed=0):
     else:
         raise InputError(f"{samples}: no such file or folder")
     for name, sample in pairs:
-        if sample.shape != model.sample_shape:
-            raise InputError(f"{name}: a sample of shape {sample.shape}, the model takes "
-                             f"{model.sample_shape}")
         if model.input_dtype == np.uint8 and sample.dtype != np.uint8:
             raise InputError(f"{name}: {sample.dtype} values, the model takes uint8 (raw pixels)")
     names = [name for name, _ in pairs]

@@ -179,7 +179,7 @@ class InputSpec:
         # x.x is finite exactly when every value is, unless a huge value
         # overflows the square: only then look value by value.
         if self.scans_values and not (math.isfinite(np.vdot(x, x)) or np.isfinite(x).all()):
-            raise InputError(NON_FINITE)
+            raise InputError(NON_FINITE + _which_samples(x, len(self.sample_shape)))
         return x if x.dtype == np.float32 else x.astype(np.float32)
 
     def _checked_bits(self, x):
@@ -188,6 +188,14 @@ class InputSpec:
             raise InputError(f"packed input has padding bits set (they must be 0; the last axis "
                              f"of {self.shape} packs {self.shape[-1]} signs)")
         return np.ascontiguousarray(x)
+
+
+def _which_samples(x, sample_dimensions):
+    """Where the non-finite values are: " in sample 3 and 2 more" of a batch, "" in a sample."""
+    if x.ndim == sample_dimensions:
+        return ""
+    bad = np.flatnonzero(~np.isfinite(x.reshape(len(x), -1)).all(axis=1))
+    return f" in sample {bad[0]}" + (f" and {len(bad) - 1} more" if len(bad) > 1 else "")
 
 
 def _check_type(x, what):

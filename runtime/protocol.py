@@ -104,24 +104,30 @@ def _tensor(tensor, raw):
     size = parameters.get("binary_data_size")
     if size is not None:
         if type(size) is not int or size != count * dtype.itemsize or size > len(raw):
-            raise ProtocolError(f"tensor {name!r}: binary_data_size {size!r}, expected "
-                                f"{count * dtype.itemsize} bytes for shape {shape} "
-                                f"({len(raw)} bytes left in the body)")
+            raise ProtocolError(f"tensor {name!r}: binary_data_size {size!r} for shape {shape} "
+                                f"of {NAMES[dtype]}, which takes {count * dtype.itemsize} "
+                                f"bytes; the body has {len(raw)} binary bytes left")
         array = np.frombuffer(raw[:size], dtype.newbyteorder("<"), count).astype(dtype)
         return name, array.reshape(shape), size
     return name, _json_data(name, tensor.get("data"), dtype, count).reshape(shape), 0
 
 
 def _json_data(name, data, dtype, count):
+    """The numbers of a JSON tensor: an integer tensor takes whole numbers only, so 1.5
+    or true is refused rather than truncated into another sample."""
     if not isinstance(data, list):
         raise ProtocolError(f"tensor {name!r}: 'data' must be a list (or the tensor binary)")
     try:
-        array = np.array(data, dtype=np.float64 if dtype.kind == "f" else np.int64)
+        array = np.array(data)
     except (TypeError, ValueError, OverflowError):
-        raise ProtocolError(f"tensor {name!r}: 'data' must hold numbers only") from None
+        array = None
+    if array is None or array.dtype.kind not in "iuf":
+        raise ProtocolError(f"tensor {name!r}: 'data' must hold numbers only")
     if array.size != count:
         raise ProtocolError(f"tensor {name!r}: {array.size} values for {count} in its shape")
     if dtype.kind in "iu" and array.size:
+        if array.dtype.kind == "f" and not np.all(np.isfinite(array) & (array == np.rint(array))):
+            raise ProtocolError(f"tensor {name!r}: {NAMES[dtype]} values must be whole numbers")
         limits = np.iinfo(dtype)
         if array.min() < limits.min or array.max() > limits.max:
             raise ProtocolError(f"tensor {name!r}: values outside the {NAMES[dtype]} range")

@@ -1,8 +1,8 @@
-"""Samples from files, shaped as a model takes them: .npy arrays, PNG and PGM images, folders.
+"""Samples from files, shaped as a model takes them: .npy / .npz arrays, PNG and PGM images.
 
-Shared by ``edgebnn-classify`` and the converters' ``--check``, so a file
-means the same sample to both. Every failure is an InputError naming the
-file.
+Shared by ``edgebnn-classify``, the converters' ``--check`` and ``edgebnn-bench
+latency --input``, so a file means the same samples to all three. Every
+failure is an InputError naming the file.
 """
 import os
 
@@ -11,20 +11,37 @@ import numpy as np
 from .errors import InputError
 from .images import read_image
 
-SUFFIXES = (".npy", ".png", ".pgm")
+SUFFIXES = (".npy", ".npz", ".png", ".pgm")
 
 
 def read_samples(path, model):
     """``(name, sample)`` pairs of one file, shaped as the model takes them."""
-    if path.endswith(".npy"):
-        try:
-            array = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as error:
-            raise InputError(f"{path}: not a NumPy .npy array ({error})") from None
-        if array.shape == model.sample_shape:
-            return [(path, array)]
-        return [(f"{path}[{i}]", row) for i, row in enumerate(array)]
-    return [(path, image_sample(read_image(path), model, path))]
+    if not os.path.isfile(path):
+        raise InputError(f"{path}: no such file")
+    if not path.endswith((".npy", ".npz")):
+        return [(path, image_sample(read_image(path), model, path))]
+    try:
+        array = _array(path)
+    except (OSError, ValueError, IndexError) as error:
+        raise InputError(f"{path}: not a NumPy .npy array or .npz archive ({error})") from None
+    shape = model.sample_shape
+    if array.shape == shape:
+        return [(path, array)]
+    if array.shape[1:] != shape:
+        raise InputError(f"{path}: an array of shape {array.shape}; the model takes one sample "
+                         f"of shape {shape} or a batch of shape (n, {', '.join(map(str, shape))})")
+    if len(array) == 0:
+        raise InputError(f"{path}: an empty batch, no sample in it")
+    return [(f"{path}[{i}]", row) for i, row in enumerate(array)]
+
+
+def _array(path):
+    """A .npy file's array; an .npz archive's array ``x``, or its first."""
+    loaded = np.load(path, allow_pickle=False)
+    if isinstance(loaded, np.ndarray):
+        return loaded
+    with loaded:
+        return loaded["x" if "x" in loaded.files else loaded.files[0]]
 
 
 def read_folder(folder, model):

@@ -28,6 +28,7 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from . import __version__, protocol
+from .commands import NON_NEGATIVE, PORT, POSITIVE, POSITIVE_INT, model_path
 from .endpoints import VERSION, Batcher, load_endpoint
 from .errors import EdgeError, InputError
 from .metrics import Metrics
@@ -246,33 +247,38 @@ class _Handler(BaseHTTPRequestHandler):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="edgebnn-serve", description=__doc__.splitlines()[0])
-    parser.add_argument("model", help="packed model file (.h5)")
+    parser.add_argument("model", type=model_path,
+                        help="packed model file (.h5), or the name of a shipped one")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")
-    parser.add_argument("--port", type=int, default=8000, help="0 picks a free port")
+    parser.add_argument("--port", type=PORT, default=8000, help="0 picks a free port")
     parser.add_argument("--name", help="model name in URLs (default: the file's stem)")
     parser.add_argument("--backend", choices=["c", "numpy"])
     parser.add_argument("--section", help="serve one section of a DDNN file: devices/I, edge, "
                                           "local or cloud")
-    parser.add_argument("--max-body", type=int, default=MAX_BODY_BYTES, help="bytes per request")
-    parser.add_argument("--read-timeout", type=float, default=10.0,
+    parser.add_argument("--max-body", type=POSITIVE_INT, default=MAX_BODY_BYTES,
+                        help="bytes per request")
+    parser.add_argument("--read-timeout", type=POSITIVE, default=10.0,
                         help="seconds to receive a whole request, idle keep-alive included")
-    parser.add_argument("--max-connections", type=int, default=256)
-    parser.add_argument("--batch-delay", type=float, default=0.0, metavar="MS",
+    parser.add_argument("--max-connections", type=POSITIVE_INT, default=256)
+    parser.add_argument("--batch-delay", type=NON_NEGATIVE, default=0.0, metavar="MS",
                         help="dynamic batching: wait up to MS milliseconds for concurrent "
                              "requests to join a batch (0: off)")
-    parser.add_argument("--max-batch", type=int, default=32, help="samples per dynamic batch")
-    parser.add_argument("--batch-workers", type=int, default=1,
+    parser.add_argument("--max-batch", type=POSITIVE_INT, default=32,
+                        help="samples per dynamic batch")
+    parser.add_argument("--batch-workers", type=POSITIVE_INT, default=1,
                         help="threads running batches (each runs one at a time)")
-    parser.add_argument("--log-level", default="INFO", help="access log level (WARNING: quiet)")
+    parser.add_argument("--log-level", default="INFO", type=str.upper,
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                        help="access log level (WARNING: quiet)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(message)s")
     name = args.name or os.path.splitext(os.path.basename(args.model))[0]
     try:
         endpoint = load_endpoint(args.model, name, args.section, args.backend)
         server = ModelServer((args.host, args.port), endpoint, args.max_body, args.read_timeout,
                              args.max_connections, args.batch_delay / 1e3, args.max_batch,
                              args.batch_workers)
-    except (EdgeError, ImportError, OSError) as error:
+    except (EdgeError, ImportError, OSError, ValueError) as error:
         parser.exit(2, f"error: {error}\n")
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())

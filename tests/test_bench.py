@@ -6,6 +6,7 @@ import os
 import numpy as np
 import pytest
 
+from edgebnn import models
 from edgebnn.bench import budget
 from edgebnn.bench.__main__ import main
 from edgebnn.bench.fit import MIN_R2, Line, distrust, fit_line, fit_lines
@@ -573,7 +574,17 @@ def test_latency_of_a_random_net_of_a_shape(capsys):
 def test_latency_rejects_samples_of_the_wrong_shape(model_file, tmp_path, capsys):
     np.save(tmp_path / "x.npy", np.zeros((4, 5), np.uint8))
     code, _, err = run_cli(["latency", model_file, "--input", str(tmp_path / "x.npy")], capsys)
-    assert code == 2 and "takes (3, 4)" in err
+    assert code == 2 and "takes one sample of shape (3, 4)" in err
+
+
+def test_latency_of_a_shipped_model_by_name_on_an_image(tmp_path, capsys):
+    from edgebnn.images import read_image
+    digits = np.load(models.path("mnist-samples.npz"))["images"]
+    (tmp_path / "digit.pgm").write_bytes(b"P5 28 28 255\n" + digits[0].tobytes())
+    code, out, _ = run_cli(["latency", "mnist-bnn.h5", "--runs", "3", "--warmup", "0", "--json",
+                            "--input", str(tmp_path / "digit.pgm")], capsys)
+    assert code == 0 and json.loads(out)["samples"] == 1
+    assert np.array_equal(read_image(str(tmp_path / "digit.pgm")), digits[0])
 
 
 # --- sweep and compare, tiny and untimed -------------------------------------------------------

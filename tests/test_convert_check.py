@@ -96,8 +96,8 @@ def test_a_folder_of_images_is_checked(tmp_path):
 
 @pytest.mark.parametrize("samples, problem", [
     ("missing.npy", "no such file or folder"),
-    ("wrong.npy", "a sample of shape (5,), the model takes (12,)"),
-    ("empty", "no .npy, .png, .pgm files in it")])
+    ("wrong.npy", "an array of shape (3, 5); the model takes one sample of shape (12,)"),
+    ("empty", "no .npy, .npz, .png, .pgm files in it")])
 def test_bad_samples_exit_2_naming_the_file(tmp_path, samples, problem):
     source = sign_net(tmp_path / "net.onnx")
     np.save(tmp_path / "wrong.npy", np.zeros((3, 5), np.float32))
@@ -113,7 +113,7 @@ def test_samples_without_check_is_a_usage_error(tmp_path):
     assert status == 2 and "--samples is for --check" in stderr
     status, _, stderr = cli(os.path.join(KERAS, "binary_mlp.h5"), tmp_path / "o.h5", "--check",
                             "--min-agreement", "101")
-    assert status == 2 and "not a percentage from 0 to 100" in stderr
+    assert status == 2 and "101 must be at most 100" in stderr
 
 
 # check.run in-process, with stand-ins for the source framework -------------------------------

@@ -221,8 +221,9 @@ def torch_nets():
     }
 
 
-def exported(name, tmp_path):
-    """The net (eval, with batch norm statistics from its own activations) and its ONNX file."""
+def exported(name, tmp_path, default_exporter=False):
+    """The net (eval, with batch norm statistics from its own activations) and its ONNX file,
+    from the TorchScript exporter or from torch's default one called with its defaults."""
     torch = pytest.importorskip("torch")
     net, shape, scale, offset = torch_nets()[name]
     x = uint8_samples(shape, seed=6)
@@ -241,6 +242,9 @@ def exported(name, tmp_path):
             norm.bias.copy_(torch.randn(n, generator=generator) * 0.5)
     net.eval()
     path = tmp_path / "net.onnx"
+    if default_exporter:
+        torch.onnx.export(net, (torch.from_numpy(x_real[:1]),), path)
+        return net, path, x, x_real, shape, scale, offset
     with warnings.catch_warnings():       # the TorchScript exporter is deprecated, still here
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(net, (torch.from_numpy(x_real[:1]),), path, dynamo=False,
@@ -392,6 +396,19 @@ def test_an_empty_graph_is_refused():
     model = make_model([], {}, (4,))
     with pytest.raises(ValueError, match="not a valid ONNX model|has no nodes"):
         convert(model)
+
+
+@pytest.mark.parametrize("name", ["float", "binary mlp", "binary conv", "one channel"])
+def test_every_net_from_torchs_default_exporter_answers_as_pytorch(name, tmp_path):
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnxscript")
+    net, path, x, x_real, shape, scale, offset = exported(name, tmp_path, default_exporter=True)
+    results = Runtime(convert(path, "uint8", scale, offset)).classify_batch(runtime_layout(x, shape))
+    with torch.no_grad():
+        expected = net(torch.from_numpy(x_real)).numpy()
+    np.testing.assert_array_equal([r.label for r in results], expected.argmax(axis=1))
+    np.testing.assert_allclose([r.scores if name == "float" else r.logits for r in results],
+                               expected, rtol=1e-4, atol=1e-4)
 
 
 def test_a_binary_net_from_torchs_default_exporter_converts(tmp_path):

@@ -169,15 +169,33 @@ def test_ddnn_devices_and_cloud_on_mlserver_answer_as_in_process(mlserver):
         coordinator.close()
 
 
-def test_the_example_model_settings_serve_the_shipped_model():
-    """examples/mlserver-big/ is what the README tells users to start: it must name this runtime
-    and a file that exists."""
-    folder = os.path.join(ROOT, "examples", "mlserver-big")
-    with open(os.path.join(folder, "model-settings.json")) as f:
-        settings = json.load(f)
+def test_the_example_folder_serves_the_shipped_model(tmp_path):
+    """``mlserver start examples/mlserver-big``, as the README tells users: its
+    model-settings.json as it is, its settings.json on free ports."""
+    example = tmp_path / "examples" / "mlserver-big"
+    shutil.copytree(os.path.join(ROOT, "examples", "mlserver-big"), example)
+    settings = json.loads((example / "model-settings.json").read_text())
     assert settings["implementation"] == "edgebnn.mlserver.EdgeBNNRuntime"
-    assert os.path.isfile(os.path.join(folder, settings["parameters"]["uri"]))
     assert settings["max_batch_size"] > 1 and settings["max_batch_time"] > 0
+    shipped = (example / settings["parameters"]["uri"]).resolve()      # the same relative path
+    shipped.parent.mkdir(parents=True)
+    shutil.copy(os.path.join(ROOT, "models", "mnist-mlp.h5"), shipped)
+    server = json.loads((example / "settings.json").read_text())
+    server.update(http_port=free_port(), grpc_port=free_port(), metrics_port=free_port())
+    (example / "settings.json").write_text(json.dumps(server))
+    process = start_mlserver(example)
+    try:
+        url = f"http://127.0.0.1:{server['http_port']}"
+        wait(process, example, url, [settings["name"]])
+        samples = np.load(os.path.join(ROOT, "models", "mnist-samples.npz"))
+        remote = RemoteModel(url, settings["name"], deadline=10.0)
+        local = Runtime(shipped)
+        batch = samples["images"][:4]        # a batch in BLAS: the same sums to float32 rounding
+        np.testing.assert_allclose(remote.infer_batch(batch),
+                                   [r.logits for r in local.classify_batch(batch)], rtol=1e-5)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
 
 
 def test_the_kserve_manifests_configure_a_working_mlserver(tmp_path):

@@ -7,6 +7,7 @@ environment (with EDGEBNN_TEST_INSTALLED=1, which the last test checks).
 import importlib.metadata
 import json
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -129,7 +130,7 @@ def test_a_missing_c_kernel_warns_once_and_names_the_cost(monkeypatch):
         assert kernels.get_kernels() is kernels.numpy_twin
     assert len(caught) == 1
     assert issubclass(caught[0].category, kernels.SlowBackendWarning)
-    assert "10-75x slower" in str(caught[0].message)
+    assert "15-200x slower" in str(caught[0].message)
     with warnings.catch_warnings():
         warnings.simplefilter("error")        # chosen knowingly: no warning
         monkeypatch.setattr(kernels, "_warned", False)
@@ -264,6 +265,41 @@ def test_classify_command_exit_codes(tmp_path):
     assert done.returncode == 1 and "shape" in done.stderr
     done = run_python("-m", "edgebnn", str(tmp_path / "missing.h5"), str(bad))
     assert done.returncode == 2 and "no such file" in done.stderr
+
+
+@pytest.mark.parametrize("array, message", [
+    (np.zeros(784, np.uint8), r"x.npy: an array of shape \(784,\); the model takes one sample "
+                              r"of shape \(28, 28\) or a batch of shape \(n, 28, 28\)"),
+    (np.zeros((0, 28, 28), np.uint8), "x.npy: an empty batch"),
+    (np.zeros((2, 28, 28), np.float32), r"x.npy\[0\]: input dtype float32, expected uint8"),
+    (None, "x.npy: no such file")])
+def test_classify_command_names_the_file_that_does_not_fit(tmp_path, array, message):
+    if array is not None:
+        np.save(tmp_path / "x.npy", array)
+    done = run_python("-m", "edgebnn", "mnist-bnn.h5", str(tmp_path / "x.npy"))
+    assert done.returncode == 1 and re.search(message, done.stderr), done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_classify_command_reads_npz_and_refuses_an_unknown_backend_in_one_line(tmp_path):
+    samples = np.load(models.path("mnist-samples.npz"))
+    np.savez(tmp_path / "x.npz", x=samples["images"][:2])
+    done = run_python("-m", "edgebnn", "mnist-bnn.h5", str(tmp_path / "x.npz"))
+    assert done.returncode == 0 and len(done.stdout.splitlines()) == 2
+    bogus = subprocess.run([sys.executable, "-m", "edgebnn", "mnist-bnn.h5", str(tmp_path / "x.npz")],
+                           capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "EDGEBNN_BACKEND": "bogus"})
+    assert bogus.returncode == 2 and bogus.stderr.startswith("error: EDGEBNN_BACKEND='bogus'")
+
+
+@pytest.mark.parametrize("command", [["-m", "edgebnn.bench", "latency", "mnist-bnn.h5", "--runs", "3"],
+                                     ["-m", "edgebnn.converters", "--help"]])
+def test_commands_end_quietly_when_their_reader_goes_away(command):
+    reader = subprocess.Popen([sys.executable, *command], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
+    reader.stdout.close()                  # as `| head -0` does
+    _, error = reader.communicate(timeout=120)
+    assert b"Traceback" not in error and b"BrokenPipe" not in error, error
 
 
 def test_suite_runs_against_the_installed_wheel():

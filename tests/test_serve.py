@@ -14,8 +14,6 @@ from conftest import Process
 from edgebnn import BatchNorm, BinaryDense, Model, RemoteModel, Runtime, Sign, save_model
 from edgebnn.bitpack import pack_signs
 
-tritonclient = pytest.importorskip("tritonclient.http", reason="tritonclient[http] is an extra")
-
 
 def binary_mlp(seed=0):
     """A small binarized net (exact integer arithmetic: any batch gives the same bits)."""
@@ -72,6 +70,7 @@ def infer_body(**tensor):
 
 @pytest.mark.parametrize("binary", [True, False])
 def test_tritonclient_with_its_defaults_and_with_json(models, server, binary):
+    tritonclient = pytest.importorskip("tritonclient.http", reason="the [triton] extra")
     client = tritonclient.InferenceServerClient(f"127.0.0.1:{server.port}")
     assert client.is_server_live() and client.is_server_ready() and client.is_model_ready("big")
     metadata = client.get_model_metadata("big")
@@ -90,6 +89,31 @@ def test_tritonclient_with_its_defaults_and_with_json(models, server, binary):
     if binary:
         np.testing.assert_allclose(result.as_numpy("probabilities").sum(axis=1), 1, rtol=1e-6)
     client.close()
+
+
+def test_remote_model_sends_the_request_tritonclient_writes(server):
+    """The client's binary request, byte for byte the tensor and field for field the JSON
+    header that tritonclient's own request builder writes for the same batch."""
+    tritonclient = pytest.importorskip("tritonclient.http", reason="the [triton] extra")
+    remote, sent = RemoteModel(server.url, "big", deadline=5.0), []
+    request = remote._request
+
+    def recorded(method, path, body=None, headers=None):
+        if method == "POST":
+            sent.append((path, body, headers))
+        return request(method, path, body, headers)
+    remote._request = recorded
+    batch = images(3)
+    remote.infer_outputs(batch, ["logits"])
+    tensor = tritonclient.InferInput("input", list(batch.shape), "UINT8")
+    tensor.set_data_from_numpy(batch)
+    theirs, their_length = tritonclient.InferenceServerClient.generate_request_body(
+        [tensor], outputs=[tritonclient.InferRequestedOutput("logits")])
+    (path, body, headers), = sent
+    length = int(headers["Inference-Header-Content-Length"])
+    assert path == "/v2/models/big/infer"
+    assert json.loads(body[:length]) == json.loads(theirs[:their_length])
+    assert body[length:] == theirs[their_length:]
 
 
 # routes ----------------------------------------------------------------------------
@@ -111,6 +135,12 @@ def test_versioned_infer_and_a_chunked_body(server):
     status, reply = raw(server.port, "POST", "/v2/models/big/infer", chunked,
                         {"Transfer-Encoding": "chunked"})
     assert status == 200 and reply["model_version"] == "1"
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+    connection.request("POST", "/v2/models/big/infer", iter([body[:500], body[500:]]),
+                       encode_chunked=True)    # the standard library's own chunked client
+    response = connection.getresponse()
+    assert response.status == 200 and json.loads(response.read())["outputs"][0]["shape"] == [1, 10]
+    connection.close()
 
 
 def test_metadata_has_the_batch_axis(server):
@@ -170,6 +200,9 @@ def post(body, headers=b""):
     (post(infer_body(datatype="STRING")), 400, "datatype 'STRING' unsupported"),
     (post(infer_body(data=["a"] * 784)), 400, "numbers only"),
     (post(infer_body(data=[300] * 784)), 400, "outside the UINT8 range"),
+    (post(infer_body(data=[1.5] * 784)), 400, "UINT8 values must be whole numbers"),
+    (post(infer_body(data=[True] * 784)), 400, "numbers only"),
+    (post(infer_body(data=[[0] * 28] * 27 + [[0] * 27])), 400, "numbers only"),
     (post(json.dumps({"inputs": json.loads(infer_body())["inputs"], "outputs": 5})), 400,
      "'outputs' must be a list"),
     (post(json.dumps({"inputs": json.loads(infer_body())["inputs"], "outputs": [{"name": 7}]})),
@@ -180,7 +213,7 @@ def post(body, headers=b""):
                       "parameters": {"binary_data_output": "yes"}})), 400, "true or false"),
     (post(infer_body(), b"Inference-Header-Content-Length: 99999\r\n"), 400, "does not fit"),
     (post(BINARY_HEADER + "x" * 10, b"Inference-Header-Content-Length: %d\r\n" % len(BINARY_HEADER)),
-     400, "binary_data_size 784, expected 784 bytes.*10 bytes left"),
+     400, "binary_data_size 784 for shape .* takes 784 bytes; the body has 10 binary bytes left"),
     (b"POST /v2/models/big/infer HTTP/1.1\r\nContent-Length: \xb2\r\n\r\n", 400,
      "not a length"),
     (b"POST /v2/models/big/infer HTTP/1.1\r\nContent-Length: -5\r\n\r\n", 400, "not a length"),
@@ -303,6 +336,36 @@ def test_metrics_in_prometheus_text_format(models):
         assert "# TYPE edgebnn_request_seconds histogram" in text
     finally:
         process.stop()
+
+
+def test_metrics_parse_as_prometheus_reads_them(server):
+    parser = pytest.importorskip("prometheus_client.parser", reason="prometheus_client reads them")
+    raw(server.port, "POST", "/v2/models/big/infer", infer_body())
+    text = raw(server.port, "GET", "/metrics")[1].decode()
+    families = {family.name: family for family in parser.text_string_to_metric_families(text)}
+    assert families["edgebnn_request_seconds"].type == "histogram"
+    assert any(sample.labels == {"route": "infer", "status": "200"} and sample.value >= 1
+               for sample in families["edgebnn_requests"].samples)
+
+
+@pytest.mark.parametrize("option, value", [
+    ("--port", "99999"), ("--port", "-1"), ("--max-body", "0"), ("--read-timeout", "-1"),
+    ("--read-timeout", "nan"), ("--max-connections", "0"), ("--batch-delay", "-1"),
+    ("--max-batch", "0"), ("--batch-workers", "0"), ("--log-level", "LOUD")])
+def test_bad_options_are_refused_before_serving(option, value, capsys):
+    from edgebnn import serve as command
+    with pytest.raises(SystemExit) as exit:
+        command.main(["mnist-mlp.h5", option, value])
+    assert exit.value.code == 2 and f"argument {option}" in capsys.readouterr().err
+
+
+def test_a_shipped_model_is_served_by_its_name():
+    process = Process(["-m", "edgebnn.serve", "mnist-mlp.h5", "--port", "0", "--log-level",
+                       "WARNING"])
+    try:
+        assert raw(process.port, "GET", "/v2/models/mnist-mlp/ready")[0] == 200
+    finally:
+        assert process.stop() == 0
 
 
 def test_access_log_through_logging(models):

@@ -26,10 +26,12 @@ class SlowBackendWarning(RuntimeWarning):
 
 def get_kernels(name=None):
     """The kernel module for ``name`` ("c", "numpy" or None for the default)."""
+    given = f"backend {name!r}"
     if name is None:
         name = os.environ.get(ENVIRONMENT_VARIABLE) or ("c" if c_available() else _fallback())
+        given = f"{ENVIRONMENT_VARIABLE}={name!r}: backend"
     if name not in BACKENDS:
-        raise ValueError(f"backend {name!r} unknown; choose one of {', '.join(BACKENDS)}")
+        raise ValueError(f"{given} unknown; choose one of {', '.join(BACKENDS)}")
     if name == "numpy":
         return numpy_twin
     if not c_available():
@@ -55,12 +57,12 @@ def c_available():
 
 
 def _fallback():
-    """The twin, said once per process: binary layers then run 10-75x slower."""
+    """The twin, said once per process: binary layers then run 15-200x slower."""
     global _warned
     if not _warned:
         _warned = True
         message = (f"edgebnn's C kernel is not available ({_c_error}), so binary layers run "
-                   f"on the NumPy backend, 10-75x slower. Install a C compiler (e.g. "
+                   f"on the NumPy backend, 15-200x slower. Install a C compiler (e.g. "
                    f"'apt install gcc python3-dev') and reinstall edgebnn, or set "
                    f"{ENVIRONMENT_VARIABLE}=numpy to choose the NumPy backend knowingly.")
         warnings.warn(message, SlowBackendWarning, stacklevel=4)
