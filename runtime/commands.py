@@ -61,9 +61,10 @@ def quiet_on_closed_pipe(main):
     @functools.wraps(main)
     def run(argv=None):
         try:
-            status = main(argv)
-            sys.stdout.flush()
-            return status
+            try:
+                return main(argv)
+            finally:                    # also after argparse's exit, which --help takes
+                sys.stdout.flush()
         except BrokenPipeError:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error at exit
             return 1
