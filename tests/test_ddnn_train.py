@@ -62,6 +62,7 @@ def test_reproduction_script_on_tiny_nets(mnist_dir, tmp_path):
     import ddnn_reproduce
     models = tmp_path / "models"
     runs = [("max-concat.h5", []), ("max-concat-s1.h5", ["--seed", "1"]),
+            ("max-concat-paper.h5", ["--drop", "0"]),
             ("pairings/max-concat-nodrop-s0.h5", ["--drop", "0"]),
             ("pairings/concat-average-nodrop-s0.h5", ["--drop", "0", "--local", "concat",
                                                      "--cloud", "average"]),
