@@ -76,8 +76,10 @@ class OptionalBuildExt(build_ext):
 
     @staticmethod
     def _warn(error):
-        print(f"WARNING: the C kernel was not built ({error}); edgebnn will run its binary "
-              "layers on the NumPy backend, 15-200x slower")
+        print(f"WARNING: the C kernel was not built ({error}): {SLOWER}")
+
+
+SLOWER = "binary layers will run on the NumPy backend, 15-200x slower"
 
 
 class BuildPy(build_py):
@@ -90,9 +92,8 @@ class BuildPy(build_py):
 
 with_kernel = "sdist" in sys.argv or compiler_works()
 if not with_kernel:
-    print("WARNING: building edgebnn without its C kernel: binary layers will run on the "
-          "NumPy backend, 15-200x slower. Install a C compiler (e.g. apt install gcc "
-          "python3-dev) and reinstall for the fast kernel.")
+    print(f"WARNING: building edgebnn without its C kernel: {SLOWER}. Install a C compiler "
+          "(e.g. apt install gcc python3-dev) and reinstall for the fast kernel.")
 
 setup(
     name="edgebnn",

@@ -53,7 +53,7 @@ def model_path(text):
 def program(module):
     """The name a usage line shows: the console script's, or ``python -m module``."""
     name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
-    return f"python -m {module}" if name in ("", "__main__.py", "-c") else name
+    return f"python -m {module}" if name in ("", "-c") or name.endswith(".py") else name
 
 
 def quiet_on_closed_pipe(main):

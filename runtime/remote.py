@@ -20,7 +20,7 @@ import urllib.parse
 import numpy as np
 
 from . import protocol
-from .wire import Connection, length, sleep
+from .wire import TIMEOUTS, Connection, length, sleep
 from .errors import RemoteError
 
 MAX_REPLY_BYTES = 16 << 20
@@ -243,7 +243,7 @@ class RemoteModel:
         except RemoteError:
             self.close()
             raise
-        except TimeoutError:
+        except TIMEOUTS:
             self.close()
             raise RemoteError(f"{self.url}{path}: no complete answer within the "
                               f"{self.deadline:g} s deadline") from None

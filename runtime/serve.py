@@ -28,11 +28,11 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from . import __version__, protocol
-from .commands import NON_NEGATIVE, PORT, POSITIVE, POSITIVE_INT, model_path
+from .commands import NON_NEGATIVE, PORT, POSITIVE, POSITIVE_INT, model_path, program
 from .endpoints import VERSION, Batcher, load_endpoint
 from .errors import EdgeError, InputError
 from .metrics import Metrics
-from .wire import BadRequest, DeadlineSocket, length, read_body, reader, refuse
+from .wire import TIMEOUTS, BadRequest, DeadlineSocket, length, read_body, reader, refuse
 
 MAX_BODY_BYTES = 16 << 20
 log = logging.getLogger("edgebnn.serve")
@@ -134,7 +134,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._reply(503, {"error": "the server is shutting down"}, close=True)
         try:
             handler(urllib.parse.urlsplit(self.path).path)
-        except (TimeoutError, ConnectionError):       # the client went quiet or away
+        except (*TIMEOUTS, ConnectionError):          # the client went quiet or away
             self.close_connection = True
         except (protocol.ProtocolError, InputError, BadRequest) as error:
             self._reply(getattr(error, "status", 400), {"error": str(error)},
@@ -246,7 +246,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="edgebnn-serve", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=program("edgebnn.serve"), description=__doc__.splitlines()[0])
     parser.add_argument("model", type=model_path,
                         help="packed model file (.h5), or the name of a shipped one")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")

@@ -3,7 +3,7 @@
 A socket timeout bounds each call: a peer that drips a reply (or a request)
 one byte at a time never trips it. Here each send and receive gets only
 what is left until one ``deadline`` for the whole exchange (a
-``time.monotonic()`` value); past it, calls raise ``TimeoutError``. Bodies
+``time.monotonic()`` value); past it, calls raise one of ``TIMEOUTS``. Bodies
 are read against a byte limit, by Content-Length or chunk by chunk, and
 every malformed length or chunk is a ``BadRequest`` that says what to answer.
 """
@@ -14,6 +14,9 @@ import json
 import re
 import socket
 import time
+
+# what a call past its deadline raises: socket.timeout is TimeoutError only from Python 3.10
+TIMEOUTS = (TimeoutError, socket.timeout)
 
 
 def remaining(deadline):

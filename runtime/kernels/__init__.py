@@ -57,7 +57,7 @@ def c_available():
 
 
 def _fallback():
-    """The twin, said once per process: binary layers then run 15-200x slower."""
+    """The twin, and a warning once per process of what it costs."""
     global _warned
     if not _warned:
         _warned = True
