@@ -25,15 +25,16 @@ from edgebnn.bench import mnist  # noqa: E402
 import multiview  # noqa: E402
 
 
-def start(model, section):
+def start(model, section, name):
     process = subprocess.Popen([sys.executable, "-m", "edgebnn.serve", model, "--port", "0",
-                                "--section", section, "--name", section.replace("/", "")],
+                                "--section", section, "--name", name],
                                stdout=subprocess.PIPE, text=True)
     port = re.search(r":(\d+) ", process.stdout.readline()).group(1)
     return process, f"http://127.0.0.1:{port}"
 
 
 def main(argv=None):
+    """Prints and returns ``{"samples", "correct", "identical", "exits", "device0_missed"}``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True)
     parser.add_argument("--model", default="models/ddnn/max-concat.h5")
@@ -45,17 +46,21 @@ def main(argv=None):
     ddnn = load_ddnn(args.model)
     images, labels = mnist.load(args.data, "test")
     views = multiview.make_views(images[:args.samples], "test")
-    servers = [start(args.model, f"devices/{i}") for i in range(len(ddnn.devices))]
-    tiers = [start(args.model, "cloud")] + ([start(args.model, "edge")] if ddnn.edge else [])
-    coordinator = Coordinator(ddnn, [url for _, url in servers], deadline=args.deadline,
-                              names=[f"devices{i}" for i in range(len(servers))],
-                              cloud=tiers[0][1], edge=tiers[1][1] if ddnn.edge else None)
+    processes, coordinator = [], None
     correct = same = sent = 0
     exits = {}
     try:
+        def serve(section, name):
+            processes.append(None)           # a slot, so a failed start still kills the rest
+            processes[-1], url = start(args.model, section, name)
+            return url
+        devices = [serve(f"devices/{i}", f"device{i}") for i in range(len(ddnn.devices))]
+        cloud = serve("cloud", "cloud")
+        edge = serve("edge", "edge") if ddnn.edge else None
+        coordinator = Coordinator(ddnn, devices, deadline=args.deadline, cloud=cloud, edge=edge)
         for i in range(args.samples):
             if i == args.samples // 2:
-                servers[0][0].kill()
+                processes[0].kill()
                 print(f"killed device 0 before sample {i}")
             sample = list(views[:, i])
             result = coordinator.classify(sample, args.threshold, args.edge_threshold)
@@ -68,14 +73,17 @@ def main(argv=None):
             exits[result.exit] = exits.get(result.exit, 0) + 1
             sent += sum(result.bytes_sent)
     finally:
-        coordinator.close()
-        for process, _ in servers + tiers:
+        if coordinator is not None:
+            coordinator.close()
+        for process in filter(None, processes):
             process.kill()
             process.wait()
     print(f"{args.samples} samples: accuracy {correct / args.samples:.2%}, "
           f"{sent / args.samples:.0f} bytes sent per sample, answers per tier {exits}, "
           f"{same} answers identical to the in-process DDNN, device 0 missed "
           f"{coordinator.missing[0]} phases")
+    return {"samples": args.samples, "correct": correct, "identical": same, "exits": exits,
+            "device0_missed": coordinator.missing[0]}
 
 
 if __name__ == "__main__":

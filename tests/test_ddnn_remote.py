@@ -1,4 +1,6 @@
 """DDNN devices as separate processes: same answers as in process, dead and late devices missing."""
+import os
+
 import numpy as np
 import pytest
 
@@ -6,7 +8,7 @@ from edgebnn import Coordinator, load_ddnn, save_ddnn
 from edgebnn.ddnn import NoDevicesError
 from edgebnn.remote import RemoteModel
 from test_ddnn import CLASSES, random_ddnn, views
-from conftest import Process, fault_server
+from conftest import ROOT, Process, fault_server
 
 DEVICES = 3
 
@@ -196,3 +198,14 @@ def test_unknown_section_is_refused(ddnn_path):
                            "--section", "devices/9"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "section 'devices/9' not in" in done.stderr and "devices/0..devices/2" in done.stderr
+
+
+def test_processes_example_on_the_shipped_edge_model(mnist_dir):
+    """examples/ddnn_processes.py as the README runs it: eight server processes, device 0 killed
+    halfway, every answer the in-process DDNN's, every tier answering some."""
+    import ddnn_processes   # examples/ is on the path: see conftest.py
+    model = os.path.join(ROOT, "models", "ddnn", "max-concat-edge.h5")
+    summary = ddnn_processes.main(["--data", mnist_dir, "--model", model, "--samples", "40",
+                                   "--threshold", "0.1", "--edge-threshold", "0.3"])
+    assert summary["identical"] == 40 and summary["device0_missed"] == 20
+    assert set(summary["exits"]) == {"local", "edge", "cloud"}
