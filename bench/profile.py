@@ -24,7 +24,7 @@ FORMAT = "edgebnn-bench-profile"
 VERSION = 1
 
 
-def _processor():
+def processor():
     """The CPU's name: platform.processor() is often empty on Linux, so ask /proc too."""
     name = platform.processor()
     try:
@@ -51,7 +51,7 @@ def machine_info():
     path) and what the memory budget does (the machine's memory, in bytes)."""
     import numpy
     from edgebnn.kernels import c_available
-    info = {"machine": platform.machine(), "processor": _processor(),
+    info = {"machine": platform.machine(), "processor": processor(),
             "platform": platform.platform(), "cpus": os.cpu_count(),
             "python": platform.python_version(), "numpy": numpy.__version__,
             "blas_threads": blas_threads(),

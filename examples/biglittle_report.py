@@ -33,6 +33,8 @@ for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 
+import provenance  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 
@@ -394,6 +396,7 @@ def report(folders, images, labels, latency_samples, argv):
             "One PyTorch thread each, at the lowest priority, two at a time on a 2-core machine "
             "shared with other jobs (so the times are upper bounds). `examples/reproduce.py` runs "
             "them all as one queue.", "", commands_table(groups), ""]
+    out += provenance.trained_on({net.name: net.record for net in groups.all}) + [""]
     return "\n".join(out)
 
 

@@ -45,6 +45,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from edgebnn.bench import mnist  # noqa: E402
+import provenance  # noqa: E402
 import train_binary  # noqa: E402
 from biglittle_report import binary_metrics  # noqa: E402
 from edgebnn.converters.binary_layers import BinaryLinear, Sign  # noqa: E402
@@ -146,7 +147,7 @@ def train_one(args, x, y, x_val, y_val):
               "score": score_name, "candidates": candidates,
               "train_images": len(x), "validation_images": len(x_val),
               "train_seconds": round(time.perf_counter() - started, 1),
-              "torch": torch.__version__, "threads": torch.get_num_threads()}
+              **provenance.environment()}
     return record, net.eval()
 
 

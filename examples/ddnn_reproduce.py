@@ -10,8 +10,8 @@ examples/reproduce.py for the plan), with the ``.json`` record beside each:
   with device dropout, our addition; seed 0 is the shipped file;
 - ``max-concat-paper.h5``, ``-s1``, ``-s2``: the same, trained the paper's
   way (no device dropout): the main model's like-for-like row;
-- ``pairings/LOCAL-CLOUD-nodrop-sSEED.h5``: every pairing of aggregators
-  trained the paper's way, for fewer epochs than the main model;
+- ``pairings/LOCAL-CLOUD-nodrop-sSEED.h5``: every other pairing of
+  aggregators, trained like ``max-concat-paper`` (which is their max-concat);
 - ``max-concat-edge.h5``: the main recipe with an edge tier.
 
 The thresholds were chosen on the validation split by the rules of
@@ -37,6 +37,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ddnn_eval  # noqa: E402
 from edgebnn.bench import mnist  # noqa: E402
 import multiview  # noqa: E402
+import provenance  # noqa: E402
 from ddnn_eval import GRID, PAPER_MISSING, PAPER_SHARE, PAPER_T, RULES  # noqa: E402
 from edgebnn import load_ddnn  # noqa: E402
 from edgebnn.ddnn import SCORE_BYTES  # noqa: E402
@@ -161,6 +162,10 @@ def main(argv=None):
     if MAIN not in names:
         parser.exit(2, f"error: {args.models}/{MAIN}.h5 (with its .json) missing; train it "
                        "with examples/ddnn_train.py\n")
+    if unrecorded(args.models):
+        parser.exit(2, f"error: no .json record beside {', '.join(unrecorded(args.models))}: the "
+                       "report lists every file with its command; retrain it with "
+                       "examples/ddnn_train.py or move it away\n")
     runs = {name: Run(path, views, labels) for name, path in names.items()}
     main_runs = seeds_of(runs, MAIN)
     like = seeds_of(runs, LIKE_FOR_LIKE)
@@ -178,16 +183,14 @@ def main(argv=None):
     report += sweep_section(shipped)
     report += missing_section(shipped)
     report += device_count_section(shipped, main_runs)
-    comparison = {(local, cloud): seeds_of(runs, f"{local}-{cloud}-nodrop")
-                  for local in AGGREGATORS for cloud in AGGREGATORS}
-    comparison = {k: v for k, v in comparison.items() if v}
+    comparison = pairings(runs)
     if comparison:
         report += comparison_section(comparison, main_runs)
     if EDGE in runs:
         report += edge_section(runs[EDGE])
     report += findings_section(shipped, main_runs, comparison)
     report += spot_check_section(shipped)
-    report += files_section(runs, unrecorded(args.models))
+    report += files_section(runs)
     report += [f"Evaluated in {time.perf_counter() - started:.0f} s (backend {shipped.ddnn.cloud.backend}).", ""]
     with open(args.out, "w") as f:
         f.write("\n".join(report))
@@ -343,6 +346,20 @@ def device_count_section(run, main_runs):
     return lines
 
 
+def pairings(runs):
+    """``{(local, cloud): runs}`` of the aggregation comparison, on the seeds every trained
+    pairing has (so each aggregator's mean pools alike); the max-concat runs are the
+    like-for-like row's."""
+    found = {(local, cloud): seeds_of(runs, LIKE_FOR_LIKE if (local, cloud) == ("max", "concat")
+                                      else f"{local}-{cloud}-nodrop")
+             for local in AGGREGATORS for cloud in AGGREGATORS}
+    found = {k: v for k, v in found.items() if v}
+    if len(found) < 2:
+        return {}
+    common = set.intersection(*({r.seed for r in v} for v in found.values()))
+    return {k: [r for r in v if r.seed in common] for k, v in found.items()}
+
+
 def comparison_section(comparison, main_runs):
     rows = []
     for (local, cloud), runs in comparison.items():
@@ -351,17 +368,18 @@ def comparison_section(comparison, main_runs):
                      ", ".join(f"{r.threshold('within-1'):.2f}" for r in runs),
                      with_seed0(runs, lambda r: r.at("within-1")["local_exits"]),
                      with_seed0(runs, lambda r: r.at("within-1")["overall"])])
-    length = next(iter(comparison.values()))[0].record["epochs"]
+    lengths = {r.record["epochs"] for v in comparison.values() for r in v}
     main_length = main_runs[0].record["epochs"]
-    how_long = (f"{epochs(length)} like the main model" if length == main_length else
-                f"{epochs(length)}, not the main model's {main_length} (27 runs of that length "
-                f"would take about 5 hours on this 2-core machine): the pairings are compared "
-                f"with each other, trained alike, not with the main model's rows")
+    how_long = (f"{epochs(main_length)} like the main model" if lengths == {main_length} else
+                f"{' or '.join(epochs(n) for n in sorted(lengths))}, not all as long as the main "
+                f"model's {main_length}")
+    seeds = sorted({r.seed for v in comparison.values() for r in v})
     lines = ["## Aggregation comparison", "",
              f"Every pairing of local (class scores) and cloud (feature maps) aggregator, trained the "
-             f"paper's way (no device dropout) for {how_long}, "
-             f"{len(next(iter(comparison.values())))} seeds each, epoch chosen on validation; "
-             "overall accuracy at each model's within-1 T (chosen on validation):", ""]
+             f"paper's way (no device dropout) for {how_long}, seeds {', '.join(map(str, seeds))} "
+             "(those every pairing has), epoch chosen on validation; the max-concat row is the "
+             f"main model's like-for-like runs (`{LIKE_FOR_LIKE}`). Overall accuracy at each "
+             "model's within-1 T (chosen on validation):", ""]
     lines += table(["local", "cloud", "seeds", "local exit", "cloud exit", "T (within-1)",
                     "local exits", "overall"], rows, ["---", "---"] + ["---:"] * 6)
     lines += ["", "Each aggregator over every run that uses it (the other tier's choice and the "
@@ -475,12 +493,9 @@ def unrecorded(folder):
     return [p for p in sorted(paths) if not os.path.exists(os.path.splitext(p)[0] + ".json")]
 
 
-def files_section(runs, others=()):
+def files_section(runs):
     rows = [[f"`{display_path(r.path)}`", recipe(r), r.seed, f"{r.ddnn.local_threshold:.2f}",
              f"{r.bytes:,}", r.sha256] for r in runs.values()]
-    rows += [[f"`{display_path(path)}`", "the run before this recipe's last version (no record; "
-              "not evaluated here)", "", "", f"{os.path.getsize(path):,}", file_sha256(path)]
-             for path in others]
     commands = [[name, f"`{r.record['command']}`", f"{r.record['best_epoch']} of {r.record['epochs']}",
                  f"{r.record['train_seconds']:.0f} s"] for name, r in runs.items()]
     return ["## Files", ""] + \
@@ -492,7 +507,8 @@ def files_section(runs, others=()):
          "`python3 examples/reproduce.py check --data DIR --root EMPTY_DIR --report reports/ddnn.md "
          "--only NAME...` retrains any of them and compares the SHA-256 with the list above.", ""] + \
         table(["model", "command", "epoch kept", "training time"], commands,
-              ["---", "---", "---:", "---:"]) + [""]
+              ["---", "---", "---:", "---:"]) + \
+        [""] + provenance.trained_on({name: r.record for name, r in runs.items()}) + [""]
 
 
 if __name__ == "__main__":

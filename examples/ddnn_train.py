@@ -56,6 +56,7 @@ from edgebnn.aggregate import concat_shape  # noqa: E402
 from edgebnn import DDNN, Device, save_ddnn  # noqa: E402
 from edgebnn.bench import mnist  # noqa: E402
 import ddnn_eval  # noqa: E402
+import provenance  # noqa: E402
 import multiview  # noqa: E402
 
 CLASSES = [str(d) for d in range(10)]
@@ -326,7 +327,7 @@ def main(argv=None):
               "seed": args.seed, "epochs": args.epochs, "best_epoch": best["epoch"],
               "history": history, "validation": chosen, "train_images": len(images[:args.train]),
               "validation_images": len(val_labels), "train_seconds": round(seconds, 1),
-              "torch": torch.__version__, "threads": torch.get_num_threads(), "command": command}
+              **provenance.environment(), "command": command}
     with open(os.path.splitext(args.out)[0] + ".json", "w") as f:
         json.dump(record, f, indent=1)
     print(f"wrote {args.out}: epoch {best['epoch']}, T = {chosen['threshold']} "
