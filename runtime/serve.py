@@ -12,7 +12,8 @@ otherwise, caps the request size and the time to read a request, answers
 every bad request with ``{"error": ...}`` and a 4xx status, logs each
 request through ``logging`` (logger ``edgebnn.serve``), exports
 ``/metrics`` for Prometheus, and on SIGTERM stops accepting, finishes the
-requests in flight, then exits. With ``--batch-delay`` the samples of
+requests that have begun (a connection waiting for its next request is
+closed), then exits. With ``--batch-delay`` the samples of
 concurrent requests run as one batch (dynamic batching).
 """
 import argparse
@@ -21,6 +22,7 @@ import logging
 import os
 import re
 import signal
+import socket
 import sys
 import threading
 import time
@@ -32,9 +34,10 @@ from .commands import NON_NEGATIVE, PORT, POSITIVE, POSITIVE_INT, model_path, pr
 from .endpoints import VERSION, Batcher, load_endpoint
 from .errors import EdgeError, InputError
 from .metrics import Metrics
-from .wire import TIMEOUTS, BadRequest, DeadlineSocket, length, read_body, reader, refuse
+from .wire import TIMEOUTS, BadRequest, DeadlineSocket, length, read_body, reader, refuse, remaining
 
 MAX_BODY_BYTES = 16 << 20
+IDLE_POLL = 0.1    # seconds: how soon a connection waiting for a request notices a shutdown
 log = logging.getLogger("edgebnn.serve")
 
 
@@ -87,13 +90,38 @@ class ModelServer(ThreadingHTTPServer):
         log.debug("connection from %s ended by an error", client_address, exc_info=True)
 
     def stop(self, grace=30.0):
-        """Stop accepting, let the requests in flight finish (up to ``grace`` seconds)."""
+        """Stop accepting; wait (up to ``grace`` seconds) until every connection has finished
+        the request it began, idle ones having closed (``_RequestSocket``)."""
         self.draining = True
         self.shutdown()
         self.server_close()
         until = time.monotonic() + grace
-        while self.metrics.in_flight and time.monotonic() < until:
+        while self._connections and time.monotonic() < until:
             time.sleep(0.01)
+
+
+class _RequestSocket(DeadlineSocket):
+    """The server's end of a connection. While ``idle`` (no byte of the next request yet) it
+    waits in short slices and gives up once the server drains; from the first byte on, the
+    request is served in full. Deciding in the connection's own thread leaves no window in
+    which a request that has arrived is neither idle nor counted."""
+
+    def __init__(self, sock, server):
+        super().__init__(sock)
+        self.server, self.idle = server, False
+
+    def recv_into(self, buffer, nbytes=0):
+        while self.idle:
+            if self.server.draining:
+                raise socket.timeout("the server is shutting down")
+            self.sock.settimeout(min(IDLE_POLL, remaining(self.deadline)))
+            try:
+                received = self.sock.recv_into(buffer, nbytes)
+            except TIMEOUTS:
+                continue
+            self.idle = False
+            return received
+        return super().recv_into(buffer, nbytes)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -104,7 +132,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self):
         super().setup()
-        self.socket = DeadlineSocket(self.connection)
+        self.socket = _RequestSocket(self.connection, self.server)
         self.rfile = reader(self.socket)
 
     def handle_one_request(self):
@@ -112,6 +140,7 @@ class _Handler(BaseHTTPRequestHandler):
         # last body byte, must arrive within read_timeout: a client that drips it or
         # goes quiet frees its thread then.
         self.socket.deadline = time.monotonic() + self.server.read_timeout
+        self.socket.idle = True
         self.started, self.route = None, "other"
         super().handle_one_request()        # it hangs up on a timeout while reading
         if self.started is not None:        # a request begun but not answered: say why
@@ -130,8 +159,6 @@ class _Handler(BaseHTTPRequestHandler):
         self._answer(self._post)
 
     def _answer(self, handler):
-        if self.server.draining:
-            return self._reply(503, {"error": "the server is shutting down"}, close=True)
         try:
             handler(urllib.parse.urlsplit(self.path).path)
         except (*TIMEOUTS, ConnectionError):          # the client went quiet or away

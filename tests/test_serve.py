@@ -322,6 +322,21 @@ def test_sigterm_finishes_the_request_in_flight_then_exits(models):
     sock.close()
 
 
+def test_sigterm_closes_idle_connections_at_once(models):
+    """A kept-alive connection waiting for its next request does not hold the shutdown until
+    its read timeout: it is closed, and the server exits."""
+    process = serve(models / "big.h5", "--read-timeout", "60")
+    connection = http.client.HTTPConnection("127.0.0.1", process.port, timeout=10)
+    connection.request("GET", "/v2/health/live")
+    response = connection.getresponse()
+    assert response.status == 200 and not response.will_close
+    response.read()
+    process.process.send_signal(15)
+    assert process.process.wait(timeout=5) == 0          # not after the 60 s read timeout
+    assert connection.sock.recv(1) == b""                  # closed by the server
+    connection.close()
+
+
 def test_metrics_in_prometheus_text_format(models):
     process = serve(models / "big.h5")
     try:
