@@ -13,6 +13,7 @@ import time
 import numpy as np
 
 from . import models
+from .commands import quiet_on_closed_pipe
 from .runtime import Runtime
 
 DEFAULT_MODELS = ["mnist-mlp.h5", "mnist-bnn.h5"]
@@ -36,6 +37,7 @@ def demo(path, images, labels):
     print(f"  {correct}/{len(labels)} right, median {statistics.median(times):.1f} us per sample\n")
 
 
+@quiet_on_closed_pipe
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     samples = np.load(models.path("mnist-samples.npz"))

@@ -295,7 +295,8 @@ def test_classify_command_reads_npz_and_refuses_an_unknown_backend_in_one_line(t
 
 
 @pytest.mark.parametrize("command", [["-m", "edgebnn.bench", "latency", "mnist-bnn.h5", "--runs", "3"],
-                                     ["-m", "edgebnn.converters", "--help"]])
+                                     ["-m", "edgebnn.converters", "--help"],
+                                     ["-m", "edgebnn.demo"]])
 def test_commands_end_quietly_when_their_reader_goes_away(command):
     reader = subprocess.Popen([sys.executable, *command], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE)
