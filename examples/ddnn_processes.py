@@ -22,15 +22,20 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from edgebnn import Coordinator, load_ddnn  # noqa: E402
 from edgebnn.bench import mnist  # noqa: E402
+from edgebnn.commands import POSITIVE_INT  # noqa: E402
 import multiview  # noqa: E402
 
 
 def start(model, section, name):
-    process = subprocess.Popen([sys.executable, "-m", "edgebnn.serve", model, "--port", "0",
-                                "--section", section, "--name", name],
-                               stdout=subprocess.PIPE, text=True)
+    return subprocess.Popen([sys.executable, "-m", "edgebnn.serve", model, "--port", "0",
+                             "--section", section, "--name", name],
+                            stdout=subprocess.PIPE, text=True)
+
+
+def url(process):
+    """The address a started server prints on its first line."""
     port = re.search(r":(\d+) ", process.stdout.readline()).group(1)
-    return process, f"http://127.0.0.1:{port}"
+    return f"http://127.0.0.1:{port}"
 
 
 def main(argv=None):
@@ -38,7 +43,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True)
     parser.add_argument("--model", default="models/ddnn/max-concat.h5")
-    parser.add_argument("--samples", type=int, default=200)
+    parser.add_argument("--samples", type=POSITIVE_INT, default=200)
     parser.add_argument("--deadline", type=float, default=0.5)
     parser.add_argument("--threshold", type=float, help="local exit threshold T (default: the file's)")
     parser.add_argument("--edge-threshold", type=float, help="edge exit threshold (default: the file's)")
@@ -49,14 +54,14 @@ def main(argv=None):
     processes, coordinator = [], None
     correct = same = sent = 0
     exits = {}
+    sections = [(f"devices/{i}", f"device{i}") for i in range(len(ddnn.devices))] + \
+        [("cloud", "cloud")] + ([("edge", "edge")] if ddnn.edge else [])
     try:
-        def serve(section, name):
-            processes.append(None)           # a slot, so a failed start still kills the rest
-            processes[-1], url = start(args.model, section, name)
-            return url
-        devices = [serve(f"devices/{i}", f"device{i}") for i in range(len(ddnn.devices))]
-        cloud = serve("cloud", "cloud")
-        edge = serve("edge", "edge") if ddnn.edge else None
+        for section, name in sections:      # all start at once; each is killed below whatever fails
+            processes.append(start(args.model, section, name))
+        urls = [url(p) for p in processes]
+        devices, cloud = urls[:len(ddnn.devices)], urls[len(ddnn.devices)]
+        edge = urls[-1] if ddnn.edge else None
         coordinator = Coordinator(ddnn, devices, deadline=args.deadline, cloud=cloud, edge=edge)
         for i in range(args.samples):
             if i == args.samples // 2:
@@ -75,7 +80,7 @@ def main(argv=None):
     finally:
         if coordinator is not None:
             coordinator.close()
-        for process in filter(None, processes):
+        for process in processes:
             process.kill()
             process.wait()
     print(f"{args.samples} samples: accuracy {correct / args.samples:.2%}, "

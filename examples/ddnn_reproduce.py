@@ -162,8 +162,9 @@ def main(argv=None):
     if MAIN not in names:
         parser.exit(2, f"error: {args.models}/{MAIN}.h5 (with its .json) missing; train it "
                        "with examples/ddnn_train.py\n")
-    if unrecorded(args.models):
-        parser.exit(2, f"error: no .json record beside {', '.join(unrecorded(args.models))}: the "
+    missing_records = unrecorded(args.models)
+    if missing_records:
+        parser.exit(2, f"error: no .json record beside {', '.join(missing_records)}: the "
                        "report lists every file with its command; retrain it with "
                        "examples/ddnn_train.py or move it away\n")
     runs = {name: Run(path, views, labels) for name, path in names.items()}

@@ -95,9 +95,7 @@ def ddnn(local, cloud, seed, drop, edge=False):
 
 def pairing(local, cloud, seed):
     """The aggregation comparison's runs, ``pairings/LOCAL-CLOUD-nodrop-sSEED``: the paper's way,
-    as long as the main model. Max-concat is the like-for-like run itself (the same command)."""
-    if (local, cloud) == ("max", "concat"):
-        return ddnn(local, cloud, seed, 0.0)
+    as long as the main model. Its max-concat is the like-for-like run, not planned twice."""
     args = ["--local", local, "--cloud", cloud, "--seed", str(seed), "--drop", "0.0",
             "--epochs", str(EPOCHS["ddnn"])]
     return Job(f"{local}-{cloud}-nodrop-s{seed}", "ddnn", "ddnn_train.py", tuple(args), True,
@@ -146,7 +144,7 @@ def sha256(path):
 def trained_on(model):
     """What the record beside ``model`` says trained it."""
     try:
-        with open(model[:-3] + ".json") as f:
+        with open(os.path.splitext(model)[0] + ".json") as f:
             return provenance.described(json.load(f))
     except (OSError, ValueError):
         return "no record here"
