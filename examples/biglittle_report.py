@@ -220,6 +220,24 @@ def table3(groups):
     return table(header, rows)
 
 
+def budgets(groups):
+    """How many epochs each headline recipe ran, how often validation kept the last one (the
+    budget, not validation, ending the choice), and why the little nets' budget changed."""
+    nets = {kind: [n for k in HEADLINE for n in groups.seeds(kind, k)]
+            for kind in ("little-float", "little-binary")}
+    nets["big"] = groups.paper_big()
+    said = "; ".join(f"{kind} {' or '.join(map(str, sorted({n.record['epochs'] for n in found})))} "
+                     f"(the last one kept for {sum(n.record['best_epoch'] == n.record['epochs'] for n in found)} "
+                     f"of {len(found)} nets)" for kind, found in nets.items() if found)
+    return (f"Epochs run, validation keeping the best of them: {said}. In this report's previous "
+            "version the little nets of digits 1 and 8 ran 6 (float) and 5 (binary) epochs, and "
+            "validation kept the last one for 4 of the 6 float nets and 5 of the 6 binary ones: "
+            "the budget, not validation, ended those choices, so both now run 12. The change was "
+            "made knowing the previous version's test figures (digit 1's float F1 99.09 ± 0.11 "
+            "against the paper's 99.16; and once the float nets ran 12 epochs, digit 8's binary "
+            "nets were 1.13 points under them), which is why it is said here.")
+
+
 def goals(groups):
     """Issue 17's numbers, each with its figures and whether it is reached."""
     lines = []
@@ -363,8 +381,8 @@ def report(folders, images, labels, latency_samples, argv):
     out += ["## Table 3, digits 1 and 8", "",
             "\"The paper's way\" for the big net: its shape, no augmentation (dropout 0.2 after each "
             "hidden layer, our choice, fixed before training). Rows marked \"beyond the paper\" "
-            "use training the paper did not (random shifts of the training images).", "",
-            table3(groups), ""]
+            "use training the paper did not (random shifts of the training images). "
+            + budgets(groups), "", table3(groups), ""]
     out += ["## Goals of issue 17", ""] + goals(groups) + [""]
     bigs = [(label, n) for label, nets in groups.bigs() for n in nets]
     if bigs:

@@ -37,12 +37,13 @@ import provenance  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHIPPED = {"biglittle": "models/biglittle", "ddnn": "models/ddnn"}
-EPOCHS = {"little-float": 6, "little-binary": 5, "small": 6, "big": 6, "ddnn": 8}
+EPOCHS = {"little-float": 12, "little-binary": 12, "small": 6, "big": 6, "ddnn": 8}
 SEEDS = (0, 1, 2)
 HEADLINE_DIGITS = (1, 8)
 OTHER_DIGITS = (0, 2, 3, 4, 5, 6, 7, 9)
 AGGREGATORS = ("max", "average", "concat")
 MAIN_DROP = 0.1          # device dropout of the main DDNN (our addition; the pairings use 0)
+MORE_DROP = 0.2          # the other rate validation compares it with
 
 
 class Job(NamedTuple):
@@ -85,9 +86,10 @@ def big(seed, shift=0):
 
 
 def ddnn(local, cloud, seed, drop, edge=False):
-    """A run of the main recipe's length; without device dropout it is ``...-paper``."""
-    name = f"{local}-{cloud}" + ("-edge" if edge else "") + ("" if drop else "-paper") \
-        + (f"-s{seed}" if seed else "")
+    """A run of the main recipe's length; without device dropout it is ``...-paper``, with a
+    rate other than the main one ``...-dropRATE``."""
+    rate = {MAIN_DROP: "", 0.0: "-paper"}.get(drop, f"-drop{drop}")
+    name = f"{local}-{cloud}" + ("-edge" if edge else "") + rate + (f"-s{seed}" if seed else "")
     args = ["--local", local, "--cloud", cloud, "--seed", str(seed), "--drop", str(drop),
             "--epochs", str(EPOCHS["ddnn"])] + (["--edge"] if edge else [])
     return Job(name, "ddnn", "ddnn_train.py", tuple(args), True)
@@ -113,6 +115,7 @@ def plan():
     seeds += [little(kind, d, s, kind == "little-binary") for s in SEEDS[1:]
               for kind in ("little-float", "little-binary") for d in HEADLINE_DIGITS]
     seeds += [big(s) for s in SEEDS[1:]]
+    seeds += [ddnn("max", "concat", s, MORE_DROP) for s in SEEDS]
     pairings = [pairing(local, cloud, s) for s in SEEDS
                 for local in AGGREGATORS for cloud in AGGREGATORS if (local, cloud) != ("max", "concat")]
     digits = [little(kind, d, 0, kind == "little-binary")

@@ -62,7 +62,7 @@ def test_reproduction_script_on_tiny_nets(mnist_dir, tmp_path):
     import ddnn_reproduce
     models = tmp_path / "models"
     runs = [("max-concat.h5", []), ("max-concat-s1.h5", ["--seed", "1"]),
-            ("max-concat-paper.h5", ["--drop", "0"]),
+            ("max-concat-paper.h5", ["--drop", "0"]), ("max-concat-drop0.2.h5", ["--drop", "0.2"]),
             ("pairings/concat-average-nodrop-s0.h5", ["--drop", "0", "--local", "concat",
                                                      "--cloud", "average"]),
             ("max-concat-edge.h5", ["--edge"])]
@@ -73,6 +73,12 @@ def test_reproduction_script_on_tiny_nets(mnist_dir, tmp_path):
     assert record["epochs"] == 1 and record["validation_images"] == 50
     assert set(record["validation"]["thresholds"]) == {"within-1", "robust", "paper-share"}
     assert load_ddnn(models / "max-concat.h5").local_threshold == record["validation"]["threshold"]
+    # choosing again by the same rules leaves the file as training wrote it, byte for byte
+    import ddnn_rechoose
+    trained = (models / "max-concat.h5").read_bytes()
+    assert ddnn_rechoose.main(["--data", mnist_dir, str(models / "max-concat.h5")]) == 0
+    assert (models / "max-concat.h5").read_bytes() == trained
+    assert json.loads((models / "max-concat.json").read_text()) == record
     out = tmp_path / "ddnn.md"
     assert ddnn_reproduce.main(["--data", mnist_dir, "--models", str(models), "--out", str(out),
                                 "--test", "40"]) == 0
@@ -84,6 +90,9 @@ def test_reproduction_script_on_tiny_nets(mnist_dir, tmp_path):
         assert heading in text
     assert "| max | concat | 1 |" in text and "| concat | average | 1 |" in text
     assert "the paper's way (no device dropout)" in text and "models/max-concat.h5" in text
+    assert "ours, device dropout 0.1 (beyond the paper)" in text
+    assert "ours, device dropout 0.2 (beyond the paper)" in text
+    assert "Validation chose the rate of the main model" in text
     assert "Trained on (a seed rebuilds the same bytes on the same kind of machine only):" in text
     # a file without its record cannot be listed with its command: refused, named
     (models / "stray.h5").write_bytes((models / "max-concat.h5").read_bytes())
