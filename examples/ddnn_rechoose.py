@@ -21,20 +21,19 @@ from edgebnn.bench import mnist  # noqa: E402
 
 
 def rechoose(path, images, labels):
-    """Write the thresholds chosen on ``images`` into ``path`` and its record; return them."""
+    """Write the thresholds chosen on ``images`` into ``path`` and its record; return the file's
+    local T before and after."""
     record_path = os.path.splitext(path)[0] + ".json"
     with open(record_path) as f:
         record = json.load(f)
     ddnn = load_ddnn(path)
-    chosen = select(ddnn, images[:record["validation_images"]], labels[:record["validation_images"]])
-    ddnn.local_threshold = chosen["threshold"]
-    if ddnn.edge is not None:
-        ddnn.edge_threshold = chosen["edge_threshold"]
+    before = ddnn.local_threshold
+    record["validation"] = select(ddnn, images[:record["validation_images"]],
+                                  labels[:record["validation_images"]])
     save_ddnn(ddnn, path)
-    record["validation"] = chosen
     with open(record_path, "w") as f:
         json.dump(record, f, indent=1)
-    return chosen
+    return before, ddnn.local_threshold
 
 
 def main(argv=None):
@@ -44,9 +43,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     _, (images, labels) = mnist.train_validation(args.data)
     for path in args.files:
-        before = load_ddnn(path).local_threshold
-        chosen = rechoose(path, images, labels)
-        print(f"{path}: T {before:.2f} -> {chosen['threshold']:.2f}", flush=True)
+        before, after = rechoose(path, images, labels)
+        print(f"{path}: T {before:.2f} -> {after:.2f}", flush=True)
     return 0
 
 

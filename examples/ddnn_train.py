@@ -260,13 +260,15 @@ def _on_signs(section, shape):
 
 
 def select(ddnn, images, labels):
-    """Thresholds and figures chosen on ``images`` (validation digits), through the runtime."""
+    """Thresholds and figures chosen on ``images`` (validation digits), through the runtime;
+    ``ddnn`` keeps the chosen thresholds."""
     views = multiview.make_views(images, "validation")
     outputs = ddnn_eval.device_outputs(ddnn, views)
     devices = len(ddnn.devices)
     if ddnn.edge is not None:
         answers = ddnn_eval.EdgeAnswers(ddnn, outputs, labels)
         threshold, edge_threshold = answers.choose()
+        ddnn.local_threshold, ddnn.edge_threshold = threshold, edge_threshold
         share, edge_share, _, accuracy, _ = answers.at(threshold, edge_threshold)
         return {"threshold": threshold, "edge_threshold": edge_threshold,
                 "local_exits": share, "edge_exits": edge_share, "overall": accuracy,
@@ -284,7 +286,8 @@ def select(ddnn, images, labels):
             share, accuracy, _ = everyone.at(t)
             at[rule] = {"T": t, "local_exits": share, "overall": accuracy,
                         "missing": [m.at(t)[1] for m in missing]}
-    return {"threshold": ddnn_eval.deployed_threshold(thresholds), "thresholds": thresholds,
+    ddnn.local_threshold = ddnn_eval.deployed_threshold(thresholds)
+    return {"threshold": ddnn.local_threshold, "thresholds": thresholds,
             "at": at, "exits": {"local": everyone.local_accuracy(), "cloud": everyone.cloud_accuracy()},
             "alone": [a.local_accuracy() for a in alone]}
 
@@ -317,9 +320,6 @@ def main(argv=None):
     seconds = time.perf_counter() - started
     ddnn = to_runtime(net)
     chosen = select(ddnn, val_images, val_labels)
-    ddnn.local_threshold = chosen["threshold"]
-    if ddnn.edge is not None:
-        ddnn.edge_threshold = chosen["edge_threshold"]
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     save_ddnn(ddnn, args.out)
     best = max(history, key=lambda r: np.mean(r["validation"]))
