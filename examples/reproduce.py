@@ -44,6 +44,7 @@ OTHER_DIGITS = (0, 2, 3, 4, 5, 6, 7, 9)
 AGGREGATORS = ("max", "average", "concat")
 MAIN_DROP = 0.1          # device dropout of the main DDNN (our addition; the pairings use 0)
 MORE_DROP = 0.2          # the other rate validation compares it with
+SHIFT = 2                # pixels of random shift in the recipes that go beyond the paper
 
 
 class Job(NamedTuple):
@@ -69,11 +70,15 @@ class Job(NamedTuple):
                 *place, *self.args]
 
 
-def little(kind, digit, seed, shipped, hidden=None, tag=None, epochs=None):
+def little(kind, digit, seed, shipped, hidden=None, tag=None, epochs=None, shift=0):
+    """A little net; a smaller ``hidden`` shape carries a ``tag``, shifted training ``shiftN``."""
+    tag = f"shift{shift}" if shift else tag
     name = f"{kind}-{digit}" + (f"-{tag}" if tag else "") + (f"-s{seed}" if seed else "")
     args = ["--kind", kind, "--digit", str(digit), "--seed", str(seed),
             "--epochs", str(epochs or EPOCHS[kind])]
-    args += ["--hidden", hidden, "--tag", tag] if tag else []
+    args += ["--hidden", hidden] if hidden else []
+    args += ["--shift", str(shift)] if shift else []
+    args += ["--tag", tag] if tag else []
     return Job(name, "biglittle", "biglittle_train.py", tuple(args), shipped)
 
 
@@ -123,7 +128,8 @@ def plan():
     smaller = [little("little-binary", d, 0, True, hidden, tag, EPOCHS["small"])
                for d, hidden, tag in ((1, "256,128", "small"), (8, "256,128", "small"),
                                       (8, "512,256", "medium"))]
-    beyond = [ddnn("max", "concat", 0, MAIN_DROP, edge=True), big(0, shift=2)]
+    beyond = [little("little-float", d, s, False, shift=SHIFT) for s in SEEDS for d in HEADLINE_DIGITS]
+    beyond += [ddnn("max", "concat", 0, MAIN_DROP, edge=True), big(0, shift=SHIFT)]
     return first + seeds + pairings + digits + smaller + beyond
 
 

@@ -31,6 +31,8 @@ def recipes(mnist_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("biglittle")
     for kind, hidden, extra in (("little-float", "16,8", ["--digit", "1"]),
                                 ("little-float", "16,8", ["--digit", "8"]),
+                                ("little-float", "16,8", ["--digit", "1", "--shift", "2",
+                                                          "--tag", "shift2"]),
                                 ("little-binary", "32,16", ["--digit", "1"]),
                                 ("little-binary", "32,16", ["--digit", "8"]),
                                 ("little-binary", "16,8", ["--digit", "8", "--tag", "small"]),
@@ -67,6 +69,11 @@ def test_report_from_the_tiny_recipes(recipes, mnist_dir, tmp_path):
     assert "| 8 | ours: little-binary 784-32-16-2 | 1 |" in text
     assert "digit 8, binary 784-16-8-2:" in text
     assert "ours: big, shifts of up to 2 pixels (beyond the paper)" in text
+    # the shifted float net is a row of its own beside the paper's way, with its own goal line
+    assert "| 1 | ours: little-float 784-16-8-2, the paper's way | 1 |" in text
+    assert "| 1 | ours: little-float 784-16-8-2, shifts of up to 2 pixels (beyond the paper) | 1 |" in text
+    assert "- little float, digit 1, shifts of up to 2 pixels (beyond the paper): F1" in text
+    assert "The float rows with shifts were added" in text
 
 
 def test_shifted_images_keep_their_pixels_inside_the_frame():

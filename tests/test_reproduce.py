@@ -24,6 +24,7 @@ def test_plan_ships_the_small_models_and_rebuilds_the_rest():
         for digit in (1, 8):
             assert jobs[f"little-binary-{digit}{seed}"].shipped
             assert jobs[f"little-float-{digit}{seed}"].shipped == (seed == "")
+            assert not jobs[f"little-float-{digit}-shift2{seed}"].shipped
         assert jobs[f"max-concat{seed}"].shipped and jobs[f"max-concat-paper{seed}"].shipped
         assert jobs[f"max-concat{seed}"].args[-1] == jobs[f"max-concat-paper{seed}"].args[-1] == \
             str(reproduce.EPOCHS["ddnn"])        # the like-for-like row trains as long
