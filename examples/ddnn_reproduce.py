@@ -271,6 +271,7 @@ def headline_section(recipes, like, rate, scores):
                         + [f"{sum(r.at(rule)['worst_missing'] > PAPER_MISSING for r in found)} of {len(runs)}"])
     main_runs = recipes[rate]
     seeds = len(main_runs)
+    last_kept = sum(r.record["best_epoch"] == r.record["epochs"] for r in main_runs)
     rates = ", ".join(str(r) for r in recipes)
     choice = "; ".join(f"{r}: {robust} of {n} seeds" + (f", {pct(share)} local exits" if robust else "")
                        for r, (robust, n, share) in scores.items())
@@ -280,7 +281,9 @@ def headline_section(recipes, like, rate, scores):
             f"binary exit classifier; the local exit max-pools their class scores; the cloud "
             f"concatenates their maps (binary dense 128, binary dense 10). Trained jointly (loss: "
             f"the sum of the exits' cross entropies, as in the paper) for "
-            f"{epochs(main_runs[0].record['epochs'])}, {seeds} seeds per recipe. The rows \"ours\" "
+            f"{epochs(main_runs[0].record['epochs'])}, {seeds} seeds per recipe (validation "
+            f"keeping the best epoch: the last one for {last_kept} of the main recipe's {seeds} "
+            f"runs). The rows \"ours\" "
             f"drop each device from a training sample with probability {rates} (our addition); the "
             f"paper's way does not. Validation chose the rate of the main model: the one whose "
             f"seeds most often have a robust T, then the most local exits at that T, on validation ({choice}): "
@@ -535,6 +538,7 @@ def files_section(runs):
              f"{r.bytes:,}", r.sha256] for r in runs.values()]
     commands = [[name, f"`{r.record['command']}`", f"{r.record['best_epoch']} of {r.record['epochs']}",
                  f"{r.record['train_seconds']:.0f} s"] for name, r in runs.items()]
+    last = sum(r.record["best_epoch"] == r.record["epochs"] for r in runs.values())
     return ["## Files", ""] + \
         table(["file", "recipe", "seed", "T in the file", "bytes", "SHA-256"], rows,
               ["---", "---", "---:", "---:", "---:", "---"]) + \
@@ -542,7 +546,11 @@ def files_section(runs):
          "One PyTorch thread each, at the lowest priority on a 2-core machine shared with other "
          "jobs (times are upper bounds); `examples/reproduce.py` runs them all as one queue, and "
          "`python3 examples/reproduce.py check --data DIR --root EMPTY_DIR --report reports/ddnn.md "
-         "--only NAME...` retrains any of them and compares the SHA-256 with the list above.", ""] + \
+         "--only NAME...` retrains any of them and compares the SHA-256 with the list above. "
+         f"Validation kept the last epoch for {last} of the {len(runs)} runs: for those the "
+         "budget, not validation, ended training, and a longer one might change their figures "
+         "(the Big-Little little nets had the same sign and now run longer; these runs have not "
+         "been lengthened).", ""] + \
         table(["model", "command", "epoch kept", "training time"], commands,
               ["---", "---", "---:", "---:"]) + \
         [""] + provenance.trained_on({name: r.record for name, r in runs.items()}) + [""]

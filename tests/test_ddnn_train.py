@@ -93,6 +93,10 @@ def test_reproduction_script_on_tiny_nets(mnist_dir, tmp_path):
     assert "ours, device dropout 0.1 (beyond the paper)" in text
     assert "ours, device dropout 0.2 (beyond the paper)" in text
     assert "Validation chose the rate of the main model" in text
+    # how often the epoch budget, rather than validation, ended training is counted, not hidden
+    records = [json.loads(p.read_text()) for p in models.rglob("*.json")]
+    last = sum(r["best_epoch"] == r["epochs"] for r in records)
+    assert f"Validation kept the last epoch for {last} of the {len(records)} runs" in text
     assert "Trained on (a seed rebuilds the same bytes on the same kind of machine only):" in text
     # a file without its record cannot be listed with its command: refused, named
     (models / "stray.h5").write_bytes((models / "max-concat.h5").read_bytes())
