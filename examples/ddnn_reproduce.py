@@ -547,10 +547,10 @@ def files_section(runs):
          "jobs (times are upper bounds); `examples/reproduce.py` runs them all as one queue, and "
          "`python3 examples/reproduce.py check --data DIR --root EMPTY_DIR --report reports/ddnn.md "
          "--only NAME...` retrains any of them and compares the SHA-256 with the list above. "
-         f"Validation kept the last epoch for {last} of the {len(runs)} runs: for those the "
-         "budget, not validation, ended training, and a longer one might change their figures "
-         "(the Big-Little little nets had the same sign and now run longer; these runs have not "
-         "been lengthened).", ""] + \
+         f"Validation kept the last epoch for {last} of the {len(runs)} runs. The learning rate "
+         "anneals to zero over a run (cosine), so a late best epoch is expected; it also means "
+         "the budget, not validation, set how long each run learned, and these runs cannot tell "
+         "whether a longer one would do better.", ""] + \
         table(["model", "command", "epoch kept", "training time"], commands,
               ["---", "---", "---:", "---:"]) + \
         [""] + provenance.trained_on({name: r.record for name, r in runs.items()}) + [""]
