@@ -224,15 +224,14 @@ def budgets(groups):
     nets = {kind: [n for k in HEADLINE for _, found in groups.variants(kind, k) for n in found]
             for kind in ("little-float", "little-binary")}
     nets["big"] = groups.seeds("big")
-    shifted = "" if not any(how != recipe(0) for k in HEADLINE
-                            for how, _ in groups.variants("little-float", k)) else (
+    shifted = "" if not any(n.record["shift"] for n in nets["little-float"]) else (
         " The float rows with shifts were added once the paper's-way digit-1 float mean at 12 "
         "epochs (99.10) was seen under the paper's 99.16: their recipe (the big net's "
         "random shifts, every other setting as in the paper's-way row, dropout and epoch chosen "
         "on validation the same way) was fixed before they trained, and only this report "
         "generator read their test figures.")
     said = "; ".join(f"{kind} {' or '.join(map(str, sorted({n.record['epochs'] for n in found})))} "
-                     f"(the last one kept for {sum(n.record['best_epoch'] == n.record['epochs'] for n in found)} "
+                     f"(the last one kept for {provenance.kept_last_epoch(n.record for n in found)} "
                      f"of {len(found)} nets)" for kind, found in nets.items() if found)
     return (f"Epochs run, validation keeping the best of them: {said}. In this report's previous "
             "version the little nets of digits 1 and 8 ran 6 (float) and 5 (binary) epochs, and "

@@ -271,7 +271,7 @@ def headline_section(recipes, like, rate, scores):
                         + [f"{sum(r.at(rule)['worst_missing'] > PAPER_MISSING for r in found)} of {len(runs)}"])
     main_runs = recipes[rate]
     seeds = len(main_runs)
-    last_kept = sum(r.record["best_epoch"] == r.record["epochs"] for r in main_runs)
+    last_kept = provenance.kept_last_epoch(r.record for r in main_runs)
     rates = ", ".join(str(r) for r in recipes)
     choice = "; ".join(f"{r}: {robust} of {n} seeds" + (f", {pct(share)} local exits" if robust else "")
                        for r, (robust, n, share) in scores.items())
@@ -538,7 +538,7 @@ def files_section(runs):
              f"{r.bytes:,}", r.sha256] for r in runs.values()]
     commands = [[name, f"`{r.record['command']}`", f"{r.record['best_epoch']} of {r.record['epochs']}",
                  f"{r.record['train_seconds']:.0f} s"] for name, r in runs.items()]
-    last = sum(r.record["best_epoch"] == r.record["epochs"] for r in runs.values())
+    last = provenance.kept_last_epoch(r.record for r in runs.values())
     return ["## Files", ""] + \
         table(["file", "recipe", "seed", "T in the file", "bytes", "SHA-256"], rows,
               ["---", "---", "---:", "---:", "---:", "---"]) + \

@@ -17,6 +17,12 @@ def environment():
                        f"{torch.backends.cpu.get_cpu_capability()}"}
 
 
+def kept_last_epoch(records):
+    """How many of ``records`` had validation keep their last epoch: for those the budget, not
+    validation, set how long training went on."""
+    return sum(r["best_epoch"] == r["epochs"] for r in records)
+
+
 def described(record):
     return f"{record.get('machine', UNRECORDED)}; PyTorch {record.get('torch')}, " \
         f"{record.get('threads')} thread(s)"
