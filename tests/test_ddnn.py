@@ -89,6 +89,26 @@ def views(n_devices, seed=7):
     return [rng.integers(0, 256, VIEW, dtype=np.uint8) for _ in range(n_devices)]
 
 
+def assert_same(a, b):
+    assert (a.exit, a.label, a.name, a.bytes_sent) == (b.exit, b.label, b.name, b.bytes_sent)
+    np.testing.assert_array_equal(a.logits, b.logits)
+
+
+def answers_as_in_process(remote, ddnn, samples=6, thresholds=(0.0, 0.5, 1.0)):
+    """Asserts that ``remote`` (a coordinator over served sections) answers every sample as
+    ``ddnn`` does in process, every other sample with a device missing; returns the exits."""
+    exits, devices = set(), len(ddnn.devices)
+    for seed in range(samples):
+        sample = views(devices, seed)
+        if seed % 2:
+            sample[seed % devices] = None
+        for threshold in thresholds:
+            expected = ddnn.classify(sample, threshold)
+            assert_same(remote.classify(sample, threshold), expected)
+            exits.add(expected.exit)
+    return exits
+
+
 # bits input ------------------------------------------------------------------
 
 @pytest.mark.parametrize("shape", [(13,), (16,), (3, 3, 5), (2, 4, 8)])

@@ -7,7 +7,7 @@ import pytest
 from edgebnn import Coordinator, load_ddnn, save_ddnn
 from edgebnn.ddnn import NoDevicesError
 from edgebnn.remote import RemoteModel
-from test_ddnn import CLASSES, random_ddnn, views
+from test_ddnn import CLASSES, answers_as_in_process, assert_same, random_ddnn, views
 from conftest import ROOT, Process, fault_server
 
 DEVICES = 3
@@ -37,11 +37,6 @@ def coordinator(ddnn, processes, deadline=2.0):
     return Coordinator(ddnn, [p.url for p in processes], deadline=deadline)
 
 
-def assert_same(a, b):
-    assert (a.exit, a.label, a.name, a.bytes_sent) == (b.exit, b.label, b.name, b.bytes_sent)
-    np.testing.assert_array_equal(a.logits, b.logits)
-
-
 def test_device_process_answers_scores_and_features(ddnn_path, devices):
     ddnn = load_ddnn(ddnn_path)
     view = views(DEVICES)[1]
@@ -60,16 +55,7 @@ def test_multi_process_answers_equal_in_process(ddnn_path, devices):
     ddnn = load_ddnn(ddnn_path)
     remote = coordinator(ddnn, devices)
     try:
-        exits = set()
-        for seed in range(8):
-            sample = views(DEVICES, seed)
-            if seed % 3 == 1:
-                sample[seed % DEVICES] = None
-            for threshold in (0.0, 0.5, 1.0):
-                local = ddnn.classify(sample, threshold)
-                assert_same(remote.classify(sample, threshold), local)
-                exits.add(local.exit)
-        assert exits == {"local", "cloud"}
+        assert answers_as_in_process(remote, ddnn, 8) == {"local", "cloud"}
         assert remote.missing == [0] * DEVICES
     finally:
         remote.close()
@@ -139,16 +125,7 @@ def test_every_tier_a_process_answers_as_in_process(ddnn_path, devices):
     remote = Coordinator(ddnn, [p.url for p in devices], deadline=2.0, cloud=cloud.url,
                          cloud_timeout=2.0)
     try:
-        exits = set()
-        for seed in range(6):
-            sample = views(DEVICES, seed)
-            if seed % 2:
-                sample[seed % DEVICES] = None
-            for threshold in (0.0, 0.5):
-                local = ddnn.classify(sample, threshold)
-                assert_same(remote.classify(sample, threshold), local)
-                exits.add(local.exit)
-        assert "cloud" in exits
+        assert "cloud" in answers_as_in_process(remote, ddnn, thresholds=(0.0, 0.5))
         cloud.kill()
         sample = views(DEVICES, 9)
         result = remote.classify(sample, 0.0)        # every sample goes up; nobody answers
