@@ -6,10 +6,11 @@
         [--only PATTERN ...]
 
 ``train`` runs the plan's jobs, most important first, skipping those whose
-files exist (so a stopped queue resumes): the models the repository ships
-go to ``models/biglittle`` and ``models/ddnn``, the others (float little
-nets but the paper's-way ones of digits 1 and 8 seed 0, the big nets) to
-``ROOT``. Each job logs to ``ROOT/logs/NAME.log``; ``ROOT/logs/queue.log``
+files exist with a record of the plan's command (so a stopped queue resumes,
+and a changed recipe retrains just the files it changes): the models the
+repository ships go to ``models/biglittle`` and ``models/ddnn``, the others
+(float little nets but the paper's-way ones of digits 1 and 8 seed 0, the
+big nets) to ``ROOT``. Each job logs to ``ROOT/logs/NAME.log``; ``ROOT/logs/queue.log``
 says when each started and ended. Jobs run at the lowest priority (nice
 19), one PyTorch thread each; ``--workers`` runs that many at once.
 
@@ -159,6 +160,17 @@ def trained_on(model):
         return "no record here"
 
 
+def up_to_date(job, model):
+    """Whether ``model`` is there with a record of this job's recipe: a file trained by an
+    earlier recipe (say, fewer epochs) is trained again, a finished one is not."""
+    try:
+        with open(os.path.splitext(model)[0] + ".json") as f:
+            command = json.load(f).get("command", "")
+    except (OSError, ValueError):
+        return False
+    return os.path.exists(model) and command.endswith(" ".join(job.args))
+
+
 def listed_digests(report_text):
     """``{file name: SHA-256}`` from a report's table of files."""
     return {m.group(1): m.group(2) for m in
@@ -184,10 +196,8 @@ class Queue:
                 if not self.pending:
                     return
                 job = self.pending.pop(0)
-            out = job.output(self.root, self.check)
-            if os.path.exists(out) and os.path.exists(out[:-3] + ".json"):
-                continue
-            self.run(job)
+            if not up_to_date(job, job.output(self.root, self.check)):
+                self.run(job)
 
     def run(self, job):
         env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",

@@ -1,4 +1,6 @@
 """The reproduction plan (examples/reproduce.py): names, outputs and the digest list it checks."""
+import json
+
 import pytest
 
 import reproduce  # noqa: E402  (examples/ is on the path: see conftest.py)
@@ -43,6 +45,22 @@ def test_commands_write_shipped_models_into_the_repository(tmp_path):
     assert argv[argv.index("--out-dir") + 1] == "models/biglittle"
     checked = job.argv("/data", str(tmp_path), check=True)
     assert checked[checked.index("--out-dir") + 1] == str(tmp_path / "biglittle")
+
+
+def test_a_file_is_trained_again_when_its_record_is_of_another_recipe(tmp_path):
+    job = next(j for j in reproduce.plan() if j.name == "max-concat-s2")
+    model = tmp_path / "max-concat-s2.h5"
+    assert not reproduce.up_to_date(job, str(model))
+    model.write_bytes(b"trained")
+    record = tmp_path / "max-concat-s2.json"
+    assert not reproduce.up_to_date(job, str(model))                    # no record
+    record.write_text(json.dumps({"command": " ".join(job.argv("/data", str(tmp_path))[1:])}))
+    assert reproduce.up_to_date(job, str(model))
+    shorter = [a if a != str(reproduce.EPOCHS["ddnn"]) else "3" for a in job.args]
+    record.write_text(json.dumps({"command": "ddnn_train.py " + " ".join(shorter)}))
+    assert not reproduce.up_to_date(job, str(model))
+    record.write_text("{")
+    assert not reproduce.up_to_date(job, str(model))
 
 
 def test_digests_are_read_from_a_report_table():
