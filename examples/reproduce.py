@@ -38,7 +38,7 @@ import provenance  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHIPPED = {"biglittle": "models/biglittle", "ddnn": "models/ddnn"}
-EPOCHS = {"little-float": 12, "little-binary": 12, "small": 6, "big": 6, "ddnn": 8}
+EPOCHS = {"little-float": 12, "little-binary": 12, "small": 6, "big": 6, "ddnn": 12}
 SEEDS = (0, 1, 2)
 HEADLINE_DIGITS = (1, 8)
 OTHER_DIGITS = (0, 2, 3, 4, 5, 6, 7, 9)

@@ -65,6 +65,8 @@ def test_reproduction_script_on_tiny_nets(mnist_dir, tmp_path):
             ("max-concat-paper.h5", ["--drop", "0"]), ("max-concat-drop0.2.h5", ["--drop", "0.2"]),
             ("pairings/concat-average-nodrop-s0.h5", ["--drop", "0", "--local", "concat",
                                                      "--cloud", "average"]),
+            ("pairings/average-max-nodrop-s0.h5", ["--drop", "0", "--local", "average",
+                                                  "--cloud", "max", "--epochs", "2"]),
             ("max-concat-edge.h5", ["--edge"])]
     for name, extra in runs:
         assert ddnn_train.main(["--data", mnist_dir, "--out", str(models / name), "--train", "300",
@@ -89,6 +91,8 @@ def test_reproduction_script_on_tiny_nets(mnist_dir, tmp_path):
                     "## Training commands"):
         assert heading in text
     assert "| max | concat | 1 |" in text and "| concat | average | 1 |" in text
+    # a pairing trained longer than the main model is named, not compared
+    assert "| average | max |" not in text and "Left out: `average-max-nodrop-s0.h5` (2 epochs)" in text
     assert "the paper's way (no device dropout)" in text and "models/max-concat.h5" in text
     assert "ours, device dropout 0.1 (beyond the paper)" in text
     assert "ours, device dropout 0.2 (beyond the paper)" in text
