@@ -10,8 +10,8 @@ files exist with a record of the plan's command (so a stopped queue resumes,
 and a changed recipe retrains just the files it changes): the models the
 repository ships go to ``models/biglittle`` and ``models/ddnn``, the others
 (float little nets but the paper's-way ones of digits 1 and 8 seed 0, the
-big nets) to ``ROOT``. Each job logs to ``ROOT/logs/NAME.log``; ``ROOT/logs/queue.log``
-says when each started and ended. Jobs run at the lowest priority (nice
+big nets) to ``ROOT``. Each job logs to ``ROOT/logs/NAME.log``;
+``ROOT/logs/queue.log`` says when each started and ended. Jobs run at the lowest priority (nice
 19), one PyTorch thread each; ``--workers`` runs that many at once.
 
 ``check`` trains the chosen jobs again, everything into ``EMPTY_DIR``, and
@@ -151,24 +151,27 @@ def sha256(path):
     return digest.hexdigest()
 
 
-def trained_on(model):
-    """What the record beside ``model`` says trained it."""
+def record_of(model):
+    """The training record beside ``model``, or None when there is none or it does not parse."""
     try:
         with open(os.path.splitext(model)[0] + ".json") as f:
-            return provenance.described(json.load(f))
+            return json.load(f)
     except (OSError, ValueError):
-        return "no record here"
+        return None
+
+
+def trained_on(model):
+    """What the record beside ``model`` says trained it."""
+    record = record_of(model)
+    return "no record here" if record is None else provenance.described(record)
 
 
 def up_to_date(job, model):
     """Whether ``model`` is there with a record of this job's recipe: a file trained by an
     earlier recipe (say, fewer epochs) is trained again, a finished one is not."""
-    try:
-        with open(os.path.splitext(model)[0] + ".json") as f:
-            command = json.load(f).get("command", "")
-    except (OSError, ValueError):
-        return False
-    return os.path.exists(model) and command.endswith(" ".join(job.args))
+    record = record_of(model)
+    return record is not None and os.path.exists(model) and \
+        record.get("command", "").endswith(" ".join(job.args))
 
 
 def listed_digests(report_text):
