@@ -11,6 +11,7 @@ The same code serves examples/ddnn_train.py, which chooses thresholds on the
 validation split, and examples/ddnn_reproduce.py, which reports the chosen
 thresholds on the test split.
 """
+import copy
 import functools
 import math
 
@@ -22,6 +23,7 @@ from edgebnn.exits import summarize
 GRID = [round(0.01 * i, 2) for i in range(101)]        # the thresholds a rule chooses from
 PAPER_T, PAPER_SHARE = 0.8, 0.6082     # the paper's anchor: T = 0.8 exits 60.82% locally
 PAPER_MISSING = 0.95                   # "over 95%" with any one device missing
+HALVINGS = 200                         # random halvings of the validation digits in held_out
 RULES = {
     "within-1": "most local exits with overall accuracy at most 1 point under cloud-only",
     "robust": "most local exits with overall accuracy at most 1 point under cloud-only and "
@@ -60,6 +62,14 @@ class Answers:
         predicted = np.where(self.entropy < threshold, self.local, self.cloud)
         return int(np.sum(predicted == self.labels))
 
+    def subset(self, index):
+        """The same answers for the samples ``index`` only."""
+        part = copy.copy(self)
+        part.outputs = [self.outputs[i] for i in index]
+        part.labels, part.local, part.entropy = self.labels[index], self.local[index], self.entropy[index]
+        part.__dict__["cloud"] = self.cloud[index]
+        return part
+
     def at(self, threshold):
         """``(local exit share, overall accuracy, bytes sent per sample)`` at threshold T."""
         share = float(np.mean(self.entropy < threshold))
@@ -75,9 +85,11 @@ class Answers:
         return float(np.mean(self.cloud == self.labels))
 
 
-def present_sets(devices):
-    """The device sets a report looks at: everyone, and each one device missing."""
-    return [[True] * devices] + [[d != i for d in range(devices)] for i in range(devices)]
+def everyone_and_missing(ddnn, outputs, labels):
+    """``Answers`` with every device present, and a list of them with each one device missing."""
+    devices = len(ddnn.devices)
+    missing = [Answers(ddnn, outputs, labels, [d != i for d in range(devices)]) for i in range(devices)]
+    return Answers(ddnn, outputs, labels, [True] * devices), missing
 
 
 def missing_bar(n):
@@ -102,6 +114,23 @@ def choose_thresholds(everyone, missing):
     closest = min(GRID, key=lambda t: (abs(shares[t] - PAPER_SHARE), t))
     return {"within-1": max(within, default=None), "robust": max(robust, default=None),
             "paper-share": closest}
+
+
+def held_out(everyone, missing, splits=HALVINGS, seed=0):
+    """How well the robust rule's T carries to digits it did not see, from validation alone:
+    over random halvings of the samples, ``(found, held)``: the splits where the robust rule
+    run on one half finds a T, and those of them where the other half is over 95% with
+    every one device missing at that T."""
+    rng = np.random.default_rng(seed)
+    found = held = 0
+    for _ in range(splits):
+        order = rng.permutation(len(everyone.labels))
+        choose, check = order[:len(order) // 2], order[len(order) // 2:]
+        t = choose_thresholds(everyone.subset(choose), [m.subset(choose) for m in missing])["robust"]
+        if t is not None:
+            found += 1
+            held += all(m.subset(check).correct(t) > PAPER_MISSING * len(check) for m in missing)
+    return found, held
 
 
 def deployed_threshold(thresholds):

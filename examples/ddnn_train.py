@@ -275,8 +275,7 @@ def select(ddnn, images, labels):
                 "exits": {"local": float(np.mean(answers.local == labels)),
                           "edge": float(np.mean(answers.edge == labels)),
                           "cloud": float(np.mean(answers.cloud == labels))}}
-    everyone, *missing = [ddnn_eval.Answers(ddnn, outputs, labels, present)
-                          for present in ddnn_eval.present_sets(devices)]
+    everyone, missing = ddnn_eval.everyone_and_missing(ddnn, outputs, labels)
     alone = [ddnn_eval.Answers(ddnn, outputs, labels, [d == i for d in range(devices)])
              for i in range(devices)]
     thresholds = ddnn_eval.choose_thresholds(everyone, missing)

@@ -1,6 +1,7 @@
 """The reproduction plan (examples/reproduce.py): names, outputs and the digest list it checks."""
 import json
 
+import numpy as np
 import pytest
 
 import reproduce  # noqa: E402  (examples/ is on the path: see conftest.py)
@@ -93,6 +94,35 @@ def test_selection_rules_choose_from_counts():
     assert ddnn_eval.deployed_threshold(chosen) == 0.2
     assert ddnn_eval.choose_thresholds(everyone, [Fake(lambda t: 900)])["robust"] is None
     assert ddnn_eval.deployed_threshold({"robust": None, "within-1": 0.3}) == 0.3
+
+
+def test_held_out_checks_the_robust_rule_on_the_half_it_did_not_choose_on():
+    import types
+
+    import ddnn_eval
+
+    ddnn = types.SimpleNamespace(classes=range(10), devices=[types.SimpleNamespace(feature_bytes=1)])
+
+    def answers(right, local_right=None):
+        """Answers right where ``right`` says at the cloud and ``local_right`` (the same by
+        default) at the local exit; entropies spread over [0, 1)."""
+        a = ddnn_eval.Answers.__new__(ddnn_eval.Answers)
+        a.ddnn, a.present, a.outputs = ddnn, [True], [None] * len(right)
+        a.labels = np.zeros(len(right), int)
+        a.entropy = np.linspace(0, 1, len(right), endpoint=False)
+        a.local = np.where(right if local_right is None else local_right, 0, 1)
+        a.__dict__["cloud"] = np.where(right, 0, 1)
+        return a
+
+    n, rng = 2000, np.random.default_rng(1)
+    everyone = answers(np.ones(n, bool))
+    assert ddnn_eval.held_out(everyone, [everyone] * 2, splits=20) == (20, 20)
+    weak = answers(rng.random(n) < 0.9)
+    assert ddnn_eval.held_out(everyone, [everyone, weak], splits=20) == (0, 0)
+    # 95.2% right at every T: a half over the bar (95.69% on 1,000) leaves the other under 95%
+    near = answers(rng.permutation(n) < 0.952 * n)
+    found, held = ddnn_eval.held_out(everyone, [near], splits=50)
+    assert 0 < found < 50 and held == 0
 
 
 def test_check_rebuilds_a_file_with_the_digest_its_report_lists(mnist_dir, tmp_path, monkeypatch, backend):
