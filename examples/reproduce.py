@@ -11,8 +11,9 @@ and a changed recipe retrains just the files it changes): the models the
 repository ships go to ``models/biglittle`` and ``models/ddnn``, the others
 (float little nets but the paper's-way ones of digits 1 and 8 seed 0, the
 big nets) to ``ROOT``. Each job logs to ``ROOT/logs/NAME.log``;
-``ROOT/logs/queue.log`` says when each started and ended. Jobs run at the lowest priority (nice
-19), one PyTorch thread each; ``--workers`` runs that many at once.
+``ROOT/logs/queue.log`` says when each started and ended. Jobs run at the
+lowest priority (nice 19), one PyTorch thread each; ``--workers`` runs that
+many at once.
 
 ``check`` trains the chosen jobs again, everything into ``EMPTY_DIR``, and
 compares each file's SHA-256 with the digest the report lists for it
