@@ -2,13 +2,13 @@
 data, and write it as one DDNN file.
 
     python3 examples/ddnn_train.py --data DIR --out models/ddnn/max-concat.h5 \
-        [--local max] [--cloud concat] [--edge] [--epochs 3] [--drop 0.1] [--seed 0]
+        [--local max] [--cloud concat] [--edge] [--epochs 3] [--drop 0.1] [--hidden 128] [--seed 0]
 
 Six devices (examples/multiview.py), each: binary conv 3x3 (8 filters, zero
 padding 1) + max pool 2 + batch norm + sign, giving a 14x14x8 map of signs
 (196 packed bytes), then its exit classifier, a binary dense layer to the 10
 class scores + batch norm. The local exit merges the devices' scores; the
-cloud merges their maps and runs binary dense 128 + batch norm + sign ->
+cloud merges their maps and runs binary dense 128 (``--hidden``) + batch norm + sign ->
 binary dense 10 + batch norm (for average pooling, whose merged map is
 real-valued, the first cloud layer is a float dense layer).
 
@@ -63,7 +63,7 @@ CLASSES = [str(d) for d in range(10)]
 CHANNELS = 8              # a multiple of 8: a pixel's signs fill one byte exactly
 MAP = (14, 14, CHANNELS)
 MAP_SIZE = 14 * 14 * CHANNELS
-HIDDEN = 128
+HIDDEN = 128              # the cloud's hidden signs, unless --hidden says otherwise
 EDGE_BITS = 256           # the edge's map to the cloud
 FEATURE_MODULES = 4       # conv, pool, batch norm, sign: the part that gives the map
 
@@ -83,13 +83,13 @@ def merged_input(kind, devices, width):
     return [nn.Flatten(), bl.Sign(), bl.BinaryLinear(size, width), nn.BatchNorm1d(width), bl.Sign()]
 
 
-def cloud_net(kind, devices, edge=False):
+def cloud_net(kind, devices, edge=False, hidden=HIDDEN):
     """The cloud on the merged maps, or (``edge``) on the edge's signs."""
     if edge:
-        first = [bl.Sign(), bl.BinaryLinear(EDGE_BITS, HIDDEN), nn.BatchNorm1d(HIDDEN), bl.Sign()]
+        first = [bl.Sign(), bl.BinaryLinear(EDGE_BITS, hidden), nn.BatchNorm1d(hidden), bl.Sign()]
     else:
-        first = merged_input(kind, devices, HIDDEN)
-    return nn.Sequential(*first, bl.BinaryLinear(HIDDEN, 10), nn.BatchNorm1d(10))
+        first = merged_input(kind, devices, hidden)
+    return nn.Sequential(*first, bl.BinaryLinear(hidden, 10), nn.BatchNorm1d(10))
 
 
 def edge_net(kind, devices):
@@ -101,13 +101,13 @@ def edge_net(kind, devices):
 class TorchDDNN(nn.Module):
     """The DDNN as one PyTorch module: devices, local aggregation, optional edge, cloud."""
 
-    def __init__(self, local="max", cloud="concat", devices=6, edge=False):
+    def __init__(self, local="max", cloud="concat", devices=6, edge=False, hidden=HIDDEN):
         super().__init__()
         self.local_kind, self.cloud_kind = local, cloud
         self.devices = nn.ModuleList(device_net() for _ in range(devices))
         self.local = nn.Linear(devices * 10, 10) if local == "concat" else None
         self.edge = edge_net(cloud, devices) if edge else None
-        self.cloud = cloud_net(cloud, devices, edge)
+        self.cloud = cloud_net(cloud, devices, edge, hidden)
 
     def forward(self, views, present):
         """The scores of each exit (local, [edge,] cloud) for views ``(D, B, 1, 28, 28)`` in [0, 1]."""
@@ -154,7 +154,7 @@ def random_presence(batch, devices, drop, generator):
 
 
 def train(images, labels, local="max", cloud="concat", epochs=4, batch=128, lr=3e-3, drop=0.1,
-          seed=0, log=print, edge=False, validation=None):
+          seed=0, log=print, edge=False, validation=None, hidden=HIDDEN):
     """A jointly trained ``TorchDDNN`` (loss: the sum of the exits' losses, equal weights) and
     each epoch's record.
 
@@ -169,7 +169,7 @@ def train(images, labels, local="max", cloud="concat", epochs=4, batch=128, lr=3
     if validation is not None:
         val_views, _ = tensor_views(validation[0], "validation")
         val_targets = torch.from_numpy(validation[1].astype(np.int64))
-    net = TorchDDNN(local, cloud, len(views), edge)
+    net = TorchDDNN(local, cloud, len(views), edge, hidden)
     optimizer = torch.optim.Adam(net.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(1, epochs))
     history, best = [], (-1.0, None)
@@ -303,6 +303,7 @@ def main(argv=None):
                         "device from a training sample (0: the paper's way)")
     parser.add_argument("--train", type=int, default=50_000, help="training images used")
     parser.add_argument("--validation", type=int, default=10_000, help="validation images used")
+    parser.add_argument("--hidden", type=int, default=HIDDEN, help="the cloud's hidden signs")
     parser.add_argument("--edge", action="store_true", help="add an edge section between devices "
                         "and cloud")
     parser.add_argument("--seed", type=int, default=0)
@@ -315,7 +316,7 @@ def main(argv=None):
     started = time.perf_counter()
     net, history = train(images[:args.train], labels[:args.train], args.local, args.cloud,
                          args.epochs, drop=args.drop, seed=args.seed, edge=args.edge,
-                         validation=(val_images, val_labels))
+                         validation=(val_images, val_labels), hidden=args.hidden)
     seconds = time.perf_counter() - started
     ddnn = to_runtime(net)
     chosen = select(ddnn, val_images, val_labels)
@@ -323,6 +324,7 @@ def main(argv=None):
     save_ddnn(ddnn, args.out)
     best = max(history, key=lambda r: np.mean(r["validation"]))
     record = {"local": args.local, "cloud": args.cloud, "edge": args.edge, "drop": args.drop,
+              "hidden": args.hidden,
               "seed": args.seed, "epochs": args.epochs, "best_epoch": best["epoch"],
               "history": history, "validation": chosen, "train_images": len(images[:args.train]),
               "validation_images": len(val_labels), "train_seconds": round(seconds, 1),

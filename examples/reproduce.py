@@ -46,6 +46,8 @@ OTHER_DIGITS = (0, 2, 3, 4, 5, 6, 7, 9)
 AGGREGATORS = ("max", "average", "concat")
 MAIN_DROP = 0.1          # device dropout of the main DDNN (our addition; the pairings use 0)
 MORE_DROP = 0.2          # the other rate validation compares it with
+LONGER = 20              # epochs of the main DDNN recipe's longer candidate
+WIDER = 256              # the cloud's hidden signs in its wider candidate (the main recipe: 128)
 SHIFT = 2                # pixels of random shift in the recipes that go beyond the paper
 
 
@@ -92,13 +94,16 @@ def big(seed, shift=0):
     return Job(name, "biglittle", "biglittle_train.py", tuple(args), False)
 
 
-def ddnn(local, cloud, seed, drop, edge=False):
-    """A run of the main recipe's length; without device dropout it is ``...-paper``, with a
-    rate other than the main one ``...-dropRATE``."""
+def ddnn(local, cloud, seed, drop, edge=False, epochs=None, hidden=None):
+    """A DDNN run, of the main recipe's length unless ``epochs`` (then ``...-eEPOCHS``);
+    without device dropout it is ``...-paper``, with a rate other than the main one
+    ``...-dropRATE``, with a wider cloud ``...-hHIDDEN``."""
     rate = {MAIN_DROP: "", 0.0: "-paper"}.get(drop, f"-drop{drop}")
-    name = f"{local}-{cloud}" + ("-edge" if edge else "") + rate + (f"-s{seed}" if seed else "")
+    name = f"{local}-{cloud}" + ("-edge" if edge else "") + rate + (f"-e{epochs}" if epochs else "") \
+        + (f"-h{hidden}" if hidden else "") + (f"-s{seed}" if seed else "")
     args = ["--local", local, "--cloud", cloud, "--seed", str(seed), "--drop", str(drop),
-            "--epochs", str(EPOCHS["ddnn"])] + (["--edge"] if edge else [])
+            "--epochs", str(epochs or EPOCHS["ddnn"])] + (["--edge"] if edge else [])
+    args += ["--hidden", str(hidden)] if hidden else []
     return Job(name, "ddnn", "ddnn_train.py", tuple(args), True)
 
 
@@ -123,6 +128,8 @@ def plan():
               for kind in ("little-float", "little-binary") for d in HEADLINE_DIGITS]
     seeds += [big(s) for s in SEEDS[1:]]
     seeds += [ddnn("max", "concat", s, MORE_DROP) for s in SEEDS]
+    seeds += [ddnn("max", "concat", s, MAIN_DROP, **change) for change in
+              ({"hidden": WIDER}, {"epochs": LONGER}) for s in SEEDS]
     pairings = [pairing(local, cloud, s) for s in SEEDS
                 for local in AGGREGATORS for cloud in AGGREGATORS if (local, cloud) != ("max", "concat")]
     digits = [little(kind, d, 0, kind == "little-binary")
