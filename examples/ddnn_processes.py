@@ -1,6 +1,6 @@
 """Run a DDNN's devices, edge and cloud as separate processes over loopback; kill a device halfway.
 
-    python3 examples/ddnn_processes.py --data ../shared/data/mnist [--model models/ddnn/max-concat.h5]
+    python3 examples/ddnn_processes.py --data ../shared/data/mnist [--model models/ddnn/max-concat-h256.h5]
         [--samples 200] [--deadline 0.5] [--threshold T] [--edge-threshold T]
 
 Starts one ``python -m edgebnn.serve MODEL --section devices/I`` process per
@@ -42,7 +42,7 @@ def main(argv=None):
     """Prints and returns ``{"samples", "correct", "identical", "exits", "device0_missed"}``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True)
-    parser.add_argument("--model", default="models/ddnn/max-concat.h5")
+    parser.add_argument("--model", default="models/ddnn/max-concat-h256.h5")
     parser.add_argument("--samples", type=POSITIVE_INT, default=200)
     parser.add_argument("--deadline", type=float, default=0.5)
     parser.add_argument("--threshold", type=float, help="local exit threshold T (default: the file's)")

@@ -28,7 +28,8 @@ digits, seen through the same six devices with their own noise), never on
 the test set, which this script does not read: the epoch (the best mean of
 the exits' validation accuracies, all devices present) and, through the
 runtime on the converted file, the thresholds of examples/ddnn_eval.py's
-rules. The file keeps the robust rule's T (else the within-1 rule's); a
+rules. The file keeps the T of the first rule of ``ddnn_eval.DEPLOYED``
+that finds one (the goal rule's, else the robust, else the within-1); a
 ``.json`` beside it records every epoch's validation figures, the chosen
 thresholds and each device's accuracy alone. One PyTorch thread,
 deterministic algorithms and seeded shuffles and device drops make the same

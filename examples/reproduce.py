@@ -130,6 +130,8 @@ def plan():
     seeds += [ddnn("max", "concat", s, MORE_DROP) for s in SEEDS]
     seeds += [ddnn("max", "concat", s, MAIN_DROP, **change) for change in
               ({"hidden": WIDER}, {"epochs": LONGER}) for s in SEEDS]
+    # the paper's way at the width validation chose: the main model's like-for-like row
+    seeds += [ddnn("max", "concat", s, 0.0, hidden=WIDER) for s in SEEDS]
     pairings = [pairing(local, cloud, s) for s in SEEDS
                 for local in AGGREGATORS for cloud in AGGREGATORS if (local, cloud) != ("max", "concat")]
     digits = [little(kind, d, 0, kind == "little-binary")

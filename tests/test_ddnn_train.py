@@ -1,5 +1,8 @@
 """A tiny end-to-end DDNN run: joint training in PyTorch, conversion, the runtime agreeing."""
+import re
+
 import numpy as np
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -73,7 +76,7 @@ def test_reproduction_script_on_tiny_nets(mnist_dir, tmp_path):
                                 "--validation", "50", "--epochs", "1"] + extra) == 0
     record = json.loads((models / "max-concat.json").read_text())
     assert record["epochs"] == 1 and record["validation_images"] == 50
-    assert set(record["validation"]["thresholds"]) == {"within-1", "robust", "paper-share"}
+    assert set(record["validation"]["thresholds"]) == {"within-1", "robust", "paper-share", "goal"}
     assert load_ddnn(models / "max-concat.h5").local_threshold == record["validation"]["threshold"]
     # choosing again by the same rules leaves the file as training wrote it, byte for byte
     import ddnn_rechoose
@@ -94,9 +97,9 @@ def test_reproduction_script_on_tiny_nets(mnist_dir, tmp_path):
     # a pairing trained longer than the main model is named, not compared
     assert "| average | max |" not in text and "Left out: `average-max-nodrop-s0.h5` (2 epochs)" in text
     assert "the paper's way (no device dropout)" in text and "models/max-concat.h5" in text
-    assert "ours, device dropout 0.1 (beyond the paper)" in text
-    assert "ours, device dropout 0.2 (beyond the paper)" in text
-    assert "Validation chose the rate of the main model" in text
+    assert "ours, device dropout 0.1, 1 epoch, cloud of 128 (beyond the paper)" in text
+    assert "ours, device dropout 0.2, 1 epoch, cloud of 128 (beyond the paper)" in text
+    assert re.search(r"Validation chose among them: .*dropout 0.1, 1 epoch, cloud of 128: \d+\.\d\d%", text)
     # how often the epoch budget, rather than validation, ended training is counted, not hidden
     records = [json.loads(p.read_text()) for p in models.rglob("*.json")]
     last = sum(r["best_epoch"] == r["epochs"] for r in records)

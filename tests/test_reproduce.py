@@ -71,17 +71,19 @@ def test_digests_are_read_from_a_report_table():
     assert reproduce.listed_digests(text) == {"little-binary-1.h5": digest, "big-s2.h5": "cd" * 32}
 
 
+class Fake:
+    """Answers of 1,000 samples for the selection rules: the right-answer count and the
+    local-exit share at T, given as functions."""
+    def __init__(self, correct, share=lambda t: t):
+        self.labels = [0] * 1000
+        self.correct, self.share = correct, share
+
+    def at(self, t):
+        return self.share(t), self.correct(t) / 1000, 0.0
+
+
 def test_selection_rules_choose_from_counts():
     import ddnn_eval
-
-    class Fake:
-        """Answers whose right-answer count at T is given by a function."""
-        def __init__(self, correct, share=lambda t: t):
-            self.labels = [0] * 1000
-            self.correct, self.share = correct, share
-
-        def at(self, t):
-            return self.share(t), self.correct(t) / 1000, 0.0
 
     everyone = Fake(lambda t: 970 - int(30 * t))        # 1 point lost at T = 0.34 to 0.36
     fine = Fake(lambda t: 960)
@@ -93,10 +95,29 @@ def test_selection_rules_choose_from_counts():
     assert chosen["paper-share"] == 0.61
     assert ddnn_eval.deployed_threshold(chosen) == 0.2
     assert ddnn_eval.choose_thresholds(everyone, [Fake(lambda t: 900)])["robust"] is None
-    assert ddnn_eval.deployed_threshold({"robust": None, "within-1": 0.3}) == 0.3
+    assert ddnn_eval.deployed_threshold({"goal": None, "robust": None, "within-1": 0.3}) == 0.3
 
 
-def test_held_out_checks_the_robust_rule_on_the_half_it_did_not_choose_on():
+def test_goal_rule_takes_the_widest_margin_over_every_condition():
+    import ddnn_eval
+
+    everyone = Fake(lambda t: 970)
+    # the share's margin over 60% grows with T, the missing device's over 95% shrinks:
+    # the widest margin of the narrower one is where they cross
+    falling = Fake(lambda t: 990 - round(50 * t))
+    chosen = ddnn_eval.choose_thresholds(everyone, [falling])
+    margins = {t: ddnn_eval.goal_margin(everyone, [falling], t) for t in ddnn_eval.GRID}
+    assert chosen["goal"] == 0.62 == max(margins, key=margins.get)
+    assert ddnn_eval.meets_goal(everyone, [falling], 0.62)
+    assert not ddnn_eval.meets_goal(everyone, [falling], 0.59)       # under 60% local exits
+    assert not ddnn_eval.meets_goal(everyone, [falling], 0.9)        # 945 with the device missing
+    assert ddnn_eval.deployed_threshold(chosen) == 0.62
+    # no T meets every condition: the goal rule finds none, the file falls back
+    chosen = ddnn_eval.choose_thresholds(everyone, [Fake(lambda t: 940)])
+    assert chosen["goal"] is None and ddnn_eval.deployed_rule(chosen) == "within-1"
+
+
+def test_held_out_checks_a_rule_on_the_half_it_did_not_choose_on():
     import types
 
     import ddnn_eval
@@ -114,13 +135,18 @@ def test_held_out_checks_the_robust_rule_on_the_half_it_did_not_choose_on():
 
     n, rng = 2000, np.random.default_rng(1)
     everyone = answers(np.ones(n, bool))
-    assert ddnn_eval.held_out(everyone, [everyone] * 2, splits=20) == (20, 20)
-    weak = answers(rng.random(n) < 0.9)
-    assert ddnn_eval.held_out(everyone, [everyone, weak], splits=20) == (0, 0)
-    # 95.2% right at every T: a half over the bar (95.69% on 1,000) leaves the other under 95%
+    for rule in ("robust", "goal"):
+        assert ddnn_eval.held_out(everyone, [everyone] * 2, rule, splits=20) == (20, 20)
+        weak = answers(rng.random(n) < 0.9)
+        assert ddnn_eval.held_out(everyone, [everyone, weak], rule, splits=20) == (0, 0)
+    # 95.2% right at every T: a half over the robust bar (95.69% on 1,000) leaves the other under 95%
     near = answers(rng.permutation(n) < 0.952 * n)
-    found, held = ddnn_eval.held_out(everyone, [near], splits=50)
+    found, held = ddnn_eval.held_out(everyone, [near], "robust", splits=50)
     assert 0 < found < 50 and held == 0
+    # the goal rule takes T where local exits pass 60% by as many standard errors as the
+    # device passes 95%; the other half then has under 60% local exits about half the time
+    found, held = ddnn_eval.held_out(everyone, [near], "goal", splits=50)
+    assert found > 0 and 0 < held < found
 
 
 def test_check_rebuilds_a_file_with_the_digest_its_report_lists(mnist_dir, tmp_path, monkeypatch, backend):
