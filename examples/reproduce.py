@@ -49,6 +49,7 @@ MORE_DROP = 0.2          # the other rate validation compares it with
 LONGER = 20              # epochs of the main DDNN recipe's longer candidate
 WIDER = 256              # the cloud's hidden signs in its wider candidate (the main recipe: 128)
 SHIFT = 2                # pixels of random shift in the recipes that go beyond the paper
+UNWEIGHTED = 1.0         # the float little nets' candidate loss weight of digit K (the main: 2)
 
 
 class Job(NamedTuple):
@@ -74,14 +75,16 @@ class Job(NamedTuple):
                 *place, *self.args]
 
 
-def little(kind, digit, seed, shipped, hidden=None, tag=None, epochs=None, shift=0):
-    """A little net; a smaller ``hidden`` shape carries a ``tag``, shifted training ``shiftN``."""
-    tag = f"shift{shift}" if shift else tag
+def little(kind, digit, seed, shipped, hidden=None, tag=None, epochs=None, shift=0, pos_weight=None):
+    """A little net; a smaller ``hidden`` shape carries a ``tag``, shifted training ``shiftN``,
+    a plain (unweighted) cross entropy ``unweighted``."""
+    tag = f"shift{shift}" if shift else "unweighted" if pos_weight == UNWEIGHTED else tag
     name = f"{kind}-{digit}" + (f"-{tag}" if tag else "") + (f"-s{seed}" if seed else "")
     args = ["--kind", kind, "--digit", str(digit), "--seed", str(seed),
             "--epochs", str(epochs or EPOCHS[kind])]
     args += ["--hidden", hidden] if hidden else []
     args += ["--shift", str(shift)] if shift else []
+    args += ["--pos-weight", str(pos_weight)] if pos_weight else []
     args += ["--tag", tag] if tag else []
     return Job(name, "biglittle", "biglittle_train.py", tuple(args), shipped)
 
@@ -127,6 +130,10 @@ def plan():
     seeds += [little(kind, d, s, kind == "little-binary") for s in SEEDS[1:]
               for kind in ("little-float", "little-binary") for d in HEADLINE_DIGITS]
     seeds += [big(s) for s in SEEDS[1:]]
+    # the float little nets' candidate recipe, one change from the main one (the paper's
+    # plain softmax loss); biglittle_report.py chooses between the recipes on validation
+    seeds += [little("little-float", d, s, False, pos_weight=UNWEIGHTED)
+              for s in SEEDS for d in HEADLINE_DIGITS]
     seeds += [ddnn("max", "concat", s, MORE_DROP) for s in SEEDS]
     seeds += [ddnn("max", "concat", s, MAIN_DROP, **change) for change in
               ({"hidden": WIDER}, {"epochs": LONGER}) for s in SEEDS]
