@@ -1,5 +1,6 @@
 """Tiny runs of the Big-Little recipes (300 images, one epoch, small shapes) and the report's measures."""
 import json
+import types
 
 import numpy as np
 import pytest
@@ -33,6 +34,8 @@ def recipes(mnist_dir, tmp_path_factory):
                                 ("little-float", "16,8", ["--digit", "8"]),
                                 ("little-float", "16,8", ["--digit", "1", "--shift", "2",
                                                           "--tag", "shift2"]),
+                                ("little-float", "16,8", ["--digit", "1", "--pos-weight", "1",
+                                                          "--tag", "unweighted"]),
                                 ("little-binary", "32,16", ["--digit", "1"]),
                                 ("little-binary", "32,16", ["--digit", "8"]),
                                 ("little-binary", "16,8", ["--digit", "8", "--tag", "small"]),
@@ -69,11 +72,38 @@ def test_report_from_the_tiny_recipes(recipes, mnist_dir, tmp_path):
     assert "| 8 | ours: little-binary 784-32-16-2 | 1 |" in text
     assert "digit 8, binary 784-16-8-2:" in text
     assert "ours: big, shifts of up to 2 pixels (beyond the paper)" in text
-    # the shifted float net is a row of its own beside the paper's way, with its own goal line
-    assert "| 1 | ours: little-float 784-16-8-2, the paper's way | 1 |" in text
-    assert "| 1 | ours: little-float 784-16-8-2, shifts of up to 2 pixels (beyond the paper) | 1 |" in text
-    assert "- little float, digit 1, shifts of up to 2 pixels (beyond the paper): F1" in text
-    assert "The float rows with shifts were added" in text
+    # every float recipe is a row of its own, with its own goal line; one of them is chosen
+    for how in ("the paper's way, digit K weighted 2 in the loss", "the paper's way, unweighted loss",
+                "shifts of up to 2 pixels (beyond the paper)"):
+        assert f"| 1 | ours: little-float 784-16-8-2, {how}" in text
+        assert f"- little float, digit 1, {how}: F1" in text
+    assert "The float rows with shifts were added" in text and "The unweighted float rows" in text
+    goal_lines = [line for line in text.splitlines() if line.startswith("- little float, digit 1,")]
+    assert sum("fewer than 3 seeds, not judged" in line for line in goal_lines) == 1
+    assert sum("not the recipe validation chose" in line for line in goal_lines) == 2
+    assert text.count("**(chosen on validation)**") == 2          # digits 1 and 8
+
+
+def fake_net(tag, seed, validation, weights=100, shift=0, pos_weight=2.0):
+    record = {"validation": validation, "weights": weights, "shift": shift, "pos_weight": pos_weight}
+    return types.SimpleNamespace(kind="little-float", digit=1, tag=tag, seed=seed, record=record)
+
+
+def test_validation_chooses_the_float_recipe_by_its_mean_over_seeds():
+    nets = [fake_net(None, s, v) for s, v in enumerate((0.5, 0.75, 1.0))]            # mean 0.75
+    nets += [fake_net("unweighted", s, v, pos_weight=1.0) for s, v in enumerate((1.0, 0.5, 0.875))]
+    nets += [fake_net("shift2", s, 0.8125, shift=2) for s in range(3)]
+    nets += [fake_net("small", 0, 1.0, weights=10)]          # a smaller shape is never a candidate
+    groups = biglittle_report.Groups(nets)
+    assert [how for how, _ in groups.variants("little-float", 1)] == [
+        "the paper's way, digit K weighted 2 in the loss", "the paper's way, unweighted loss",
+        "shifts of up to 2 pixels (beyond the paper)"]
+    assert groups.chosen_float(1)[1][0].tag == "shift2"      # the highest mean, 0.8125
+    unshifted = biglittle_report.Groups([n for n in nets if n.tag != "shift2"])
+    assert unshifted.chosen_float(1)[1][0].tag == "unweighted"   # 0.79 over 0.75
+    nets[3].record["validation"] = 0.875                      # unweighted mean now 0.75: a tie
+    assert unshifted.chosen_float(1)[1][0].tag is None        # the first listed wins a tie
+    assert biglittle_report.Groups([]).chosen_float(1) is None
 
 
 def test_shifted_images_keep_their_pixels_inside_the_frame():
