@@ -250,8 +250,7 @@ def protocol_section(tests):
 
 def recipe(run):
     r = run.record
-    return (f"local {r['local']}, cloud {r['cloud']}, device dropout {r['drop']}, "
-            f"{epochs(r['epochs'])}, cloud of {r.get('hidden', OLD_HIDDEN)}")
+    return f"local {r['local']}, cloud {r['cloud']}, {candidate_label(recipe_key(r))}"
 
 
 def max_concat_recipes(runs):
@@ -324,7 +323,7 @@ def headline_section(recipes, first, main, validation):
     last_kept = provenance.kept_last_epoch(r.record for r in main_runs)
     choice = "; ".join(f"{candidate_label(key)}: {pct(held_rate(runs, validation))}, margin "
                        f"{validation_margin(runs, validation):.2f}" for key, runs in recipes.items() if key[0] > 0)
-    drop, length, hidden = main
+    _, length, hidden = main
     return ["## Main model: max pooling locally, concatenation in the cloud", "",
             f"Six devices, each a binary conv 3x3 (8 filters) + max pool + batch norm + sign "
             f"(a 14x14x8 map of signs, {main_runs[0].ddnn.devices[0].feature_bytes} bytes) and a "
