@@ -59,6 +59,26 @@ def reference_logits(model, x):
     return h
 
 
+# Float32 sums taken in another order (another batch size, BLAS build, thread count or
+# process) differ by rounding, and rounding grows with the magnitude of what is summed, not
+# with each result: a logit near 0 among logits near 10 carries the error of the 10s.
+# 2**-14 of a row's largest value is ~1000 float32 ulps at that magnitude, and orders of
+# magnitude below what a wrong weight, sample or layer changes.
+SUMMATION_ROUNDING = 2.0 ** -14
+
+
+def assert_same_sums(got, want, err_msg=""):
+    """``got`` and ``want`` are the same float arithmetic, possibly summed in another order."""
+    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+    assert got.shape == want.shape, f"{err_msg} shapes {got.shape} != {want.shape}"
+    scale = np.abs(want).max(axis=-1, keepdims=True) if want.ndim else np.abs(want)
+    tolerance = SUMMATION_ROUNDING * scale
+    off = np.abs(got - want) > tolerance
+    assert not off.any(), (f"{err_msg} {off.sum()} of {off.size} values differ beyond rounding: "
+                           f"largest gap {np.abs(got - want).max():.3g}, "
+                           f"tolerance {tolerance.min():.3g}\ngot  {got}\nwant {want}")
+
+
 class Process:
     """A server subprocess that printed its port (``python ARGS``); stopped with SIGTERM."""
 

@@ -15,7 +15,7 @@ import pytest
 
 pytest.importorskip("mlserver.model", reason="MLServer is an optional extra: pip install '.[mlserver]'")
 
-from conftest import ROOT, random_mlp                                          # noqa: E402
+from conftest import ROOT, assert_same_sums, random_mlp                   # noqa: E402
 from edgebnn import Dense, Model, Policy, RemoteModel, Runtime, save_ddnn, save_model  # noqa: E402
 from edgebnn import Coordinator, load_ddnn                                # noqa: E402
 from test_ddnn import answers_as_in_process, random_ddnn                  # noqa: E402
@@ -119,7 +119,7 @@ def test_cascade_on_mlserver_answers_as_in_process(mlserver, littles, policy, li
         assert (result.label, result.name) == (expected.label, expected.name)
         # MLServer may batch this request with another one in flight: BLAS then sums a
         # batch in another order than one sample, so float scores agree to rounding
-        np.testing.assert_allclose(result.logits, expected.logits, rtol=1e-5, atol=1e-6)
+        assert_same_sums(result.logits, expected.logits)
     assert rt.counters["remote_errors"] == 0
     batch = images(5, seed=11)
     results = rt.classify_batch(batch)
@@ -143,7 +143,7 @@ def test_adaptive_batching_answers_concurrent_devices_as_alone(mlserver):
         t.join()
     expected = [big.classify(x).logits for x in samples]
     assert [a.argmax() for a in answers] == [e.argmax() for e in expected]
-    np.testing.assert_allclose(answers, expected, rtol=1e-5, atol=1e-6)
+    assert_same_sums(answers, expected)
 
 
 def test_ddnn_devices_and_cloud_on_mlserver_answer_as_in_process(mlserver):
@@ -179,8 +179,7 @@ def test_the_example_folder_serves_the_shipped_model(tmp_path):
         remote = RemoteModel(url, settings["name"], deadline=10.0)
         local = Runtime(shipped)
         batch = samples["images"][:4]        # a batch in BLAS: the same sums to float32 rounding
-        np.testing.assert_allclose(remote.infer_batch(batch),
-                                   [r.logits for r in local.classify_batch(batch)], rtol=1e-5)
+        assert_same_sums(remote.infer_batch(batch), [r.logits for r in local.classify_batch(batch)])
     finally:
         process.terminate()
         process.wait(timeout=30)
