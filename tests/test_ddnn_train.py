@@ -85,7 +85,7 @@ def test_reproduction_script_on_tiny_nets(mnist_dir, tmp_path):
     assert json.loads((models / "max-concat.json").read_text()) == record
     out = tmp_path / "ddnn.md"
     assert ddnn_reproduce.main(["--data", mnist_dir, "--models", str(models), "--out", str(out),
-                                "--test", "40"]) == 0
+                                "--test", "40", "--validation", "200"]) == 0
     text = out.read_text()
     for heading in ("## Main model", "## Goals of issue 17", "## Threshold sweep",
                     "## One device missing", "## Devices added", "## Aggregation comparison",
