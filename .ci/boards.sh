@@ -18,8 +18,7 @@
 #    compiler (the C kernel built by the root's compiler, csrc/build.py
 #    reading the board's /proc/cpuinfo), then installed with pip on a clean
 #    root of the same board that has no compiler at all; the popcount path
-#    checked there, then the tests, both backends through the suite's
-#    autouse fixture:
+#    checked there, then the tests (the kernel tests on both backends):
 #      armhf Pi 2, qemu cortex-a7 (NEON)       the suite (see PI2_TESTS below)
 #      armhf, qemu cortex-a7,neon=off          kernel and binary-layer tests
 #      i386 natively (host CPU, POPCNT)        the whole suite

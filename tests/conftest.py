@@ -20,9 +20,14 @@ SHARED_DATA = os.path.join(ROOT, "..", "shared", "data")
 sys.path.insert(0, os.path.join(ROOT, "examples"))
 
 
-@pytest.fixture(autouse=True, params=["c", "numpy"])
+@pytest.fixture(params=["c", "numpy"])
 def backend(request, monkeypatch):
-    """Every test runs once per kernel backend, chosen as a user would: by environment."""
+    """The test runs once per kernel backend, chosen as a user would: by environment.
+
+    Modules whose tests run kernels ask for it for all their tests
+    (``pytestmark = pytest.mark.usefixtures("backend")``), other tests by name;
+    the rest (files, servers, command lines, reports) run once, on the default
+    backend: the twins are held bit-exact where the kernels are tested."""
     if request.param == "c" and not c_available():
         pytest.skip("the C kernel is not built")
     monkeypatch.setenv(ENVIRONMENT_VARIABLE, request.param)
@@ -31,10 +36,14 @@ def backend(request, monkeypatch):
 
 @pytest.fixture(scope="session")
 def mnist_dir():
-    """The real MNIST files prepared beside the checkout; skip when absent."""
+    """The real MNIST files prepared beside the checkout; skip when absent, except in CI
+    (CI=true), where the data is laid beside the clone and a skip would hide its loss."""
     folder = os.path.join(SHARED_DATA, "mnist")
     if not os.path.exists(os.path.join(folder, "t10k-images-idx3-ubyte.gz")):
-        pytest.skip(f"MNIST files not found in {folder}")
+        missing = f"MNIST files not found in {folder}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{missing}: CI runs the tests that need them")
+        pytest.skip(missing)
     return folder
 
 

@@ -10,6 +10,8 @@ from edgebnn.bitpack import pack_signs
 from edgebnn.fold import fold_sign
 from conftest import run_threads
 
+pytestmark = pytest.mark.usefixtures("backend")     # every test runs the kernels
+
 
 def thresholds(rng, n_out, span):
     return fold_sign(rng.standard_normal(n_out), rng.uniform(-0.3, 0.3, n_out) * span)

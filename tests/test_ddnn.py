@@ -17,6 +17,8 @@ from edgebnn.kernels import get_kernels
 from edgebnn.layers import Signal
 from conftest import assert_same_sums, edit_packed as edit
 
+pytestmark = pytest.mark.usefixtures("backend")     # every test runs the kernels
+
 CLASSES = ["a", "b", "c"]
 VIEW = (8, 8)
 CHANNELS = 5                       # not a multiple of 8: the maps carry padding bits

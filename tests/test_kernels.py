@@ -12,6 +12,8 @@ from edgebnn.kernels import c_available, get_kernels
 from edgebnn.kernels.contract import Backend, Link, Plan
 from edgebnn.kernels.geometry import ConvShape, conv_size
 
+pytestmark = pytest.mark.usefixtures("backend")     # every test runs the kernels
+
 AWKWARD_BITS = [1, 3, 7, 8, 9, 31, 32, 33, 63, 64, 65, 127, 128, 129, 1000]
 LONG_ROWS = [31 * 256 + 8, 8200]    # past the 31 steps of 32 bytes an AVX2 byte counter takes
 

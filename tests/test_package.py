@@ -122,7 +122,7 @@ def test_the_source_folder_refuses_to_be_imported_under_its_folder_name():
 
 
 def test_a_missing_c_kernel_warns_once_and_names_the_cost(monkeypatch):
-    monkeypatch.delenv(kernels.ENVIRONMENT_VARIABLE)
+    monkeypatch.delenv(kernels.ENVIRONMENT_VARIABLE, raising=False)
     monkeypatch.setattr(kernels, "_c_backend", None)
     monkeypatch.setattr(kernels, "_c_error", "no module named '_bnn'")
     monkeypatch.setattr(kernels, "_warned", False)

@@ -149,11 +149,9 @@ def test_held_out_checks_a_rule_on_the_half_it_did_not_choose_on():
     assert found > 0 and 0 < held < found
 
 
-def test_check_rebuilds_a_file_with_the_digest_its_report_lists(mnist_dir, tmp_path, monkeypatch, backend):
+def test_check_rebuilds_a_file_with_the_digest_its_report_lists(mnist_dir, tmp_path, monkeypatch):
     """A net trained here, rebuilt by its command in a fresh process: the same bytes."""
     pytest.importorskip("torch")
-    if backend != "c":
-        pytest.skip("training does not use the kernel backend: checked once, with the c parameter")
     import biglittle_train
     job = reproduce.Job("little-float-3", "biglittle", "biglittle_train.py",
                         ("--kind", "little-float", "--digit", "3", "--hidden", "8,8", "--epochs", "1",

@@ -4,6 +4,8 @@ import pytest
 from edgebnn import Dense, InputError, InputTypeError, Model, Runtime, models, save_model
 from conftest import assert_same_sums, random_mlp, reference_logits, run_threads
 
+pytestmark = pytest.mark.usefixtures("backend")     # every test runs the kernels
+
 
 @pytest.fixture
 def uint8_runtime(tmp_path):
