@@ -116,7 +116,7 @@ setup(
         "edgebnn-classify = edgebnn.__main__:main",
         "edgebnn-convert = edgebnn.converters.__main__:main",
         "edgebnn-bench = edgebnn.bench.__main__:main",
-        "edgebnn-serve = edgebnn.serve:main",
+        "edgebnn-serve = edgebnn.net.serve:main",
     ]},
     extras_require={
         "dev": ["pytest>=7", "pytest-benchmark>=4", "hypothesis>=6", "build", "pyyaml"],

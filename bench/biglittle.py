@@ -2,7 +2,7 @@
 
     python -m edgebnn.bench.biglittle --little L.h5 --big B.h5 --data DIR [--link-ms 15]
 
-Starts ``python -m edgebnn.serve`` on the big model, injects the link delay
+Starts ``python -m edgebnn.net.serve`` on the big model, injects the link delay
 each way in the client, streams MNIST test digits through a cascade per
 policy and prints mean and p99 latency, the share answered on the device and
 the accuracy, after the paper's break-even (the little net answers first

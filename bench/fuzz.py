@@ -34,7 +34,7 @@ from collections import Counter
 import h5py
 import numpy as np
 
-from edgebnn import seal
+from edgebnn.packed import seal
 from edgebnn.commands import program
 from edgebnn.models import FOLDER
 

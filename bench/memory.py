@@ -20,13 +20,13 @@ Binary nets are the sweep's: float input, a sign, binary dense layers, a
 float batch norm before the scores. Left out: Python's own objects (20-50
 KB a model) and the NumPy twin's per-call temporaries (one input's signs
 unpacked, a few KB). A file whose
-arrays exceed ``edgebnn.format.MAX_MODEL_BYTES`` is refused by the loader,
+arrays exceed ``edgebnn.packed.format.MAX_MODEL_BYTES`` is refused by the loader,
 whatever the memory.
 """
 import os
 
 from edgebnn.bitpack import sign_bytes, word_padded
-from edgebnn.format import MAX_MODEL_BYTES
+from edgebnn.packed.format import MAX_MODEL_BYTES
 from edgebnn.layers import BatchNorm, BinaryDense, Dense, Sign
 from edgebnn.limits import Cost, Limits
 
@@ -98,7 +98,7 @@ def refusal(sizes, line):
     need = needs(sizes, line)
     if need["file"] > MAX_MODEL_BYTES:
         return "file", (f"its arrays ({megabytes(need['file'])}) are over the loader's limit "
-                        f"(edgebnn.format.MAX_MODEL_BYTES)")
+                        f"(edgebnn.packed.format.MAX_MODEL_BYTES)")
     kind, _, backend = line.partition("/")
     pairs = list(zip(sizes, sizes[1:]))
     if kind == "float":

@@ -20,8 +20,8 @@ from edgebnn import RemoteModel
 @contextlib.contextmanager
 def embedded(path, name="big", *options):
     """``edgebnn-serve PATH --name NAME OPTIONS...`` on a free loopback port."""
-    process = subprocess.Popen([sys.executable, "-m", "edgebnn.serve", os.fspath(path), "--port", "0",
-                                "--name", name, "--log-level", "WARNING", *options],
+    process = subprocess.Popen([sys.executable, "-m", "edgebnn.net.serve", os.fspath(path),
+                                "--port", "0", "--name", name, "--log-level", "WARNING", *options],
                                stdout=subprocess.PIPE, text=True)
     try:
         line = process.stdout.readline()

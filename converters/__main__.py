@@ -13,7 +13,7 @@ through torch's ONNX exporter. A module pickled whole (``torch.save(net,
 path)``) is unpickled only with ``--trust-pickle``: unpickling runs whatever
 code the file names. A packed model of format version 1 (no seal) is
 rewritten as a sealed version-2 file with the same weights
-(``edgebnn.format.upgrade``).
+(``edgebnn.packed.format.upgrade``).
 
 The runtime takes the source graph's input dtype (float32) unless
 ``--input-dtype uint8`` asks for raw bytes, which the source then sees as
@@ -38,9 +38,10 @@ import zipfile
 import h5py
 import numpy as np
 
-from edgebnn import Runtime, save_model, seal
+from edgebnn import Runtime, save_model
+from edgebnn.packed import seal
 from edgebnn.commands import PERCENT, POSITIVE_INT, program, quiet_on_closed_pipe
-from edgebnn.format import VERSION, upgrade
+from edgebnn.packed.format import VERSION, upgrade
 
 from . import check
 from .common import archive_kind

@@ -1,6 +1,6 @@
 """A sensor script with a Big-Little cascade: little net here, big net on a v2 server.
 
-    python -m edgebnn.serve models/mnist-mlp.h5 --name big &       # the "cloud"
+    python -m edgebnn.net.serve models/mnist-mlp.h5 --name big &       # the "cloud"
     python examples/biglittle_sensor.py --little models/mnist-mlp.h5 \\
         --remote http://127.0.0.1:8000 --policy sequential --link-ms 15
 

@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from edgebnn.ddnn import SCORE_BYTES
+from edgebnn.tiers.ddnn import SCORE_BYTES
 from edgebnn.exits import summarize
 
 GRID = [round(0.01 * i, 2) for i in range(101)]        # the thresholds a rule chooses from

@@ -3,7 +3,7 @@
     python3 examples/ddnn_processes.py --data ../shared/data/mnist [--model models/ddnn/max-concat-h256.h5]
         [--samples 200] [--deadline 0.5] [--threshold T] [--edge-threshold T]
 
-Starts one ``python -m edgebnn.serve MODEL --section devices/I`` process per
+Starts one ``python -m edgebnn.net.serve MODEL --section devices/I`` process per
 device, one ``--section cloud`` process and, when the model has an edge, one
 ``--section edge`` process, classifies multi-view test
 digits through a ``Coordinator`` (the gateway: it aggregates and takes the
@@ -27,7 +27,7 @@ import multiview  # noqa: E402
 
 
 def start(model, section, name):
-    return subprocess.Popen([sys.executable, "-m", "edgebnn.serve", model, "--port", "0",
+    return subprocess.Popen([sys.executable, "-m", "edgebnn.net.serve", model, "--port", "0",
                              "--section", section, "--name", name],
                             stdout=subprocess.PIPE, text=True)
 

@@ -43,7 +43,7 @@ import multiview  # noqa: E402
 import provenance  # noqa: E402
 from ddnn_eval import GRID, PAPER_MISSING, PAPER_SHARE, PAPER_T, RULES  # noqa: E402
 from edgebnn import load_ddnn  # noqa: E402
-from edgebnn.ddnn import SCORE_BYTES  # noqa: E402
+from edgebnn.tiers.ddnn import SCORE_BYTES  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MAIN, EDGE, PAIRINGS = "max-concat", "max-concat-edge", "pairings"

@@ -53,7 +53,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from edgebnn.converters import binary_layers as bl  # noqa: E402
 from edgebnn.converters.pytorch import convert  # noqa: E402
 from edgebnn import Model  # noqa: E402
-from edgebnn.aggregate import concat_shape  # noqa: E402
+from edgebnn.tiers.aggregate import concat_shape  # noqa: E402
 from edgebnn import DDNN, Device, save_ddnn  # noqa: E402
 from edgebnn.bench import mnist  # noqa: E402
 import ddnn_eval  # noqa: E402
@@ -129,7 +129,8 @@ class TorchDDNN(nn.Module):
 
 
 def merge(kind, stacked, mask, fill):
-    """edgebnn.aggregate in PyTorch: ``stacked`` (B, D, n), ``mask`` (B, D, 1) of present devices.
+    """edgebnn.tiers.aggregate in PyTorch: ``stacked`` (B, D, n), ``mask`` (B, D, 1) of present
+    devices.
 
     ``fill`` is what a missing device contributes to a concatenation: 0 for
     scores, -1 (zero bytes) for maps of signs.

@@ -5,9 +5,11 @@
     >>> rt.classify(frame).label
 
 The main path: ``Runtime`` (runtime.py) -> ``Model`` (model.py) -> layers
-(layers/) -> kernels (kernels/, C with a NumPy twin). The network tiers
-(``RemoteModel``, the DDNN) are imported on first use, so a sensor script
-that classifies locally loads no HTTP or thread-pool code.
+(layers/) -> kernels (kernels/, C with a NumPy twin). The other parts are
+subpackages: packed/ (the file), net/ (the V2 protocol, client and servers)
+and tiers/ (cascade, DDNN, coordinator). The network tiers (``RemoteModel``,
+the DDNN) are imported on first use, so a sensor script that classifies
+locally loads no HTTP or thread-pool code.
 """
 if __name__ != "edgebnn":      # the source folder imported by path, unbuilt and misnamed
     raise ImportError(f"this is edgebnn's source folder, imported as {__name__!r}: install "
@@ -15,7 +17,7 @@ if __name__ != "edgebnn":      # the source folder imported by path, unbuilt and
 
 from .errors import (EdgeError, InputError, InputTypeError, ModelFileError,
                      ModelFormatError, ModelVersionError, RemoteError)
-from .format import load_model, save_model
+from .packed.format import load_model, save_model
 from .layers import BatchNorm, BinaryConv2d, BinaryDense, Dense, Sign
 from .limits import Limits
 from .model import Model
@@ -24,8 +26,9 @@ from .runtime import Runtime
 
 __version__ = "0.2.0"
 
-_LAZY = {"Policy": "cascade", "RemoteModel": "remote", "DDNN": "ddnn", "Device": "ddnn",
-         "load_ddnn": "format", "save_ddnn": "format", "Coordinator": "coordinator"}
+_LAZY = {"Policy": "tiers.cascade", "RemoteModel": "net.remote", "DDNN": "tiers.ddnn",
+         "Device": "tiers.ddnn", "load_ddnn": "packed.format", "save_ddnn": "packed.format",
+         "Coordinator": "tiers.coordinator"}
 
 __all__ = ["Runtime", "Result", "Model", "Limits", "Dense", "BatchNorm", "Sign", "BinaryDense",
            "BinaryConv2d", "load_model", "save_model", "EdgeError", "InputError",

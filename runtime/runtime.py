@@ -17,9 +17,9 @@ class Runtime:
     chooses the binary kernel ("c" or "numpy"; default: C when built, unless
     the environment variable EDGEBNN_BACKEND says otherwise).
 
-    With ``remote`` (a :class:`edgebnn.remote.RemoteModel`) the model is the
+    With ``remote`` (a :class:`edgebnn.net.remote.RemoteModel`) the model is the
     little net of a Big-Little cascade and ``policy`` (a
-    :class:`edgebnn.cascade.Policy` or one of its kinds: "local",
+    :class:`edgebnn.tiers.cascade.Policy` or one of its kinds: "local",
     "sequential", "parallel", "remote") says when the remote model is asked;
     ``counters`` then counts answers per tier, remote calls and errors.
 
@@ -28,7 +28,7 @@ class Runtime:
     """
 
     def __init__(self, model, backend=None, remote=None, policy="sequential", limits=None):
-        from .format import load_model
+        from .packed.format import load_model
         from .kernels import get_kernels
         kernels = get_kernels(backend)
         if isinstance(model, Model):
@@ -38,7 +38,7 @@ class Runtime:
         self._names = self.model.classes
         self.cascade = None
         if remote is not None:
-            from .cascade import Cascade, Policy
+            from .tiers.cascade import Cascade, Policy
             policy = policy if isinstance(policy, Policy) else Policy(policy)
             self.cascade = Cascade(self, remote, policy)
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from edgebnn import Dense, Model
-from edgebnn import seal
+from edgebnn.packed import seal
 from edgebnn.kernels import ENVIRONMENT_VARIABLE, c_available
 
 HERE = os.path.dirname(os.path.abspath(__file__))

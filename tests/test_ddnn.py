@@ -7,10 +7,10 @@ import pytest
 
 from edgebnn import (BatchNorm, BinaryConv2d, BinaryDense, Dense, InputError, Model,
                      ModelFormatError, Runtime, Sign, load_model, save_model)
-from edgebnn import aggregate
+from edgebnn.tiers import aggregate
 from edgebnn.bitpack import pack_signs, packed_bytes, unpack_signs
 from edgebnn import DDNN, Device, load_ddnn, save_ddnn
-from edgebnn.ddnn import NoDevicesError
+from edgebnn.tiers.ddnn import NoDevicesError
 from edgebnn.exits import normalized_entropy, softmax
 from edgebnn.fold import fold_sign
 from edgebnn.kernels import get_kernels
@@ -173,7 +173,7 @@ def test_bits_input_model_checks():
 
 
 def test_bits_model_metadata_on_the_server():
-    from edgebnn.endpoints import ModelEndpoint
+    from edgebnn.net.endpoints import ModelEndpoint
     model = random_cloud("max", 1)
     endpoint = ModelEndpoint(Runtime(model), "cloud")
     metadata = endpoint.metadata

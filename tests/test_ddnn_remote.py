@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from edgebnn import Coordinator, load_ddnn, save_ddnn
-from edgebnn.ddnn import NoDevicesError
-from edgebnn.remote import RemoteModel
+from edgebnn.tiers.ddnn import NoDevicesError
+from edgebnn.net.remote import RemoteModel
 from test_ddnn import CLASSES, answers_as_in_process, assert_same, random_ddnn, views
 from conftest import ROOT, Process, fault_server
 
@@ -21,7 +21,7 @@ def ddnn_path(tmp_path_factory):
 
 
 def start_devices(path):
-    return [Process(["-m", "edgebnn.serve", str(path), "--port", "0", "--section",
+    return [Process(["-m", "edgebnn.net.serve", str(path), "--port", "0", "--section",
                      f"devices/{i}", "--name", f"device{i}"]) for i in range(DEVICES)]
 
 
@@ -114,7 +114,7 @@ def test_cloud_section_served_alone(ddnn_path):
 
 
 def start_section(path, section):
-    return Process(["-m", "edgebnn.serve", str(path), "--port", "0", "--section", section,
+    return Process(["-m", "edgebnn.net.serve", str(path), "--port", "0", "--section", section,
                     "--name", section])
 
 
@@ -171,7 +171,7 @@ def test_edge_and_cloud_processes_answer_as_in_process(tmp_path_factory):
 def test_unknown_section_is_refused(ddnn_path):
     import subprocess
     import sys
-    done = subprocess.run([sys.executable, "-m", "edgebnn.serve", str(ddnn_path), "--port", "0",
+    done = subprocess.run([sys.executable, "-m", "edgebnn.net.serve", str(ddnn_path), "--port", "0",
                            "--section", "devices/9"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "section 'devices/9' not in" in done.stderr and "devices/0..devices/2" in done.stderr

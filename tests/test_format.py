@@ -4,7 +4,7 @@ import pytest
 
 from edgebnn import (BinaryDense, ModelFileError, ModelFormatError, ModelVersionError, Runtime,
                      load_model, save_model)
-from edgebnn.format import upgrade
+from edgebnn.packed.format import upgrade
 from conftest import edit_packed as edit, random_mlp, write_version_1
 
 

@@ -78,7 +78,7 @@ def test_console_scripts_are_installed():
         assert done.stdout.startswith(f"usage: {name} ")
 
 
-@pytest.mark.parametrize("module", ["edgebnn", "edgebnn.serve", "edgebnn.converters",
+@pytest.mark.parametrize("module", ["edgebnn", "edgebnn.net.serve", "edgebnn.converters",
                                     "edgebnn.bench", "edgebnn.demo"])
 def test_every_part_runs_as_python_m(module):
     done = run_python("-m", module, *(["--help"] if module != "edgebnn.demo" else []))
@@ -105,14 +105,14 @@ def test_shipped_models_are_found_and_answer(backend):
 
 def test_import_loads_no_network_or_thread_pool_code():
     code = ("import sys, edgebnn; heavy = ['ssl', 'http.client', 'socket', 'concurrent.futures',"
-            " 'edgebnn.remote', 'edgebnn.ddnn', 'edgebnn.cascade']; "
+            " 'edgebnn.net.remote', 'edgebnn.tiers.ddnn', 'edgebnn.tiers.cascade']; "
             "print([m for m in heavy if m in sys.modules])")
     done = run_python("-c", code)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
     # and they come when asked for
-    assert edgebnn.RemoteModel.__module__ == "edgebnn.remote"
-    assert edgebnn.Policy.__module__ == "edgebnn.cascade"
+    assert edgebnn.RemoteModel.__module__ == "edgebnn.net.remote"
+    assert edgebnn.Policy.__module__ == "edgebnn.tiers.cascade"
 
 
 def test_the_source_folder_refuses_to_be_imported_under_its_folder_name():

@@ -10,8 +10,8 @@ import pytest
 
 from conftest import Process, assert_same_sums, fault_server, random_mlp
 from edgebnn import Dense, Model, Policy, RemoteError, RemoteModel, Runtime, save_model
-from edgebnn.serve import ModelServer
-from edgebnn.endpoints import ModelEndpoint
+from edgebnn.net.serve import ModelServer
+from edgebnn.net.endpoints import ModelEndpoint
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +28,8 @@ def models(tmp_path_factory):
 
 
 def serve(models, *args):
-    return Process(["-m", "edgebnn.serve", str(models / "big.h5"), "--port", "0", "--name", "big",
-                    "--log-level", "WARNING", *args])
+    return Process(["-m", "edgebnn.net.serve", str(models / "big.h5"), "--port", "0", "--name",
+                    "big", "--log-level", "WARNING", *args])
 
 
 @pytest.fixture(scope="module")

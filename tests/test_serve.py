@@ -37,7 +37,7 @@ def models(tmp_path_factory):
 
 
 def serve(path, *args, name="big"):
-    return Process(["-m", "edgebnn.serve", str(path), "--port", "0", "--name", name,
+    return Process(["-m", "edgebnn.net.serve", str(path), "--port", "0", "--name", name,
                     "--log-level", "WARNING", *args])
 
 
@@ -370,14 +370,14 @@ def test_metrics_parse_as_prometheus_reads_them(server):
     ("--read-timeout", "nan"), ("--max-connections", "0"), ("--batch-delay", "-1"),
     ("--max-batch", "0"), ("--batch-workers", "0"), ("--log-level", "LOUD")])
 def test_bad_options_are_refused_before_serving(option, value, capsys):
-    from edgebnn import serve as command
+    from edgebnn.net import serve as command
     with pytest.raises(SystemExit) as exit:
         command.main(["mnist-mlp.h5", option, value])
     assert exit.value.code == 2 and f"argument {option}" in capsys.readouterr().err
 
 
 def test_a_shipped_model_is_served_by_its_name():
-    process = Process(["-m", "edgebnn.serve", "mnist-mlp.h5", "--port", "0", "--log-level",
+    process = Process(["-m", "edgebnn.net.serve", "mnist-mlp.h5", "--port", "0", "--log-level",
                        "WARNING"])
     try:
         assert raw(process.port, "GET", "/v2/models/mnist-mlp/ready")[0] == 200
@@ -386,11 +386,11 @@ def test_a_shipped_model_is_served_by_its_name():
 
 
 def test_access_log_through_logging(models):
-    process = Process(["-m", "edgebnn.serve", str(models / "big.h5"), "--port", "0"])
+    process = Process(["-m", "edgebnn.net.serve", str(models / "big.h5"), "--port", "0"])
     raw(process.port, "POST", "/v2/models/big/infer?x=1", infer_body())
     process.stop()
     log = process.process.stderr.read()
-    assert re.search(r'edgebnn\.serve 127\.0\.0\.1 "POST /v2/models/big/infer\?x=1 HTTP/1\.1" 200 '
+    assert re.search(r'edgebnn\.net\.serve 127\.0\.0\.1 "POST /v2/models/big/infer\?x=1 HTTP/1\.1" 200 '
                      r'\d+ [\d.]+ms', log), log
 
 
@@ -458,6 +458,6 @@ def test_server_refuses_a_broken_model_file(tmp_path):
     import sys
     path = tmp_path / "broken.h5"
     path.write_text("no model here")
-    done = subprocess.run([sys.executable, "-m", "edgebnn.serve", str(path), "--port", "0"],
+    done = subprocess.run([sys.executable, "-m", "edgebnn.net.serve", str(path), "--port", "0"],
                           capture_output=True, text=True, timeout=30, env={**os.environ})
     assert done.returncode == 2 and "not a packed model file" in done.stderr

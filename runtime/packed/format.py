@@ -2,8 +2,8 @@
 
 docs/FORMAT.md is the contract. The writer is deterministic (no
 timestamps): the same model gives the same bytes, so a digest names a
-model, and each file is sealed (runtime/seal.py) so that the reader
-(runtime/reader.py) can check its bytes before libhdf5 parses any.
+model, and each file is sealed (runtime/packed/seal.py) so that the reader
+(runtime/packed/reader.py) can check its bytes before libhdf5 parses any.
 """
 import io
 import os
@@ -12,8 +12,8 @@ import h5py
 import numpy as np
 
 from . import seal
-from .errors import ModelFormatError
-from .model import Model
+from ..errors import ModelFormatError
+from ..model import Model
 from .reader import LEGACY_VERSION, MAGIC, MAX_MODEL_BYTES, VERSION, read_packed
 
 STAMP_ATTRS = ("format", "format_version")
@@ -155,7 +155,7 @@ def load_ddnn(path, kernels=None, max_bytes=MAX_MODEL_BYTES, limits=None):
 
 def read_ddnn(reader, kernels, limits):
     """The DDNN of a file open in ``reader`` (reader.read_packed)."""
-    from .ddnn import DDNN
+    from ..tiers.ddnn import DDNN
     f = reader.f
     if "system" not in f.attrs:
         reader.fail("/", "no 'system' attribute: a single model, not a DDNN (use load_model)")
@@ -195,7 +195,7 @@ def _read_devices(reader, group, bind):
 
 def _read_device(reader, parent, name, bind, where=None):
     """A device or the edge: a model group with its ``split``."""
-    from .ddnn import Device
+    from ..tiers.ddnn import Device
     where = where or name
     model, group = _read_section(reader, parent, name, bind, where, ("split",))
     try:

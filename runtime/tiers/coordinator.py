@@ -12,8 +12,8 @@ from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 
-from .errors import InputError, RemoteError
-from .tiers import RemoteTier
+from ..errors import InputError, RemoteError
+from .placement import RemoteTier
 
 
 class Coordinator:
@@ -23,7 +23,7 @@ class Coordinator:
     ...                           cloud="http://127.0.0.1:8200")
     >>> coordinator.classify(views)
 
-    ``devices`` are tiers (``edgebnn.tiers``) or URLs of V2 servers serving
+    ``devices`` are tiers (``edgebnn.tiers.placement``) or URLs of V2 servers serving
     ``device0``, ``device1``, ... (``edgebnn-serve DDNN.h5 --section devices/I
     --name deviceI``, or MLServer). In these experiments the coordinator hands
     each device its view, standing in for the device's own sensor. ``edge``

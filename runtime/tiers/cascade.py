@@ -15,8 +15,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
-from .errors import RemoteError
-from .result import Result
+from ..errors import RemoteError
+from ..result import Result
 
 KINDS = ("local", "sequential", "parallel", "remote")
 

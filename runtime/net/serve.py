@@ -10,7 +10,7 @@ KServe's): the batch as the first axis, versioned routes, Triton's binary
 tensor extension, chunked request bodies. It binds loopback unless told
 otherwise, caps the request size and the time to read a request, answers
 every bad request with ``{"error": ...}`` and a 4xx status, logs each
-request through ``logging`` (logger ``edgebnn.serve``), exports
+request through ``logging`` (logger ``edgebnn.net.serve``), exports
 ``/metrics`` for Prometheus, and on SIGTERM stops accepting, finishes the
 requests that have begun (a connection waiting for its next request is
 closed), then exits. With ``--batch-delay`` the samples of
@@ -29,16 +29,17 @@ import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from . import __version__, protocol
-from .commands import NON_NEGATIVE, PORT, POSITIVE, POSITIVE_INT, model_path, program
+from .. import __version__
+from . import protocol
+from ..commands import NON_NEGATIVE, PORT, POSITIVE, POSITIVE_INT, model_path, program
 from .endpoints import VERSION, Batcher, load_endpoint
-from .errors import EdgeError, InputError
+from ..errors import EdgeError, InputError
 from .metrics import Metrics
 from .wire import TIMEOUTS, BadRequest, DeadlineSocket, length, read_body, reader, refuse, remaining
 
 MAX_BODY_BYTES = 16 << 20
 IDLE_POLL = 0.1    # seconds: how soon a connection waiting for a request notices a shutdown
-log = logging.getLogger("edgebnn.serve")
+log = logging.getLogger("edgebnn.net.serve")
 
 
 class ModelServer(ThreadingHTTPServer):
@@ -273,7 +274,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog=program("edgebnn.serve"), description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=program("edgebnn.net.serve"),
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("model", type=model_path,
                         help="packed model file (.h5), or the name of a shipped one")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")

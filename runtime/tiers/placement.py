@@ -12,7 +12,7 @@ from typing import Protocol
 
 import numpy as np
 
-from .model import Model
+from ..model import Model
 
 
 class Tier(Protocol):
@@ -48,7 +48,7 @@ class RemoteTier:
     per call, bounded by ``deadline`` seconds. ``options`` go to ``RemoteModel``."""
 
     def __init__(self, url, name, deadline=1.0, **options):
-        from .remote import RemoteModel
+        from ..net.remote import RemoteModel
         self.remote = RemoteModel(url, name, deadline, dtype=None, **options)
 
     def outputs(self, x, names):

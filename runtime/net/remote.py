@@ -21,7 +21,7 @@ import numpy as np
 
 from . import protocol
 from .wire import TIMEOUTS, Connection, length, sleep
-from .errors import RemoteError
+from ..errors import RemoteError
 
 MAX_REPLY_BYTES = 16 << 20
 

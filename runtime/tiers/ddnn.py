@@ -12,20 +12,20 @@ edge section when there is one, which has its own exit (threshold
 cloud; or straight to the cloud section, which always answers.
 
 A device that is missing for a sample (``None`` in the views) is left out
-of every aggregation; see runtime/aggregate.py for what each aggregator does
+of every aggregation; see runtime/tiers/aggregate.py for what each aggregator does
 with a gap. docs/FORMAT.md ("DDNN files") describes the file (written and
-read by format.py); runtime/tiers.py says where sections can run and
-runtime/coordinator.py runs devices, edge and cloud elsewhere.
+read by format.py); runtime/tiers/placement.py says where sections can run and
+runtime/tiers/coordinator.py runs devices, edge and cloud elsewhere.
 """
 from typing import NamedTuple
 
 import numpy as np
 
 from . import aggregate
-from .errors import InputError, ModelFormatError, RemoteError
-from .exits import should_exit
-from .result import Result
-from .tiers import LocalTier
+from ..errors import InputError, ModelFormatError, RemoteError
+from ..exits import should_exit
+from ..result import Result
+from .placement import LocalTier
 
 SCORE_BYTES = 4          # a device sends its class scores as float32
 
@@ -194,7 +194,7 @@ class DDNN:
         ``features`` their packed feature maps, or a function that fetches
         them, called only when the sample does not exit locally (so a remote
         device sends its map only then). ``edge`` and ``cloud`` are the tiers
-        (runtime/tiers.py) that answer for those sections (default: the
+        (runtime/tiers/placement.py) that answer for those sections (default: the
         sections here; a Coordinator passes remote ones). If no map arrives
         at all, or the edge or the cloud fails (RemoteError), the answer of
         the tier below stands, marked "local-fallback" or "edge-fallback".

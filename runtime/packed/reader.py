@@ -1,6 +1,6 @@
 """The strict reader of packed files: every failure names the file and the place.
 
-``read_packed`` checks a file's seal (runtime/seal.py) before libhdf5 parses
+``read_packed`` checks a file's seal (runtime/packed/seal.py) before libhdf5 parses
 any of its bytes, then lets libhdf5 parse exactly the bytes that were
 checked, from memory. A ``Reader`` walks the open file trusting nothing:
 links are refused, not followed; every attribute's type and size and every
@@ -15,9 +15,9 @@ import h5py
 import numpy as np
 
 from . import seal
-from .errors import EdgeError, ModelFileError, ModelFormatError, ModelVersionError
-from .layers import KINDS
-from .model import Model
+from ..errors import EdgeError, ModelFileError, ModelFormatError, ModelVersionError
+from ..layers import KINDS
+from ..model import Model
 
 MAGIC = "edgebnn-packed"          # the root's "format" attribute
 VERSION = seal.VERSION

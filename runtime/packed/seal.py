@@ -19,7 +19,7 @@ of integrity, not of origin: whoever writes a file can seal it.
 """
 import struct
 
-from .errors import ModelFileError, ModelFormatError, ModelVersionError
+from ..errors import ModelFileError, ModelFormatError, ModelVersionError
 
 MAGIC = b"\x89edgebnn"
 VERSION = 2

@@ -12,9 +12,9 @@ import time
 
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
 from .protocol import NAMES, ProtocolError
-from .runtime import Runtime
+from ..runtime import Runtime
 
 VERSION = "1"
 INPUT = "input"
@@ -103,9 +103,9 @@ def load_endpoint(path, name, section=None, backend=None):
     (``devices/I`` or ``edge`` answer like devices; ``local`` and ``cloud`` like models)."""
     if section is None:
         return ModelEndpoint(Runtime(path, backend=backend), name)
-    from .format import load_ddnn
-    from .errors import ModelFormatError
-    from .kernels import get_kernels
+    from ..packed.format import load_ddnn
+    from ..errors import ModelFormatError
+    from ..kernels import get_kernels
     ddnn = load_ddnn(path, kernels=get_kernels(backend))
     kind, _, index = section.partition("/")
     if kind == "devices" and index.isdigit() and int(index) < len(ddnn.devices):

@@ -26,7 +26,7 @@ Packed feature maps (signs, docs/FORMAT.md; one packed array per device):
 """
 import numpy as np
 
-from .bitpack import packed_bytes, sign_bytes, unpack_signs
+from ..bitpack import packed_bytes, sign_bytes, unpack_signs
 
 KINDS = ("max", "average", "concat")
 

@@ -1,0 +1,1 @@
+"""Tiers: the Big-Little cascade, the DDNN, device aggregation and the coordinator."""
