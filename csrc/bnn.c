@@ -4,7 +4,10 @@
  * instruction, each chosen at run time when the running CPU (and, for the
  * vector registers, the OS) supports it, so one build serves Atoms with and
  * without POPCNT and desktops with AVX2 or AVX-512. The SIMD code is compiled
- * with function target attributes: the rest of the file stays plain C99. */
+ * with function target attributes: the rest of the file stays plain C99.
+ * On the AVX2 and AVX-512 paths, a dense layer on uint8 values multiplies
+ * bytes (vpmaddubsw) with its signs widened to int8 at load instead of
+ * counting 8 bit planes: fewer instructions, for 8x the weight memory. */
 #include <math.h>
 #include <string.h>
 
@@ -255,6 +258,95 @@ BNN_AVX_TARGET static inline uint32_t avx2_sum(__m256i counts)
 #undef BNN_TARGET
 #undef BNN_AVX2
 
+/* The sum of 8 int32 lanes. */
+BNN_AVX_TARGET static inline int32_t avx2_sum32(__m256i v)
+{
+    __m128i sum = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    sum = _mm_add_epi32(sum, _mm_unpackhi_epi64(sum, sum));
+    sum = _mm_add_epi32(sum, _mm_shuffle_epi32(sum, 1));
+    return _mm_cvtsi128_si32(sum);
+}
+
+/* vpmaddubsw multiplies 32 uint8 values by 32 int8 weights and adds
+ * neighbours into 16-bit lanes (|pair| <= 510): `sums` += each row's products
+ * with v, through 16-bit lanes that take at most 64 steps (64 * 510 < 2^15)
+ * before vpmaddwd widens them into the 32-bit sums. */
+BNN_AVX_TARGET static BNN_ALWAYS_INLINE void wide_steps(const uint8_t *x, int32_t steps,
+                                                        const uint8_t *w, size_t row,
+                                                        __m256i sums[4])
+{
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int32_t i = 0; i < steps;) {
+        const int32_t stop = steps - i > 64 ? i + 64 : steps;
+        __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+        for (; i < stop; i++) {
+            const __m256i v = load256(x + 32 * (size_t)i);
+            const uint8_t *at = w + 32 * (size_t)i;
+            a0 = _mm256_add_epi16(a0, _mm256_maddubs_epi16(v, load256(at)));
+            a1 = _mm256_add_epi16(a1, _mm256_maddubs_epi16(v, load256(at + row)));
+            a2 = _mm256_add_epi16(a2, _mm256_maddubs_epi16(v, load256(at + 2 * row)));
+            a3 = _mm256_add_epi16(a3, _mm256_maddubs_epi16(v, load256(at + 3 * row)));
+        }
+        sums[0] = _mm256_add_epi32(sums[0], _mm256_madd_epi16(a0, ones));
+        sums[1] = _mm256_add_epi32(sums[1], _mm256_madd_epi16(a1, ones));
+        sums[2] = _mm256_add_epi32(sums[2], _mm256_madd_epi16(a2, ones));
+        sums[3] = _mm256_add_epi32(sums[3], _mm256_madd_epi16(a3, ones));
+    }
+}
+
+/* The dot products of uint8 values x[n_values] with 4 rows of wide weights
+ * `row` bytes apart: the whole vectors of x, then `tail`, the values short
+ * of a vector copied and padded with zeros (x is never read past its end;
+ * the weights there are 0). */
+BNN_AVX_TARGET static BNN_ALWAYS_INLINE void wide_dot4(const uint8_t *x, int32_t n_values,
+                                                       const uint8_t *tail, const int8_t *w,
+                                                       size_t row, int32_t dots[4])
+{
+    __m256i sums[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
+                       _mm256_setzero_si256()};
+    const int32_t whole = n_values / 32;
+    const uint8_t *w8 = (const uint8_t *)w;
+    wide_steps(x, whole, w8, row, sums);
+    if (n_values % 32)
+        wide_steps(tail, 1, w8 + 32 * (size_t)whole, row, sums);
+    for (int r = 0; r < 4; r++)
+        dots[r] = avx2_sum32(sums[r]);
+}
+
+/* DENSE_PLANES over a batch with wide weights, GROUP samples at a time: each
+ * block of 4 rows (a few KB, kept in L1) serves every sample of the group
+ * before the next block is read. */
+#define BNN_WIDE_GROUP 16
+BNN_AVX_TARGET static void dense_wide_avx2(const uint8_t *x, size_t x_stride, int32_t n_samples,
+                                           const int8_t *wide, int32_t n_out, int32_t n_values,
+                                           const int32_t *threshold, const uint8_t *flip,
+                                           void *out, size_t out_stride)
+{
+    const size_t row = (size_t)bnn_wide_row(n_values), whole = (size_t)(n_values / 32 * 32);
+    uint8_t tails[BNN_WIDE_GROUP][32];
+    if (threshold)
+        clear_bits(out, out_stride, n_samples, n_out);
+    for (int32_t first = 0; first < n_samples; first += BNN_WIDE_GROUP) {
+        const int32_t group = n_samples - first < BNN_WIDE_GROUP ? n_samples - first : BNN_WIDE_GROUP;
+        memset(tails, 0, sizeof tails);
+        for (int32_t s = 0; s < group; s++)
+            memcpy(tails[s], x + (size_t)(first + s) * x_stride + whole, (size_t)n_values - whole);
+        for (int32_t j = 0; j < n_out; j += 4)
+            for (int32_t s = 0; s < group; s++) {
+                const struct emitter e = emitter_at(threshold, flip, out, out_stride, first + s);
+                int32_t dots[4];
+                wide_dot4(x + (size_t)(first + s) * x_stride, n_values, tails[s],
+                          wide + (size_t)j * row, row, dots);
+                if (j + 4 <= n_out) {
+                    emit4(&e, threshold != NULL, j, dots[0], dots[1], dots[2], dots[3]);
+                } else {
+                    for (int32_t r = 0; j + r < n_out; r++)
+                        emit(&e, threshold != NULL, j + r, dots[r]);
+                }
+            }
+    }
+}
+
 #if (defined(__clang__) && __clang_major__ >= 7) || (!defined(__clang__) && __GNUC__ >= 8)
 #define BNN_X86_AVX512 1      /* the compiler knows AVX-512 VPOPCNTDQ */
 #endif
@@ -318,9 +410,13 @@ struct path {
     void (*conv_pool)(const uint8_t *x, const bnn_conv_shape *shape, const uint8_t *weight,
                       const int32_t *threshold, const uint8_t *flip, uint8_t *out);
     int32_t (*pack_signs)(const float *x, int32_t n, uint8_t *out);
+    /* uint8 values times wide weights, a batch at a time; NULL: the bit planes serve */
+    void (*dense_wide)(const uint8_t *x, size_t x_stride, int32_t n_samples, const int8_t *wide,
+                       int32_t n_out, int32_t n_values, const int32_t *threshold,
+                       const uint8_t *flip, void *out, size_t out_stride);
 };
-#define BNN_PATH(name, suffix, conv) \
-    {name, dense_bits_##suffix, dense_planes_##suffix, conv_pool_##conv, pack_signs_##suffix}
+#define BNN_PATH(name, suffix, conv, wide) \
+    {name, dense_bits_##suffix, dense_planes_##suffix, conv_pool_##conv, pack_signs_##suffix, wide}
 
 #ifdef BNN_HAS_NEON
 #define BNN_PORTABLE_NAME "neon"
@@ -331,13 +427,14 @@ struct path {
 #endif
 
 static const struct path paths[] = {
-    BNN_PATH(BNN_PORTABLE_NAME, portable, portable),
+    BNN_PATH(BNN_PORTABLE_NAME, portable, portable, NULL),
 #ifdef BNN_X86_DISPATCH
-    BNN_PATH("popcnt", popcnt, popcnt),
-    BNN_PATH("avx2", avx2, avx2),
+    BNN_PATH("popcnt", popcnt, popcnt, NULL),
+    BNN_PATH("avx2", avx2, avx2, dense_wide_avx2),
 #endif
 #ifdef BNN_X86_AVX512
-    BNN_PATH("avx512", avx512, avx2),     /* see bnn_kernels.inc on the convolution */
+    /* see bnn_kernels.inc on the convolution */
+    BNN_PATH("avx512", avx512, avx2, dense_wide_avx2),
 #endif
 };
 
@@ -449,6 +546,33 @@ void bnn_dense_lanes(const uint8_t *weight, int32_t n_out, int32_t row_bytes, ui
                        weight + (size_t)(j + r) * row_bytes + 8 * (size_t)k, 8);
 }
 
+int32_t bnn_wide_row(int32_t n_values)
+{
+    return (n_values + 31) / 32 * 32;
+}
+
+int64_t bnn_dense_wide_bytes(int32_t n_out, int32_t n_values)
+{
+    path_in_use();               /* only a CPU that can run the byte kernel needs them */
+    if (!paths[best].dense_wide)
+        return 0;
+    return (int64_t)(n_out + 3) / 4 * 4 * bnn_wide_row(n_values);
+}
+
+void bnn_dense_wide(const uint8_t *weight, int32_t n_out, int32_t row_bytes, int32_t n_values,
+                    int8_t *wide)
+{
+    const size_t row = (size_t)bnn_wide_row(n_values);
+    if (bnn_dense_wide_bytes(n_out, n_values) == 0)
+        return;
+    memset(wide, 0, (size_t)(n_out + 3) / 4 * 4 * row);
+    for (int32_t j = 0; j < n_out; j++)
+        for (int32_t i = 0; i < n_values; i++) {
+            const unsigned bit = weight[(size_t)j * row_bytes + i / 8] >> (7 - i % 8) & 1u;
+            wide[(size_t)j * row + i] = bit ? 1 : -1;
+        }
+}
+
 void bnn_dense_planes(const uint8_t *planes, const uint8_t *weight, int32_t n_out,
                       int32_t row_bytes, const int32_t *threshold, const uint8_t *flip,
                       uint8_t *out_bits, float *out_dots)
@@ -543,9 +667,14 @@ int32_t bnn_run(const bnn_step *steps, int32_t n_steps, const void *input, int32
         const uint8_t *in = k ? s->in : input;
         uint8_t *out = s->out;
         const size_t in_stride = (size_t)s->in_stride, out_stride = (size_t)s->out_stride;
-        if (s->op == BNN_DENSE_BITS) {      /* the one kernel that takes the batch whole */
+        if (s->op == BNN_DENSE_BITS) {      /* the kernels that take the batch whole */
             path->dense_bits(in, in_stride, n_samples, s->weight, s->lanes, s->n_out, s->row_bytes,
                              s->n_in, s->threshold, s->flip, out, out_stride);
+            continue;
+        }
+        if (s->op == BNN_DENSE_PLANES && s->wide && path->dense_wide) {
+            path->dense_wide(in, in_stride, n_samples, s->wide, s->n_out, s->n_in, s->threshold,
+                             s->flip, out, out_stride);
             continue;
         }
         for (int32_t n = 0; n < n_samples; n++, in += in_stride, out += out_stride) {

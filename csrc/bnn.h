@@ -54,6 +54,18 @@ void bnn_dense_planes(const uint8_t *planes, const uint8_t *weight, int32_t n_ou
                       int32_t row_bytes, const int32_t *threshold, const uint8_t *flip,
                       uint8_t *out_bits, float *out_dots);
 
+/* The weights of a dense layer on uint8 input widened for the kernel that
+ * multiplies bytes (the AVX2 path, vpmaddubsw): one int8 +1 or -1 per
+ * weight, rows of bnn_wide_row(n_values) bytes (zero past n_values), rows
+ * in blocks of 4 (zero rows past n_out). 8x the packed bits, it takes the
+ * bit planes' place where this CPU can run that kernel; elsewhere its size,
+ * bnn_dense_wide_bytes, is 0, and NULL serves.
+ *   weight  [n_out][row_bytes]  packed signs, as for bnn_dense_planes      */
+int32_t bnn_wide_row(int32_t n_values);
+int64_t bnn_dense_wide_bytes(int32_t n_out, int32_t n_values);
+void bnn_dense_wide(const uint8_t *weight, int32_t n_out, int32_t row_bytes, int32_t n_values,
+                    int8_t *wide);
+
 /* Geometry of a fused binary convolution + max pool + threshold. */
 typedef struct {
     int32_t height, width, channels;      /* input size */
@@ -113,7 +125,9 @@ enum bnn_op { BNN_PACK_SIGNS, BNN_DENSE_BITS, BNN_DENSE_PLANES, BNN_CONV_POOL, B
  *   DENSE_BITS    bnn_dense_bits(in, weight, lanes, n_out, row_bytes, n_in, threshold,
  *                 flip, out as bits when threshold != NULL, else as dots)
  *   DENSE_PLANES  bnn_bitplanes(in, n_in, row_bytes, work), then
- *                 bnn_dense_planes(work, weight, n_out, row_bytes, threshold, flip, out)
+ *                 bnn_dense_planes(work, weight, n_out, row_bytes, threshold, flip, out);
+ *                 with `wide` (from bnn_dense_wide) on a path that has the
+ *                 byte kernel, the same outputs from the values and `wide`
  *   CONV_POOL     bnn_conv_pool(in, conv, weight, threshold, flip, out)
  *   SCALE_SHIFT   bnn_scale_shift(in, n_out, scale, shift, out)                 */
 typedef struct {
@@ -130,11 +144,13 @@ typedef struct {
     const float *scale;
     const float *shift;
     const bnn_conv_shape *conv;
+    const int8_t *wide;
 } bnn_step;
 
 /* Runs n_samples samples through the chain, one step after the other; a
  * dense layer on packed signs takes the batch in blocks of rows, each block
- * read once for every sample (see bnn_kernels.inc). Returns nonzero when a
+ * read once for every sample (see bnn_kernels.inc), and so does a dense
+ * layer on uint8 values with wide weights. Returns nonzero when a
  * PACK_SIGNS step met a NaN or infinite value. */
 int32_t bnn_run(const bnn_step *steps, int32_t n_steps, const void *input, int32_t n_samples);
 

@@ -108,7 +108,7 @@ static void test_dense(int n_bits, int n_out, int samples, int whole_words)
             }
         } else {
             bnn_step step = {BNN_DENSE_BITS, n_bits, n_out, row, row, 4 * n_out, NULL, dots, NULL,
-                             w, lanes, NULL, NULL, NULL, NULL, NULL};
+                             w, lanes, NULL, NULL, NULL, NULL, NULL, NULL};
             bnn_run(&step, 1, x, samples);
             step.threshold = threshold;
             step.flip = flip;
@@ -130,20 +130,33 @@ static void test_dense(int n_bits, int n_out, int samples, int whole_words)
         values[i] = (uint8_t)next_random();
     bnn_bitplanes(values, n_bits, row, planes);
     bnn_dense_planes(planes, w, n_out, row, NULL, NULL, NULL, dots);
+    /* the same layer with wide weights, on the paths that have the byte kernel */
+    const int64_t wide_bytes = bnn_dense_wide_bytes(n_out, n_bits);
+    int8_t *wide = wide_bytes ? malloc((size_t)wide_bytes) : NULL;
+    float *wide_dots = malloc(sizeof(float) * n_out);
+    bnn_dense_wide(w, n_out, row, n_bits, wide);
+    bnn_step step = {BNN_DENSE_PLANES, n_bits, n_out, row, 0, 0, NULL, wide_dots, planes, w, NULL,
+                     NULL, NULL, NULL, NULL, NULL, wide};
+    bnn_run(&step, 1, values, 1);
     for (int j = 0; j < n_out; j++) {
         int dot = 0;
         for (int i = 0; i < n_bits; i++)
             dot += values[i] * sign_at(w + (size_t)j * row, i);
         expect(dots[j] == (float)dot, "planes dot", (int)dots[j], dot);
+        expect(wide_dots[j] == (float)dot, "wide dot", (int)wide_dots[j], dot);
     }
     mix(dots, sizeof(float) * n_out);
+    mix(wide_dots, sizeof(float) * n_out);
+    free(wide); free(wide_dots);
     free(x); free(w); free(lanes); free(bits); free(flip); free(planes); free(values);
     free(dots); free(threshold); free(expected);
 }
 
-/* Sign -> dense (planes of the raw values when `planes`) -> dense (dots) ->
- * scale and shift over a batch in one bnn_run, against the same chain run
- * sample by sample: the strides of every step. */
+/* Sign -> dense (planes of the raw values when `planes`; with wide weights
+ * too when `planes` is 2, where the CPU runs a byte kernel) -> dense (dots)
+ * -> scale and shift over a batch in one bnn_run, against the same chain
+ * run sample by sample: the strides of every step. The checksum holds the
+ * wide path to the planes (main runs every path). */
 static void test_chain(int n_in, int hidden, int n_out, int samples, int planes)
 {
     const int r1 = (bnn_sign_bytes(n_in) + 7) / 8 * 8, r2 = (bnn_sign_bytes(hidden) + 7) / 8 * 8;
@@ -172,16 +185,22 @@ static void test_chain(int n_in, int hidden, int n_out, int samples, int planes)
         shift[j] = (float)(next_random() % 100) / 8.0f;
     }
     bnn_step steps[4] = {
-        {BNN_PACK_SIGNS, n_in, 0, 0, 4 * n_in, r1, NULL, signs, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL},
-        {BNN_DENSE_BITS, n_in, hidden, r1, r1, r2, signs, hid, NULL, w1, l1, threshold, flip, NULL, NULL, NULL},
-        {BNN_DENSE_BITS, hidden, n_out, r2, r2, 4 * n_out, hid, dots, NULL, w2, NULL, NULL, NULL, NULL, NULL, NULL},
-        {BNN_SCALE_SHIFT, 0, n_out, 0, 4 * n_out, 4 * n_out, dots, scores, NULL, NULL, NULL, NULL, NULL, scale, shift, NULL},
+        {BNN_PACK_SIGNS, n_in, 0, 0, 4 * n_in, r1, NULL, signs, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL},
+        {BNN_DENSE_BITS, n_in, hidden, r1, r1, r2, signs, hid, NULL, w1, l1, threshold, flip, NULL, NULL, NULL, NULL},
+        {BNN_DENSE_BITS, hidden, n_out, r2, r2, 4 * n_out, hid, dots, NULL, w2, NULL, NULL, NULL, NULL, NULL, NULL, NULL},
+        {BNN_SCALE_SHIFT, 0, n_out, 0, 4 * n_out, 4 * n_out, dots, scores, NULL, NULL, NULL, NULL, NULL, scale, shift, NULL, NULL},
     };
     const void *input = x;
     if (planes) {      /* the raw values, their bit planes in `work` */
         steps[1] = (bnn_step){BNN_DENSE_PLANES, n_in, hidden, r1, n_in, r2, NULL, hid, work, w1, NULL,
-                              threshold, flip, NULL, NULL, NULL};
+                              threshold, flip, NULL, NULL, NULL, NULL};
         input = raw;
+    }
+    const int64_t wide_bytes = planes == 2 ? bnn_dense_wide_bytes(hidden, n_in) : 0;
+    int8_t *wide = wide_bytes ? malloc((size_t)wide_bytes) : NULL;
+    if (wide) {
+        bnn_dense_wide(w1, hidden, r1, n_in, wide);
+        steps[1].wide = wide;
     }
     const bnn_step *chain = planes ? steps + 1 : steps;
     const int n_steps = planes ? 3 : 4;
@@ -195,7 +214,7 @@ static void test_chain(int n_in, int hidden, int n_out, int samples, int planes)
             expect(memcmp(&one[j], &scores[j], sizeof(float)) == 0, "chain: batch row = sample", s, j);
         mix(scores, sizeof(float) * n_out);
     }
-    free(w1); free(w2); free(l1); free(flip); free(work); free(raw); free(signs); free(hid);
+    free(w1); free(w2); free(l1); free(wide); free(flip); free(work); free(raw); free(signs); free(hid);
     free(threshold); free(x); free(dots); free(scores); free(one); free(scale); free(shift);
 }
 
@@ -300,6 +319,11 @@ static void test_all(void)
     test_chain(100, 72, 10, 9, 0);
     test_chain(300, 129, 7, 6, 0);
     test_chain(100, 72, 10, 5, 1);
+    /* the byte kernel: values short of a vector, rows short of a block, its
+     * 16-bit sums flushed (past 2048 values) */
+    test_chain(100, 72, 10, 5, 2);
+    test_chain(33, 6, 3, 4, 2);
+    test_chain(2100, 13, 4, 3, 2);
     static const bnn_conv_shape convs[] = {
         /* h, w, c, uint8, out, kh, kw, sh, sw, ph, pw, pool_h, pool_w */
         {5, 5, 1, 0, 1, 3, 3, 1, 1, 0, 0, 1, 1},

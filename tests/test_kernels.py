@@ -318,7 +318,8 @@ def batch_equals_one_by_one(kernels, plan, x, out_dtype, out_size, work=None):
     return batch
 
 
-@pytest.mark.parametrize("samples", [1, 4, 5, 9])           # blocks of 4 samples and the rest
+# blocks of 4 samples and the rest; two groups of the byte kernel's 16
+@pytest.mark.parametrize("samples", [1, 4, 5, 9, 17])
 @pytest.mark.parametrize("n_bits", [9, 100, 520, LONG_ROWS[0]])
 @pytest.mark.parametrize("n_out", [1, 8, 13])              # blocks of 8 rows, of 4, single rows
 def test_a_dense_batch_gives_what_its_samples_give_one_by_one(kernels, samples, n_bits, n_out):

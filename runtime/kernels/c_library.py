@@ -20,8 +20,8 @@ name = "c"
 # the popcount the kernels use (the fastest this CPU supports), and all it supports
 popcount_path = ffi.string(lib.bnn_popcount_path()).decode()
 popcount_paths = tuple(ffi.string(lib.bnn_popcount_paths()).decode().split())
-_C_TYPES = {np.dtype(np.uint8): "uint8_t[]", np.dtype(np.int32): "int32_t[]",
-            np.dtype(np.float32): "float[]"}
+_C_TYPES = {np.dtype(np.uint8): "uint8_t[]", np.dtype(np.int8): "int8_t[]",
+            np.dtype(np.int32): "int32_t[]", np.dtype(np.float32): "float[]"}
 
 
 def use_popcount_path(path):
@@ -221,10 +221,18 @@ class DensePlanes(_Layer):
         super().__init__(lib.BNN_DENSE_PLANES, weight, threshold, flip, n_out, sign_bytes(n_out))
         self.n_values = n_values
         self.reads = _Sample(np.uint8, n_values, "input")
+        # the signs as int8 +-1 for the kernel that multiplies bytes, where the CPU has one:
+        # 8x the packed bits, and no bit planes to take per sample
+        wide = np.empty(lib.bnn_dense_wide_bytes(n_out, n_values), np.int8)
+        self.wide = ffi.NULL
+        if wide.size:
+            self.wide = _pointer(wide, np.int8, wide.size, "wide")
+            lib.bnn_dense_wide(self.weight, n_out, self.row_bytes, n_values, self.wide)
+        self._keep += (wide,)
 
     def fields(self, work):
         return dict(super().fields(work), n_in=self.n_values, row_bytes=self.row_bytes,
-                    work=_pointer(work, np.uint8, 8 * self.row_bytes, "planes"))
+                    work=_pointer(work, np.uint8, 8 * self.row_bytes, "planes"), wide=self.wide)
 
 
 class ConvPool(_Layer):

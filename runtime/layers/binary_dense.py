@@ -66,8 +66,11 @@ class BinaryDense(KernelLayer):
         """The cost of a layer of ``n_out`` rows of ``row_bytes`` on ``n_in`` inputs
         (``planes``: raw uint8 input, read as 8 bit planes)."""
         stride = word_padded(row_bytes)
-        # the rows as stored, padded to words and (on AVX-512) regrouped; thresholds
+        # the rows as stored, padded to words and (on AVX-512) regrouped; thresholds;
+        # on uint8 input, (on AVX2) a byte per sign, rows of 32 and blocks of 4 rows
         kept = n_out * row_bytes + 2 * n_out * stride + 5 * n_out
+        if planes:
+            kept += -(-n_out // 4) * 4 * -(-n_in // 32) * 32
         buffers = 4 * n_out + (8 * stride if planes else 0)
         # the twin unpacks the weights to int32 +-1, through a byte per sign
         unpacked = n_out * (n_in if planes else 8 * stride)
