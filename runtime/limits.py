@@ -81,10 +81,3 @@ def check_range(bound, where):
             f"float32's largest value {FLOAT32_MAX:.3g}: the weights are too large for finite "
             "scores")
 
-
-def row_bound(weight, bound, bias=None):
-    """The largest ``|W @ x + b|`` over ``|x| <= bound``, in float64."""
-    sums = np.abs(np.asarray(weight, np.float64)).sum(axis=-1) * bound
-    if bias is not None:
-        sums += np.abs(np.asarray(bias, np.float64))
-    return float(sums.max(initial=0.0))

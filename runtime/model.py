@@ -107,11 +107,12 @@ class Model:
     def backend(self):
         return self.kernels.name
 
-    def with_kernels(self, kernels):
-        """The same model bound to another kernel backend (fresh layers)."""
+    def with_kernels(self, kernels, limits=None):
+        """The same model bound to ``kernels`` (fresh layers), checked against ``limits``
+        (default: the model's own)."""
         return Model([layer.copy() for layer in self.layers], self.input_shape,
                      self.input_kind, self.input_scale, self.input_offset,
-                     self.classes, kernels, self.limits)
+                     self.classes, kernels, limits if limits is not None else self.limits)
 
     def _thread_runs(self):
         """This thread's per-step calls, and the same with neighbouring kernel layers chained.

@@ -32,7 +32,9 @@ class Runtime:
         from .kernels import get_kernels
         kernels = get_kernels(backend)
         if isinstance(model, Model):
-            self.model = model if model.kernels is kernels else model.with_kernels(kernels)
+            if model.kernels is not kernels or limits is not None:
+                model = model.with_kernels(kernels, limits)
+            self.model = model
         else:
             self.model = load_model(os.fspath(model), kernels=kernels, limits=limits)
         self._names = self.model.classes

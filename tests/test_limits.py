@@ -32,6 +32,14 @@ def test_limits_are_the_callers_to_raise(tmp_path):
     assert Runtime(tmp_path / "bomb.h5", limits=UNLIMITED).classes == ["a", "b"]
 
 
+def test_a_model_object_is_held_to_the_limits_the_runtime_is_given():
+    model = Model([Dense(np.ones((4, 4)), np.zeros(4))], (4,))
+    with pytest.raises(ModelFormatError, match=r"layers/0 \(dense\): the model reaches 16 float "
+                                               r"multiply-adds per sample here, over the limit of 15"):
+        Runtime(model, limits=Limits(float_macs=15))
+    assert Runtime(model, limits=Limits(float_macs=16)).model.limits.float_macs == 16
+
+
 def test_float_work_is_summed_over_the_layers_and_the_layer_that_passes_is_named():
     layers = [Dense(np.ones((4, 4)), np.zeros(4)), Dense(np.ones((3, 4)), np.zeros(3))]
     Model(layers, (4,), limits=Limits(float_macs=28))

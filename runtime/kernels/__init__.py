@@ -10,11 +10,11 @@ import os
 import warnings
 from collections import namedtuple
 
+from . import numpy_twin
+
 # One kernel layer ready to run: its plan (a backend's, see contract.py), the
 # scratch buffer ``work`` (or None) and the buffer ``out`` it writes.
 Link = namedtuple("Link", "plan work out")
-
-from . import numpy_twin  # noqa: E402  (after Link, which the backends use)
 
 BACKENDS = ("c", "numpy")
 ENVIRONMENT_VARIABLE = "EDGEBNN_BACKEND"

@@ -93,7 +93,7 @@ class KernelLayer(Layer):
     ``bind`` sets ``plan`` (the backend's plan of the layer), ``output`` (the
     dtype and size of one sample's output buffer) and, if the plan needs
     scratch, ``work_bytes``. A model makes the links and runs them, alone
-    or joined to their neighbours (``Backend.chain``, ``Backend.run_batch``).
+    or joined to their neighbours, one sample or a batch (``Backend.chain``).
     """
     plan = None
     output = None
