@@ -20,8 +20,8 @@ import sys
 from . import budget
 from .shapes import parse_shape
 from .timing import single_threaded
-from edgebnn.commands import COUNT, NON_NEGATIVE, POSITIVE, POSITIVE_INT, model_path, program, \
-    quiet_on_closed_pipe
+from edgebnn.commands import COUNT, NON_NEGATIVE, POSITIVE, POSITIVE_INT, command_parser, \
+    model_path, quiet_on_closed_pipe
 
 
 def _shape(text):
@@ -31,9 +31,9 @@ def _shape(text):
         raise argparse.ArgumentTypeError(str(error))
 
 
-def build_parser(prog=None):
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser():
+    parser = command_parser("edgebnn.bench", __doc__.split("\n\n")[0],
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     latency = commands.add_parser("latency", help="per-sample latency of one model file")
@@ -256,7 +256,7 @@ def run_report(args):
 def main(argv=None):
     if argv is None:                    # the program itself, not a test calling it
         single_threaded()
-    parser = build_parser(program("edgebnn.bench"))
+    parser = build_parser()
     args = parser.parse_args(argv)
     try:
         output = args.run(args)

@@ -14,13 +14,13 @@ from .timing import single_threaded
 
 single_threaded()
 
-import argparse  # noqa: E402
 import os  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 
 from edgebnn import Policy, RemoteModel, Runtime  # noqa: E402
+from edgebnn.commands import command_parser  # noqa: E402
 
 from . import servers  # noqa: E402
 
@@ -55,7 +55,7 @@ def run_policies(little, url, images, labels, link, min_confidence):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = command_parser("edgebnn.bench.biglittle", __doc__.splitlines()[0])
     parser.add_argument("--little", required=True)
     parser.add_argument("--big", required=True)
     parser.add_argument("--data", required=True, help="folder with the MNIST IDX files")

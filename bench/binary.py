@@ -33,6 +33,8 @@ from edgebnn import BatchNorm, BinaryConv2d, BinaryDense, Dense, Model, Runtime,
 from edgebnn.bitpack import pack_signs, padding_mask
 from edgebnn.fold import fold_sign
 
+from edgebnn.commands import command_parser
+
 from .timing import interleaved, single_threaded
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -189,6 +191,7 @@ def conv_report():
 
 
 if __name__ == "__main__":
+    command_parser("edgebnn.bench.binary", __doc__.splitlines()[0]).parse_args()
     single_threaded()
     main()
     conv_report()

@@ -9,6 +9,7 @@ result object. Single-threaded BLAS, interleaved rounds, ratios.
 import numpy as np
 
 from edgebnn import Runtime
+from edgebnn.commands import command_parser
 
 from .binary import float_mlp
 from .shapes import mlp_weights
@@ -48,5 +49,6 @@ def main():
 
 
 if __name__ == "__main__":
+    command_parser("edgebnn.bench.float_chain", __doc__.splitlines()[0]).parse_args()
     single_threaded()
     main()

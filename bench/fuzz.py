@@ -35,7 +35,7 @@ import h5py
 import numpy as np
 
 from edgebnn.packed import seal
-from edgebnn.commands import program
+from edgebnn.commands import command_parser
 from edgebnn.models import FOLDER
 
 OUTCOMES_OK = ("refused", "loaded")
@@ -370,7 +370,7 @@ def digest_share(path, repeats=20):
 # the command ---------------------------------------------------------------------
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog=program("edgebnn.bench.fuzz"), description=__doc__.split("\n")[0])
+    parser = command_parser("edgebnn.bench.fuzz", __doc__.split("\n")[0])
     parser.add_argument("--mutations", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds before a load is a hang")

@@ -19,7 +19,6 @@ from .timing import interleaved, single_threaded
 
 single_threaded()      # every server inherits it: one core per model call
 
-import argparse  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -29,6 +28,7 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 from edgebnn import Dense, Model, Policy, RemoteModel, Runtime, models, save_model  # noqa: E402
+from edgebnn.commands import command_parser  # noqa: E402
 
 from . import servers  # noqa: E402
 from .stats import percentile  # noqa: E402
@@ -140,7 +140,7 @@ def cascades(data, count):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = command_parser("edgebnn.bench.serving", __doc__.splitlines()[0])
     parser.add_argument("--clients", default="1,8,32", help="concurrent devices, comma-separated")
     parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds per point")
     parser.add_argument("--requests", type=int, default=2000, help="requests for the overhead")

@@ -40,7 +40,7 @@ import numpy as np
 
 from edgebnn import Runtime, save_model
 from edgebnn.packed import seal
-from edgebnn.commands import PERCENT, POSITIVE_INT, program, quiet_on_closed_pipe
+from edgebnn.commands import PERCENT, POSITIVE_INT, command_parser, quiet_on_closed_pipe
 from edgebnn.packed.format import VERSION, upgrade
 
 from . import check
@@ -85,9 +85,9 @@ def main(argv=None):
 
 
 def _parser():
-    parser = argparse.ArgumentParser(
-        prog=program("edgebnn.converters"),
-        description="Convert a Keras/Larq .h5, ONNX or PyTorch model to the packed runtime format.")
+    parser = command_parser(
+        "edgebnn.converters",
+        "Convert a Keras/Larq .h5, ONNX or PyTorch model to the packed runtime format.")
     parser.add_argument("source", help="Keras .h5 or .keras (model.save), ONNX, a torch.export "
                         "program (.pt2) or TorchScript; a pickled module only with --trust-pickle")
     parser.add_argument("out", help="the packed model file to write")

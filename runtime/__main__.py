@@ -10,11 +10,10 @@ one line per sample: label, class name, confidence, normalized entropy and
 exit; ``--json`` prints one JSON object per line instead. Exit status 1
 when a file could not be classified, 2 when the model could not be loaded.
 """
-import argparse
 import json
 import sys
 
-from .commands import model_path, program, quiet_on_closed_pipe
+from .commands import command_parser, model_path, quiet_on_closed_pipe
 from .errors import EdgeError, InputError
 from .runtime import Runtime
 from .samples import read_samples
@@ -22,7 +21,7 @@ from .samples import read_samples
 
 @quiet_on_closed_pipe
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog=program("edgebnn"), description=__doc__.splitlines()[0])
+    parser = command_parser("edgebnn", __doc__.splitlines()[0])
     parser.add_argument("model", type=model_path,
                         help="packed model file, or the name of a shipped one")
     parser.add_argument("files", nargs="+", help=".npy / .npz arrays, PNG or PGM images")

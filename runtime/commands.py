@@ -3,7 +3,7 @@
 A bad argument ends in exit status 2 and one line naming it, never in a
 traceback or a server that starts and then fails every request; MODEL may
 name a model shipped in the package; a reader that goes away (``| head``)
-ends the command quietly.
+ends the command quietly; ``--help`` and ``--version`` answer everywhere.
 """
 import argparse
 import functools
@@ -54,6 +54,15 @@ def program(module):
     """The name a usage line shows: the console script's, or ``python -m module``."""
     name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
     return f"python -m {module}" if name in ("", "-c") or name.endswith(".py") else name
+
+
+def command_parser(module, description, **options):
+    """The argument parser of the command ``python -m module`` (or its console script),
+    with ``--version`` as every command of the package has it."""
+    from . import __version__
+    parser = argparse.ArgumentParser(prog=program(module), description=description, **options)
+    parser.add_argument("--version", action="version", version=f"%(prog)s (edgebnn {__version__})")
+    return parser
 
 
 def quiet_on_closed_pipe(main):

@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 from . import models
-from .commands import quiet_on_closed_pipe
+from .commands import command_parser, quiet_on_closed_pipe
 from .runtime import Runtime
 
 DEFAULT_MODELS = ["mnist-mlp.h5", "mnist-bnn.h5"]
@@ -39,9 +39,12 @@ def demo(path, images, labels):
 
 @quiet_on_closed_pipe
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
+    parser = command_parser("edgebnn.demo", __doc__.splitlines()[0])
+    parser.add_argument("models", nargs="*", metavar="MODEL",
+                        help=f"packed model files (default: the shipped {' and '.join(DEFAULT_MODELS)})")
+    args = parser.parse_args(argv)
     samples = np.load(models.path("mnist-samples.npz"))
-    paths = argv or [models.path(name) for name in DEFAULT_MODELS]
+    paths = args.models or [models.path(name) for name in DEFAULT_MODELS]
     for path in paths:
         demo(path, samples["images"], samples["labels"])
     return 0

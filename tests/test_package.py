@@ -76,17 +76,29 @@ def test_console_scripts_are_installed():
         done = subprocess.run([script(name), "--help"], capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, (name, done.stderr)
         assert done.stdout.startswith(f"usage: {name} ")
+        done = subprocess.run([script(name), "--version"], capture_output=True, text=True,
+                              timeout=120)
+        assert (done.returncode, done.stdout) == (0, f"{name} (edgebnn {edgebnn.__version__})\n")
 
 
-@pytest.mark.parametrize("module", ["edgebnn", "edgebnn.net.serve", "edgebnn.converters",
-                                    "edgebnn.bench", "edgebnn.demo"])
-def test_every_part_runs_as_python_m(module):
-    done = run_python("-m", module, *(["--help"] if module != "edgebnn.demo" else []))
+COMMANDS = ["edgebnn", "edgebnn.net.serve", "edgebnn.converters", "edgebnn.bench", "edgebnn.demo",
+            "edgebnn.bench.fuzz", "edgebnn.bench.serving", "edgebnn.bench.biglittle",
+            "edgebnn.bench.binary", "edgebnn.bench.float_chain"]
+
+
+@pytest.mark.parametrize("module", COMMANDS)
+def test_every_command_answers_help_and_version(module):
+    done = run_python("-m", module, "--help")
     assert done.returncode == 0, done.stderr
-    if module != "edgebnn.demo":      # the usage line says how the command was started
-        assert done.stdout.startswith(f"usage: python -m {module} ")
-    if module == "edgebnn.demo":
-        assert done.stdout.count("16/16 right") == 2
+    assert done.stdout.startswith(f"usage: python -m {module} ")   # as the command was started
+    done = run_python("-m", module, "--version")
+    assert (done.returncode, done.stdout) == (0, f"python -m {module} (edgebnn {edgebnn.__version__})\n")
+
+
+def test_the_demo_classifies_the_shipped_digits():
+    done = run_python("-m", "edgebnn.demo")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("16/16 right") == 2
 
 
 def test_shipped_models_are_found_and_answer(backend):

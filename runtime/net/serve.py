@@ -16,7 +16,6 @@ requests that have begun (a connection waiting for its next request is
 closed), then exits. With ``--batch-delay`` the samples of
 concurrent requests run as one batch (dynamic batching).
 """
-import argparse
 import json
 import logging
 import os
@@ -31,7 +30,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from .. import __version__
 from . import protocol
-from ..commands import NON_NEGATIVE, PORT, POSITIVE, POSITIVE_INT, model_path, program
+from ..commands import NON_NEGATIVE, PORT, POSITIVE, POSITIVE_INT, command_parser, model_path
 from .endpoints import VERSION, Batcher, load_endpoint
 from ..errors import EdgeError, InputError
 from .metrics import Metrics
@@ -274,8 +273,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog=program("edgebnn.net.serve"),
-                                     description=__doc__.splitlines()[0])
+    parser = command_parser("edgebnn.net.serve", __doc__.splitlines()[0])
     parser.add_argument("model", type=model_path,
                         help="packed model file (.h5), or the name of a shipped one")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")
