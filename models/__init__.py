@@ -1,7 +1,7 @@
 """The demo models shipped inside the package, found wherever it is installed.
 
     >>> from edgebnn import Runtime, models
-    >>> rt = Runtime(models.path("mnist-bnn.h5"))
+    >>> rt = Runtime("mnist-bnn.h5")            # = Runtime(models.path("mnist-bnn.h5"))
 
 ``mnist-mlp.h5`` (float 784-256-128-10), ``mnist-bnn.h5`` (binary
 784-1000-500-10) and ``biglittle/little-binary-1-small.h5`` (a one-vs-all
@@ -20,6 +20,14 @@ def path(name):
     if not os.path.isfile(full):
         raise FileNotFoundError(f"no shipped model {name!r}; shipped: {', '.join(available())}")
     return full
+
+
+def resolve(path_or_name):
+    """A file's path as given, or, when no such file exists, the shipped model so named."""
+    text = os.fspath(path_or_name)
+    if not os.path.exists(text) and text in available():
+        return path(text)
+    return text
 
 
 def available():

@@ -45,9 +45,7 @@ PORT = number(int, 0, maximum=65535)
 
 def model_path(text):
     """MODEL as given: a file's path, or the name of a model shipped in the package."""
-    if not os.path.exists(text) and text in models.available():
-        return models.path(text)
-    return text
+    return models.resolve(text)
 
 
 def program(module):

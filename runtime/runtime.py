@@ -1,5 +1,4 @@
 """Runtime: what a sensor script holds. Load once, then ``classify`` per sample."""
-import os
 
 from .errors import InputError
 from .model import Model
@@ -13,7 +12,8 @@ class Runtime:
     >>> result = rt.classify(frame)          # frame: uint8 array (28, 28)
     >>> result.label, result.confidence, result.exit
 
-    ``model`` is a path to a packed file or a :class:`Model`. ``backend``
+    ``model`` is a path to a packed file, the name of a shipped one
+    (``edgebnn.models.available()``) or a :class:`Model`. ``backend``
     chooses the binary kernel ("c" or "numpy"; default: C when built, unless
     the environment variable EDGEBNN_BACKEND says otherwise).
 
@@ -28,6 +28,7 @@ class Runtime:
     """
 
     def __init__(self, model, backend=None, remote=None, policy="sequential", limits=None):
+        from . import models
         from .packed.format import load_model
         from .kernels import get_kernels
         kernels = get_kernels(backend)
@@ -36,7 +37,7 @@ class Runtime:
                 model = model.with_kernels(kernels, limits)
             self.model = model
         else:
-            self.model = load_model(os.fspath(model), kernels=kernels, limits=limits)
+            self.model = load_model(models.resolve(model), kernels=kernels, limits=limits)
         self._names = self.model.classes
         self.cascade = None
         if remote is not None:

@@ -20,6 +20,7 @@ import pytest
 import edgebnn
 from edgebnn import InputError, Runtime, kernels, models
 from edgebnn.images import read_image
+from conftest import random_mlp
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = ("edgebnn-classify", "edgebnn-convert", "edgebnn-bench", "edgebnn-serve")
@@ -113,6 +114,16 @@ def test_shipped_models_are_found_and_answer(backend):
     assert little.classes == ["1", "other"]
     with pytest.raises(FileNotFoundError, match="mnist-bnn.h5"):
         models.path("no-such-model.h5")
+
+
+def test_runtime_takes_a_shipped_name_as_the_commands_do(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert Runtime("mnist-bnn.h5").model.layers[0].kind == "binary_dense"
+    # a file of that name where the script runs is the one it means
+    edgebnn.save_model(random_mlp([784, 3]), tmp_path / "mnist-bnn.h5")
+    assert Runtime("mnist-bnn.h5").model.layers[0].kind == "dense"
+    with pytest.raises(edgebnn.ModelFileError, match="no-such-model.h5: no such file"):
+        Runtime("no-such-model.h5")
 
 
 def test_import_loads_no_network_or_thread_pool_code():
