@@ -3,6 +3,7 @@ Big-Little cascades and a DDNN whose devices and cloud are MLServer models."""
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -30,12 +31,13 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def start_mlserver(folder, env=None):
-    """``mlserver start FOLDER``; its URL once ``names`` are ready (see ``wait``)."""
+def start_mlserver(folder, env=None, args=None):
+    """``mlserver start FOLDER`` (or ``mlserver ARGS``); its URL once ``names`` are ready
+    (see ``wait``)."""
     mlserver = shutil.which("mlserver", path=os.path.dirname(sys.executable)) or shutil.which("mlserver")
     log = open(folder / "mlserver.log", "w")
-    process = subprocess.Popen([mlserver, "start", str(folder)], stdout=log, stderr=subprocess.STDOUT,
-                               cwd=folder, env={**os.environ, **(env or {})})
+    process = subprocess.Popen([mlserver, *(args or ["start", str(folder)])], stdout=log,
+                               stderr=subprocess.STDOUT, cwd=folder, env={**os.environ, **(env or {})})
     log.close()
     return process
 
@@ -169,6 +171,7 @@ def test_the_example_folder_serves_the_shipped_model(tmp_path):
     shipped.parent.mkdir(parents=True)
     shutil.copy(os.path.join(ROOT, "models", "mnist-mlp.h5"), shipped)
     server = json.loads((example / "settings.json").read_text())
+    assert server["host"] == "127.0.0.1"         # not every interface, unless the user says so
     server.update(http_port=free_port(), grpc_port=free_port(), metrics_port=free_port())
     (example / "settings.json").write_text(json.dumps(server))
     process = start_mlserver(example)
@@ -188,7 +191,9 @@ def test_the_example_folder_serves_the_shipped_model(tmp_path):
 def test_the_kserve_manifests_configure_a_working_mlserver(tmp_path):
     """MLServer started the way examples/kserve/servingruntime.yaml starts it in its
     container: no model-settings.json, the settings as environment variables, the
-    model in a folder as KServe's storage initializer leaves it."""
+    model in a folder as KServe's storage initializer leaves it, the command line the
+    Dockerfile's CMD declares; stopped as Kubernetes stops it, by SIGTERM to that
+    process."""
     yaml = pytest.importorskip("yaml", reason="PyYAML reads the manifests")
     folder = os.path.join(ROOT, "examples", "kserve")
     with open(os.path.join(folder, "servingruntime.yaml")) as f:
@@ -208,7 +213,10 @@ def test_the_kserve_manifests_configure_a_working_mlserver(tmp_path):
     env.update(MLSERVER_MODEL_URI=str(models), MLSERVER_MODELS_DIR=str(models),
                MLSERVER_HTTP_PORT=str(port), MLSERVER_GRPC_PORT=str(free_port()),
                MLSERVER_METRICS_PORT=str(free_port()))
-    process = start_mlserver(models, env)
+    command = dockerfile_command()
+    assert command[0] == "mlserver"
+    args = [str(models) if arg == "/mnt/models" else arg for arg in command[1:]]
+    process = start_mlserver(models, env, args)
     try:
         url = f"http://127.0.0.1:{port}"
         wait(process, models, url, [name])
@@ -217,6 +225,19 @@ def test_the_kserve_manifests_configure_a_working_mlserver(tmp_path):
         local = Runtime(models / "mnist-mlp.h5")
         for x in samples["images"][:4]:
             np.testing.assert_array_equal(remote.infer(x), local.classify(x).logits)
-    finally:
-        process.terminate()
+        process.send_signal(signal.SIGTERM)         # what the kubelet sends the container's PID 1
         process.wait(timeout=30)
+        with pytest.raises(ConnectionRefusedError):  # its workers went with it
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    finally:
+        process.kill()
+        process.wait(timeout=30)
+
+
+def dockerfile_command():
+    """The CMD of examples/kserve/Dockerfile, which must be in exec form (a JSON array): the
+    program it names is then the container's PID 1, not a shell that keeps the signal."""
+    with open(os.path.join(ROOT, "examples", "kserve", "Dockerfile")) as f:
+        commands = [line[len("CMD "):] for line in f if line.startswith("CMD ")]
+    assert len(commands) == 1
+    return json.loads(commands[0])
