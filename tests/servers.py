@@ -11,6 +11,10 @@ inference reply is what the mode says:
     chunked    200 MB sent in chunks, no length declared
     classes    a valid reply with 12 scores per sample
     name       a valid reply whose output is named "scores"
+    one-class  metadata of one class (output [-1, 1]), replies of 1 score
+    no-classes metadata without classes, output [-1, -1], replies of 1 score
+    int8       a reply whose scores are INT8
+    twice      two replies to each request, the second with another answer
     garbage    bytes that are not JSON
     error      HTTP 500 with a JSON error
     auth       a valid reply only with "Authorization: Bearer t0ken" and
@@ -27,11 +31,21 @@ METADATA = {"name": "big", "versions": ["1"], "platform": "test",
             "parameters": {"classes": [str(d) for d in range(10)]}}
 
 
-def reply(n, width=10, name="logits"):
-    scores = [[float(i == 3) for i in range(width)] for _ in range(n)]
+def metadata(mode):
+    if mode == "one-class":
+        return {**METADATA, "outputs": [{"name": "logits", "datatype": "FP32", "shape": [-1, 1]}],
+                "parameters": {"classes": ["0"]}}
+    if mode == "no-classes":
+        return {key: value for key, value in METADATA.items() if key != "parameters"} | {
+            "outputs": [{"name": "logits", "datatype": "FP32", "shape": [-1, -1]}]}
+    return METADATA
+
+
+def reply(n, width=10, name="logits", datatype="FP32", top=3):
+    scores = [[float(i == top) for i in range(width)] for _ in range(n)]
     return json.dumps({"model_name": "big", "outputs": [
-        {"name": name, "datatype": "FP32", "shape": [n, width],
-         "data": [v for row in scores for v in row]}]}).encode()
+        {"name": name, "datatype": datatype, "shape": [n, width],
+         "data": [v if datatype == "FP32" else int(v) for row in scores for v in row]}]}).encode()
 
 
 def handler(mode, seconds):
@@ -53,7 +67,7 @@ def handler(mode, seconds):
 
         def do_GET(self):
             if not self.refused():
-                body = {"/v2": {"name": "test", "extensions": []}}.get(self.path, METADATA)
+                body = {"/v2": {"name": "test", "extensions": []}}.get(self.path, metadata(mode))
                 self.send(200, json.dumps(body).encode())
 
         def do_POST(self):
@@ -84,6 +98,13 @@ def handler(mode, seconds):
                 self.send(200, b"\x00\xffnot json at all")
             elif mode == "error":
                 self.send(500, b'{"error": "internal failure"}')
+            elif mode in ("one-class", "no-classes"):
+                self.send(200, reply(n, 1))
+            elif mode == "int8":
+                self.send(200, reply(n, datatype="INT8"))
+            elif mode == "twice":
+                self.send(200, reply(n))
+                self.send(200, reply(n, top=5))
             else:
                 self.send(200, reply(n, 12 if mode == "classes" else 10,
                                      "scores" if mode == "name" else "logits"))

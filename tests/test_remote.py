@@ -278,7 +278,8 @@ def test_server_killed_mid_stream_falls_back_to_the_little_net(models):
 @pytest.mark.parametrize("policy", ["sequential", "parallel", "remote"])
 @pytest.mark.parametrize("mode, seconds", [("slow", 5), ("drip", 0.02), ("huge", 0),
                                            ("classes", 0), ("name", 0), ("garbage", 0),
-                                           ("error", 0)])
+                                           ("error", 0), ("one-class", 0), ("no-classes", 0),
+                                           ("int8", 0)])
 def test_a_bad_remote_tier_ends_in_a_counted_fallback_within_the_deadline(
         models, faulty, policy, mode, seconds):
     bad = faulty(mode, seconds)
@@ -289,6 +290,23 @@ def test_a_bad_remote_tier_ends_in_a_counted_fallback_within_the_deadline(
     assert time.perf_counter() - started < 0.3 + 0.2
     assert result.exit == "local-fallback" and result.name in ("3", "other")
     assert rt.counters["remote_errors"] == 1 and rt.counters["local-fallback"] == 1
+
+
+@pytest.mark.parametrize("policy", ["sequential", "parallel", "remote"])
+@pytest.mark.parametrize("mode", ["one-class", "no-classes", "int8"])
+def test_a_batch_from_a_bad_remote_tier_falls_back_too(models, faulty, policy, mode):
+    rt = cascade(models, "unsure", faulty(mode).url, policy)
+    results = rt.classify_batch(images(3))
+    assert [r.exit for r in results] == ["local-fallback"] * 3
+    assert rt.counters["remote_errors"] == 1
+
+
+def test_a_second_reply_to_one_request_is_never_taken_for_the_next(faulty):
+    twice = faulty("twice")
+    remote = RemoteModel(twice.url, "big", deadline=2.0)
+    for x in images(4):
+        assert remote.infer(x).argmax() == 3     # each request's own reply, never the extra one
+        time.sleep(0.05)                         # the extra reply has arrived by now
 
 
 def test_refused_connection_falls_back(models, faulty):

@@ -129,6 +129,11 @@ class RemoteModel:
             expected = f"({n}, {width})" if width is not None else f"({n}, ...)"
             raise RemoteError(f"{self.url}: output {name!r} of shape {array.shape}, expected "
                               f"{expected}")
+        declared = spec["dtypes"].get(name)
+        if declared is not None and array.dtype != declared:
+            raise RemoteError(f"{self.url}: output {name!r} arrived as "
+                              f"{protocol.NAMES.get(array.dtype, array.dtype)}, its metadata "
+                              f"declares {protocol.NAMES[declared]}")
         if self.dtype is not None and array.dtype != self.dtype:
             array = array.astype(self.dtype)
         if array.dtype.kind == "f" and not np.isfinite(array).all():
@@ -159,6 +164,8 @@ class RemoteModel:
             classes = self._classes
             widths = {o["name"]: int(o["shape"][-1]) for o in outputs
                       if len(o.get("shape") or []) == 2 and int(o["shape"][-1]) > 0}
+            dtypes = {o["name"]: np.dtype(protocol.DATATYPES[o["datatype"]]) for o in outputs
+                      if o.get("datatype") in protocol.DATATYPES}
             scores = next(o for o in outputs if o["name"] == output)["datatype"].startswith("FP") \
                 if output in names else False
         except (KeyError, IndexError, TypeError, ValueError) as error:
@@ -175,8 +182,8 @@ class RemoteModel:
         binary = self.binary
         if binary is None:
             binary = protocol.BINARY_EXTENSION in self._server_extensions()
-        return {"input": first["name"], "dtype": dtype, "shape": shape,
-                "outputs": names, "output": output, "widths": widths, "binary": binary}
+        return {"input": first["name"], "dtype": dtype, "shape": shape, "outputs": names,
+                "output": output, "widths": widths, "dtypes": dtypes, "binary": binary}
 
     def metadata(self):
         """The model's metadata (``GET /v2/models/NAME[/versions/V]``)."""
@@ -276,6 +283,9 @@ class RemoteModel:
 
     def _connection(self, deadline):
         connection = getattr(self._local, "connection", None)
+        if connection is not None and connection.stale():
+            self.close()            # never read one request's reply as another's
+            connection = None
         if connection is None:
             scheme, host, port, _ = self._address
             connection = Connection(host, port, self._ssl if scheme == "https" else None)

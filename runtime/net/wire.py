@@ -12,6 +12,7 @@ import http.client
 import io
 import json
 import re
+import select
 import socket
 import time
 
@@ -91,6 +92,15 @@ class Connection(http.client.HTTPConnection):
         self.deadline = deadline
         if self.sock is not None:
             self.sock.deadline = deadline
+
+    def stale(self):
+        """True when the server sent something while no request was out: a second reply
+        to the last request, or the end of the connection. A next reply read from it could
+        be that one, not ours."""
+        if self.sock is None:
+            return False
+        pending = getattr(self.sock.sock, "pending", None)        # bytes TLS has decrypted
+        return bool((pending and pending()) or select.select([self.sock], [], [], 0)[0])
 
     def connect(self):
         self.timeout = remaining(self.deadline)

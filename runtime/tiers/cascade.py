@@ -7,13 +7,17 @@ priority class confidently (``sequential``), at the same moment as the
 little net starts (``parallel``), or always (``remote``). When the remote
 tier fails (down, past its deadline, garbage), the little net's answer
 is returned marked ``local-fallback`` and the error is counted; only a
-``strict`` policy raises. ``classify_batch`` follows the same policy for a
+``strict`` policy raises. What the remote model sends is checked before a
+result is built from it: class scores as floats, one row of two or more
+per sample. ``classify_batch`` follows the same policy for a
 batch, with one remote request for the samples that need it.
 """
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+
+import numpy as np
 
 from ..errors import RemoteError
 from ..result import Result
@@ -148,9 +152,20 @@ class Cascade:
         """The remote model's answers for the samples ``x``, one request (raises RemoteError)."""
         self._count("remote_calls")
         started = time.perf_counter()
-        logits = self.remote.infer_batch(x)
+        logits = self._class_scores(self.remote.infer_batch(x), len(x))
         seconds = time.perf_counter() - started
         return [Result(row, self.remote.classes, "remote", {"remote": seconds}) for row in logits]
+
+    def _class_scores(self, logits, n):
+        """``logits`` if they are n rows of two or more float scores, else RemoteError: a
+        reply that cannot be summarized is the peer's failure, never an exception here."""
+        shape = getattr(logits, "shape", None)
+        if not (isinstance(logits, np.ndarray) and logits.dtype.kind == "f" and logits.ndim == 2
+                and shape[0] == n and shape[1] >= 2):
+            raise RemoteError(f"{self.remote.url}: the remote model answered "
+                              f"{getattr(logits, 'dtype', type(logits))} of shape {shape}, not "
+                              f"{n} rows of class scores (two or more floats each)")
+        return logits
 
     def _submit(self, x, ask=None):
         if self._pool is None:
