@@ -22,6 +22,11 @@ binarizes whatever the layer before gave: that sign is folded into the
 previous binary layer's thresholds, or becomes a runtime ``sign`` layer after
 float layers. Keras is channels-last, the runtime's own layout: the model
 takes samples of the shape the Keras model takes (without the batch axis).
+
+The source is untrusted: every weight is reached through hard links only and
+read only when its data lies in the file itself (HDF5 external storage,
+external or soft links and virtual datasets are refused, naming the place),
+so converting a file never copies another local file into the model.
 """
 import io
 import json
@@ -124,17 +129,62 @@ def _read_archive(path):
             raise ValueError(f"{path}: model.weights.h5 has no 'layers' group")
         weights = {}
         for layer in _sequential_layers(config, path):
-            name = layer.get("config", {}).get("name")
-            group = f["layers"].get(str(name))
-            if not isinstance(group, h5py.Group) or not isinstance(group.get("vars"), h5py.Group):
+            name = str(layer.get("config", {}).get("name"))
+            group = _inside(f, f"layers/{name}", path, h5py.Group, missing_ok=True)
+            variables = group and _inside(group, "vars", path, h5py.Group, missing_ok=True)
+            if variables is None:
                 continue
-            arrays = [group["vars"][str(i)] for i in range(len(group["vars"]))]
             names = _archive_weight_names(layer)
-            if len(names) != len(arrays):
-                raise ValueError(f"{path}: layers/{name} holds {len(arrays)} weights; a "
+            if len(names) != len(variables):
+                raise ValueError(f"{path}: layers/{name} holds {len(variables)} weights; a "
                                  f"{layer.get('class_name')} so configured has {len(names)}")
-            weights[name] = {key: np.asarray(array[()]) for key, array in zip(names, arrays)}
+            weights[name] = {key: _stored_array(variables, str(i), path)
+                             for i, key in enumerate(names)}
     return config, _Weights(weights, path)
+
+
+MAX_WEIGHT_BYTES = 1 << 30
+
+
+def _inside(group, name, path, kind, missing_ok=False):
+    """``group[name]`` (a path of '/'-separated parts) as a ``kind``, reached through hard
+    links only: a soft or external link could point anywhere on this machine."""
+    for part in name.split("/"):
+        link = group.get(part, getlink=True)
+        place = f"{group.name}/{part}".lstrip("/")
+        if link is None:
+            if missing_ok:
+                return None
+            raise ValueError(f"{path}: weight {place} is listed but missing")
+        if not isinstance(link, h5py.HardLink):
+            raise ValueError(f"{path}: {place} is a {type(link).__name__}: links are refused, "
+                             "not followed")
+        group = group[part]
+    if not isinstance(group, kind):
+        if missing_ok:
+            return None
+        raise ValueError(f"{path}: {group.name} is not a "
+                         f"{'group' if kind is h5py.Group else 'dataset'}")
+    return group
+
+
+def _stored_array(group, name, path):
+    """The array of the dataset ``group[name]``, read only when its data lies in the file
+    itself: external storage and virtual datasets name other files."""
+    dataset = _inside(group, name, path, h5py.Dataset)
+    plist = dataset.id.get_create_plist()
+    if plist.get_external_count() or plist.get_layout() == h5py.h5d.VIRTUAL:
+        raise ValueError(f"{path}: {dataset.name} keeps its data outside the file (external "
+                         "storage or a virtual dataset): refused, not read")
+    if dataset.shape is None:
+        raise ValueError(f"{path}: {dataset.name} is empty (no dataspace)")
+    if int(np.prod(dataset.shape, dtype=np.int64)) * dataset.dtype.itemsize > MAX_WEIGHT_BYTES:
+        raise ValueError(f"{path}: {dataset.name} of shape {dataset.shape} is over the "
+                         f"{MAX_WEIGHT_BYTES}-byte limit for one weight")
+    try:
+        return np.asarray(dataset[()])
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path}: {dataset.name} is unreadable ({error})") from None
 
 
 def _archive_weight_names(layer):
@@ -166,20 +216,14 @@ def _read_weights(group, path):
     group: Keras 2 writes ``dense/kernel:0``, Keras 3 ``sequential/dense/kernel``.
     """
     weights = {}
-    for layer, member in group.items():
-        if not isinstance(member, h5py.Group):
+    for layer in group:
+        member = _inside(group, layer, path, h5py.Group, missing_ok=True)
+        if member is None:
             continue
         arrays = {}
         for name in member.attrs.get("weight_names", []):
             name = name.decode() if isinstance(name, bytes) else str(name)
-            key = name.rsplit("/", 1)[-1].split(":")[0]
-            where = f"model_weights/{layer}/{name}"
-            if name not in member or not isinstance(member[name], h5py.Dataset):
-                raise ValueError(f"{path}: weight {where} is listed but missing")
-            try:
-                arrays[key] = np.asarray(member[name][()])
-            except (OSError, ValueError) as error:
-                raise ValueError(f"{path}: weight {where} is unreadable ({error})") from None
+            arrays[name.rsplit("/", 1)[-1].split(":")[0]] = _stored_array(member, name, path)
         weights[layer] = arrays
     return _Weights(weights, path)
 

@@ -290,3 +290,67 @@ def test_a_keras_3_archive_is_read_as_keras():
 def test_the_input_dtype_follows_the_keras_model():
     model = convert(os.path.join(FIXTURES, "float_mlp.keras"))
     assert (model.input_dtype, model.input_scale, model.input_offset) == (np.float32, 1.0, 0.0)
+
+
+def _point_outside(f, place, how, tmp_path):
+    """Replace the dataset at ``place`` by one whose data (or link) lies in another file."""
+    shape, dtype = f[place].shape, f[place].dtype
+    secret = np.full(shape, 1234.5, dtype)
+    del f[place]
+    if how == "external storage":
+        raw = tmp_path / "secret.bin"
+        raw.write_bytes(secret.tobytes())
+        f.create_dataset(place, shape, dtype, external=[(str(raw), 0, secret.nbytes)])
+    elif how in ("external link", "virtual dataset"):
+        other = tmp_path / "secret.h5"
+        with h5py.File(other, "w") as g:
+            g["data"] = secret
+        if how == "external link":
+            f[place] = h5py.ExternalLink(str(other), "/data")
+        else:
+            layout = h5py.VirtualLayout(shape, dtype)
+            layout[...] = h5py.VirtualSource(str(other), "data", shape)
+            f.create_virtual_dataset(place, layout)
+    else:                                            # a soft link to a dataset of the file
+        f["elsewhere"] = secret
+        f[place] = h5py.SoftLink("/elsewhere")
+
+
+OUTSIDE = ["external storage", "external link", "virtual dataset", "soft link"]
+KEPT_OUT = r"(keeps its data outside the file|links are refused, not followed)"
+
+
+@pytest.mark.parametrize("how", OUTSIDE)
+def test_a_legacy_file_whose_weights_lie_elsewhere_is_refused(tmp_path, how):
+    def point(f):
+        member = f["model_weights/dense"]
+        name = member.attrs["weight_names"][0]
+        _point_outside(f, f"model_weights/dense/{name.decode() if isinstance(name, bytes) else name}",
+                       how, tmp_path)
+    path = edited(tmp_path, "float_mlp_keras3", edit_file=point)
+    with pytest.raises(ValueError, match=KEPT_OUT):
+        convert(path)
+
+
+@pytest.mark.parametrize("how", OUTSIDE)
+def test_a_keras_archive_whose_weights_lie_elsewhere_is_refused(tmp_path, how):
+    import io
+    import zipfile
+    with zipfile.ZipFile(os.path.join(FIXTURES, "float_mlp.keras")) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    weights = io.BytesIO(members["model.weights.h5"])
+    with h5py.File(weights, "r+") as f:
+        _point_outside(f, "layers/dense/vars/0", how, tmp_path)
+    members["model.weights.h5"] = weights.getvalue()
+    path = tmp_path / "net.keras"
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    with pytest.raises(ValueError, match=KEPT_OUT):
+        convert(path)
+    # and from the command line: status 2, the place named, nothing written
+    out = tmp_path / "out.h5"
+    done = subprocess.run([sys.executable, "-m", "edgebnn.converters", str(path), str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "layers/dense/vars/0" in done.stderr, done.stderr
+    assert not out.exists()
