@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 
 import numpy as np
@@ -103,6 +104,30 @@ def test_metadata_has_the_batch_axis_and_the_classes(mlserver):
     assert [o["name"] for o in metadata["outputs"]] == ["logits", "probabilities"]
     assert metadata["parameters"]["classes"] == [str(d) for d in range(10)]
     assert RemoteModel(url, "big").spec()["binary"] is False      # MLServer speaks JSON only
+
+
+def post(url, body):
+    """``(status, reply)`` of a JSON inference request to the big model."""
+    request = urllib.request.Request(f"{url}/v2/models/big/infer", json.dumps(body).encode(),
+                                     {"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as reply:
+            return reply.status, json.load(reply)
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+
+
+@pytest.mark.parametrize("data, datatype", [([300] + [0] * 783, "UINT8"), ([-1] + [0] * 783, "UINT8"),
+                                            (["a"] * 784, "UINT8"), ([0.5] * 784, "FP32"),
+                                            ([0] * 783, "UINT8")])
+def test_a_bad_input_is_a_client_error(mlserver, data, datatype):
+    url, _ = mlserver
+    status, reply = post(url, {"inputs": [{"name": "input", "shape": [1, 28, 28] if len(data) == 784
+                                           else [1, len(data)], "datatype": datatype, "data": data}]})
+    assert 400 <= status < 500, (status, reply)
+    good = {"inputs": [{"name": "input", "shape": [1, 28, 28], "datatype": "UINT8",
+                        "data": [0] * 784}]}
+    assert post(url, good)[0] == 200                    # and it keeps answering
 
 
 @pytest.mark.parametrize("policy", ["local", "sequential", "parallel", "remote"])

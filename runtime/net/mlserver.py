@@ -55,6 +55,9 @@ class EdgeBNNRuntime(MLModel):
         endpoint = self.endpoint
         try:
             inputs = {tensor.name: NumpyCodec.decode_input(tensor) for tensor in payload.inputs}
+        except (ValueError, TypeError, OverflowError) as error:    # e.g. 300 as UINT8
+            raise InferenceError(f"the input cannot be read as its datatype says: {error}") from None
+        try:
             outputs = endpoint.check(endpoint.compute(endpoint.prepare(inputs)))
         except (EdgeError, ValueError) as error:
             raise InferenceError(str(error)) from None
