@@ -47,11 +47,24 @@ class Limits(NamedTuple):
 
     Defaults: 2^25 float multiply-adds (a 33M-weight float net, about a tenth
     of a second per sample on a Pi 2), 2^30 bit operations (a binary net of a
-    billion weight-bits per sample) and 256 MiB of memory.
+    billion weight-bits per sample) and 256 MiB of memory. ``layers`` (per
+    model or DDNN section) and ``devices`` (per DDNN) are counted before any
+    is read, so a file cannot make loading itself slow: each layer costs a
+    few milliseconds to check and bind on a Pi.
     """
     float_macs: int = 1 << 25
     binary_ops: int = 1 << 30
     memory: int = 256 << 20
+    layers: int = 256
+    devices: int = 64
+
+    def over(self, count, what):
+        """Why ``count`` ``what`` ("layers" or "devices") are too many, or None."""
+        limit = getattr(self, what)
+        if count > limit:
+            return (f"{count:,} {what}, over the limit of {limit:,} (Limits.{what} in "
+                    "edgebnn.limits; raise it knowingly)")
+        return None
 
     def passed(self, total, backend):
         """The first limit ``total`` is over: ``(used, limit, what)``, or None."""

@@ -5,9 +5,9 @@ import os
 import numpy as np
 import pytest
 
-from edgebnn import (BinaryConv2d, BinaryDense, Dense, Limits, Model, ModelFormatError, Runtime,
-                     load_ddnn, save_model)
-from conftest import ROOT
+from edgebnn import (BatchNorm, BinaryConv2d, BinaryDense, Dense, Limits, Model, ModelFormatError,
+                     Runtime, load_ddnn, save_ddnn, save_model)
+from conftest import ROOT, edit_packed
 
 UNLIMITED = Limits(1 << 62, 1 << 62, 1 << 62)
 
@@ -71,3 +71,27 @@ def test_every_shipped_model_fits_the_default_limits():
     assert len(paths) >= 18
     for path in paths:
         (load_ddnn if os.sep + "ddnn" + os.sep in path else Runtime)(path)
+
+
+def test_too_many_layers_are_refused_before_one_is_read(tmp_path):
+    """Each layer costs milliseconds to check and bind: a sealed file of thousands of tiny
+    layers would make loading itself slow, so their number is a limit too."""
+    path = tmp_path / "many.h5"
+    save_model(Model([BatchNorm(np.ones(4, np.float32), np.zeros(4, np.float32))], (4,)), path)
+
+    def grow(f):
+        for i in range(1, 300):
+            f.copy(f["layers/0"], f["layers"], name=str(i))
+    edit_packed(path, grow)
+    with pytest.raises(ModelFormatError, match=r"many.h5: layers: 300 layers, over the limit of "
+                                               r"256 \(Limits.layers"):
+        Runtime(path)
+    assert len(Runtime(path, limits=Limits(layers=300)).model.layers) == 300
+
+
+def test_too_many_devices_are_refused_before_one_is_read(tmp_path):
+    from test_ddnn import random_ddnn
+    save_ddnn(random_ddnn(3), tmp_path / "ddnn.h5")
+    with pytest.raises(ModelFormatError, match=r"ddnn.h5: devices: 3 devices, over the limit of 2"):
+        load_ddnn(tmp_path / "ddnn.h5", limits=Limits(devices=2))
+    assert len(load_ddnn(tmp_path / "ddnn.h5", limits=Limits(devices=3)).devices) == 3

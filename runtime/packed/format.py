@@ -187,6 +187,7 @@ def read_ddnn(reader, kernels, limits):
 
 
 def _read_devices(reader, group, bind):
+    reader.count(group, "devices", "devices", bind[1])
     names = sorted(group)
     if not names or names != sorted(str(i) for i in range(len(names))):
         reader.fail("devices", f"members must be named 0..n-1 (at least one), found {names}")

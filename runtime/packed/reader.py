@@ -17,6 +17,7 @@ import numpy as np
 from . import seal
 from ..errors import EdgeError, ModelFileError, ModelFormatError, ModelVersionError
 from ..layers import KINDS
+from ..limits import Limits
 from ..model import Model
 
 MAGIC = "edgebnn-packed"          # the root's "format" attribute
@@ -138,6 +139,12 @@ class Reader:
         self.linked_once(obj, where)
         return obj
 
+    def count(self, group, what, where, limits):
+        """Refuse more members of ``group`` than ``limits`` allow ``what``, before any is read."""
+        problem = (limits or Limits()).over(len(group), what)
+        if problem:
+            self.fail(where, problem)
+
     def linked_once(self, obj, where):
         """One hard link per object: no aliases of another object, no cycles."""
         links = h5py.h5o.get_info(obj.id).rc
@@ -157,7 +164,7 @@ class Reader:
         """A ``Model`` from a group holding a model header and ``layers``."""
         header = self.header(group, where)
         layers = self.layers(self.member(group, "layers", _join(where, "layers"), h5py.Group),
-                             _join(where, "layers"))
+                             _join(where, "layers"), limits)
         self.place = where
         try:
             return Model(layers, kernels=kernels, limits=limits, **header)
@@ -184,8 +191,9 @@ class Reader:
             header[name] = float(value)
         return header
 
-    def layers(self, group, where):
+    def layers(self, group, where, limits):
         self.place = where
+        self.count(group, "layers", where, limits)
         names = sorted(group)
         if names != sorted(str(i) for i in range(len(names))):
             self.fail(where, f"members must be named 0..n-1, found {names}")
