@@ -10,8 +10,8 @@ import time
 import numpy as np
 import pytest
 
-from conftest import Process, assert_same_sums
-from edgebnn import BatchNorm, BinaryDense, Model, RemoteModel, Runtime, Sign, save_model
+from conftest import Process, assert_same_sums, run_threads
+from edgebnn import BatchNorm, BinaryDense, Model, RemoteError, RemoteModel, Runtime, Sign, save_model
 from edgebnn.bitpack import pack_signs
 
 
@@ -395,6 +395,42 @@ def test_access_log_through_logging(models):
 
 
 # dynamic batching ---------------------------------------------------------------------
+
+def test_one_clients_bad_sample_fails_only_its_own_request_in_a_batch(tmp_path):
+    """A float-input net whose first layer is a sign finds a NaN inside the kernel, after
+    requests were merged: only the request that sent it may fail."""
+    path = tmp_path / "signs.h5"
+    net = binary_mlp()
+    save_model(Model(net.layers, (28, 28), "float32", classes=net.classes), path)
+    alone, batched = serve(path), serve(path, "--batch-delay", "20", "--max-batch", "16")
+    samples = np.random.default_rng(2).standard_normal((24, 28, 28)).astype(np.float32)
+    bad = set(range(0, len(samples), 4))
+    for i in bad:
+        samples[i, 3, 3] = np.nan
+    try:
+        expected = RemoteModel(alone.url, "big").infer_batch(np.delete(samples, sorted(bad), 0))
+        remote = RemoteModel(batched.url, "big", deadline=10.0)
+        answers = [None] * len(samples)
+
+        def client(i):
+            try:
+                answers[i] = remote.infer(samples[i])
+            except RemoteError as error:
+                answers[i] = error
+
+        run_threads(client, len(samples))
+        good = [a for i, a in enumerate(answers) if i not in bad]
+        assert not [a for a in good if isinstance(a, RemoteError)]
+        np.testing.assert_array_equal(good, expected)
+        for i in bad:
+            assert isinstance(answers[i], RemoteError) and "HTTP 400" in str(answers[i])
+        text = raw(batched.port, "GET", "/metrics")[1].decode()
+        ones = int(re.search(r'edgebnn_batch_rows_bucket\{le="1(\.0)?"\} (\d+)', text).group(2))
+        assert ones < int(re.search(r"edgebnn_batch_rows_count (\d+)", text).group(1))  # merged
+    finally:
+        alone.stop()
+        batched.stop()
+
 
 @pytest.mark.parametrize("kind", ["binary", "float"])
 def test_dynamic_batching_merges_requests_and_answers_as_alone(models, tmp_path, kind):

@@ -127,7 +127,10 @@ class Batcher:
     ``max_rows`` samples, but only while ``in_flight()`` (the requests being
     answered) says there are others to wait for: a lone request runs at once.
     A request larger than ``max_rows`` runs alone. Each caller gets the rows
-    of its own samples. ``on_batch(rows)`` is told each batch's size.
+    of its own samples, or its own error: when a merged batch fails (a NaN
+    that only the kernel finds, say), each request runs again alone, so one
+    client's bad sample never fails its neighbours. ``on_batch(rows)`` is
+    told each batch's size.
     """
 
     def __init__(self, compute, max_rows=32, delay=0.001, workers=1, on_batch=None,
@@ -173,10 +176,13 @@ class Batcher:
         try:
             x = items[0]["x"] if len(items) == 1 else np.concatenate([i["x"] for i in items])
             outputs = self.compute(x)
-        except Exception as error:          # handed to every waiting request
-            for item in items:
-                item["error"] = error
-                item["done"].set()
+        except Exception as error:
+            if len(items) == 1:             # the request's own error
+                items[0]["error"] = error
+                items[0]["done"].set()
+            else:                           # whose? each request alone says
+                for item in items:
+                    self._run([item], len(item["x"]))
             return
         start = 0
         for item in items:
