@@ -12,8 +12,10 @@ read: they differ in how the input shape is spelled (``batch_input_shape``
 vs ``batch_shape``) and in the weight paths, which both list in each layer
 group's ``weight_names``. A Keras 3 ``.keras`` archive (``model.save("net.keras")``)
 is a zip of ``config.json`` (the same model config) and ``model.weights.h5``,
-whose ``layers/<layer>/vars/<i>`` hold each layer's weights in the order
-the layer creates them.
+whose ``layers/<key>/vars/<i>`` hold each layer's weights in the order the
+layer creates them. Keras keys them by class and position, as its own loader
+finds them (``dense``, ``dense_1``, ... in the order of the layers), never by
+the layer's name, which a model may set freely.
 
 Larq's QuantDense / QuantConv2D keep real "latent" weights; their kernel
 quantizer (ste_sign, or approx_sign / swish_sign, which binarize the same
@@ -31,6 +33,7 @@ so converting a file never copies another local file into the model.
 import io
 import json
 import os
+import re
 import zipfile
 from functools import partial
 
@@ -128,16 +131,19 @@ def _read_archive(path):
         if not isinstance(f.get("layers"), h5py.Group):
             raise ValueError(f"{path}: model.weights.h5 has no 'layers' group")
         weights = {}
-        for layer in _sequential_layers(config, path):
+        layers = [layer for layer in _sequential_layers(config, path)
+                  if layer.get("class_name") != "InputLayer"]     # Sequential.layers omits it
+        for layer, key in zip(layers, _archive_keys(layers)):
             name = str(layer.get("config", {}).get("name"))
-            group = _inside(f, f"layers/{name}", path, h5py.Group, missing_ok=True)
+            group = _inside(f, f"layers/{key}", path, h5py.Group, missing_ok=True)
             variables = group and _inside(group, "vars", path, h5py.Group, missing_ok=True)
             if variables is None:
                 continue
             names = _archive_weight_names(layer)
             if len(names) != len(variables):
-                raise ValueError(f"{path}: layers/{name} holds {len(variables)} weights; a "
-                                 f"{layer.get('class_name')} so configured has {len(names)}")
+                raise ValueError(f"{path}: layers/{key} (layer {name!r}) holds {len(variables)} "
+                                 f"weights; a {layer.get('class_name')} so configured has "
+                                 f"{len(names)}")
             weights[name] = {key: _stored_array(variables, str(i), path)
                              for i, key in enumerate(names)}
     return config, _Weights(weights, path)
@@ -185,6 +191,24 @@ def _stored_array(group, name, path):
         return np.asarray(dataset[()])
     except (OSError, ValueError) as error:
         raise ValueError(f"{path}: {dataset.name} is unreadable ({error})") from None
+
+
+def _archive_keys(layers):
+    """The group of each layer in a .keras archive: its class in snake case, then _1, _2, ...
+    for the later layers of the same class (Keras's saving_lib names them so)."""
+    seen, keys = {}, []
+    for layer in layers:
+        base = _snake_case(str(layer.get("class_name", "")))
+        keys.append(base if base not in seen else f"{base}_{seen[base] + 1}")
+        seen[base] = seen[base] + 1 if base in seen else 0
+    return keys
+
+
+def _snake_case(name):
+    """``BatchNormalization`` -> ``batch_normalization``, as Keras turns class names."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
 def _archive_weight_names(layer):

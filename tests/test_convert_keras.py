@@ -354,3 +354,46 @@ def test_a_keras_archive_whose_weights_lie_elsewhere_is_refused(tmp_path, how):
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 2 and "layers/dense/vars/0" in done.stderr, done.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize("names", [("hidden", "scores"), ("dense_1", "dense"), ("dense_7", "dense_1")])
+def test_a_keras_archive_is_read_by_position_whatever_the_layers_are_named(tmp_path, names):
+    """Keras keys a .keras archive's weights by class and position (layers/dense,
+    layers/dense_1), not by layer name: a model whose names differ (set by the user, or
+    numbered by an earlier model of the same process) converts to the same answers."""
+    import zipfile
+    with zipfile.ZipFile(os.path.join(FIXTURES, "float_mlp.keras")) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    config = json.loads(members["config.json"])
+    dense = [layer for layer in config["config"]["layers"] if layer["class_name"] == "Dense"]
+    for layer, name in zip(dense, names):
+        layer["config"]["name"] = name
+    members["config.json"] = json.dumps(config).encode()
+    path = tmp_path / "renamed.keras"
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    saved = np.load(os.path.join(FIXTURES, "float_mlp_keras_archive.npz"))
+    model = convert(path, "uint8", float(saved["scale"]), float(saved["offset"]))
+    scores = np.array([r.scores for r in Runtime(model).classify_batch(saved["x"])])
+    np.testing.assert_allclose(scores, saved["outputs"], atol=1e-5)
+
+
+def test_an_archive_weight_of_the_wrong_shape_is_refused_never_converted(tmp_path):
+    import io
+    import zipfile
+    with zipfile.ZipFile(os.path.join(FIXTURES, "float_mlp.keras")) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    weights = io.BytesIO(members["model.weights.h5"])
+    with h5py.File(weights, "r+") as f:          # the two Dense layers' weights swapped
+        for i in ("0", "1"):
+            first, second = f[f"layers/dense/vars/{i}"][()], f[f"layers/dense_1/vars/{i}"][()]
+            del f[f"layers/dense/vars/{i}"], f[f"layers/dense_1/vars/{i}"]
+            f[f"layers/dense/vars/{i}"], f[f"layers/dense_1/vars/{i}"] = second, first
+    members["model.weights.h5"] = weights.getvalue()
+    path = tmp_path / "swapped.keras"
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    with pytest.raises(ValueError, match="shape"):
+        convert(path)
