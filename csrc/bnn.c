@@ -8,6 +8,7 @@
  * On the AVX2 and AVX-512 paths, a dense layer on uint8 values multiplies
  * bytes (vpmaddubsw) with its signs widened to int8 at load instead of
  * counting 8 bit planes: fewer instructions, for 8x the weight memory. */
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -347,6 +348,35 @@ BNN_AVX_TARGET static void dense_wide_avx2(const uint8_t *x, size_t x_stride, in
     }
 }
 
+/* int8_dot4 with vpmaddubsw: it multiplies unsigned by signed bytes, so the
+ * values' signs move onto the weights (vpsignb) and their magnitudes are
+ * multiplied; a pair of products stays within 16 bits (2 * 127 * 127), and
+ * vpmaddwd widens each step into 32-bit sums. Weights must avoid -128,
+ * which vpsignb cannot negate (the layer refuses it at load). */
+BNN_AVX_TARGET static void int8_dot4_avx2(const int8_t *q, const int8_t *w, size_t row, int32_t n,
+                                          int32_t acc[4])
+{
+    const __m256i ones = _mm256_set1_epi16(1);
+    const uint8_t *q8 = (const uint8_t *)q, *w8 = (const uint8_t *)w;
+    __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
+    for (int32_t i = 0; i < n; i += 32) {
+        const __m256i v = load256(q8 + i), magnitude = _mm256_abs_epi8(v);
+        const uint8_t *at = w8 + i;
+        s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(
+            _mm256_maddubs_epi16(magnitude, _mm256_sign_epi8(load256(at), v)), ones));
+        s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(
+            _mm256_maddubs_epi16(magnitude, _mm256_sign_epi8(load256(at + row), v)), ones));
+        s2 = _mm256_add_epi32(s2, _mm256_madd_epi16(
+            _mm256_maddubs_epi16(magnitude, _mm256_sign_epi8(load256(at + 2 * row), v)), ones));
+        s3 = _mm256_add_epi32(s3, _mm256_madd_epi16(
+            _mm256_maddubs_epi16(magnitude, _mm256_sign_epi8(load256(at + 3 * row), v)), ones));
+    }
+    acc[0] = avx2_sum32(s0);
+    acc[1] = avx2_sum32(s1);
+    acc[2] = avx2_sum32(s2);
+    acc[3] = avx2_sum32(s3);
+}
+
 #if (defined(__clang__) && __clang_major__ >= 7) || (!defined(__clang__) && __GNUC__ >= 8)
 #define BNN_X86_AVX512 1      /* the compiler knows AVX-512 VPOPCNTDQ */
 #endif
@@ -396,6 +426,20 @@ BNN_AVX512_TARGET static inline void emit8(const struct emitter *e, int to_bits,
 #include "bnn_kernels.inc"
 #endif
 
+/* The int8 dot products of q[n] with 4 weight rows `row` bytes apart (n a
+ * multiple of 32, both zero-padded): plain C, which compilers vectorize. */
+static void int8_dot4_portable(const int8_t *q, const int8_t *w, size_t row, int32_t n,
+                               int32_t acc[4])
+{
+    for (int r = 0; r < 4; r++) {
+        const int8_t *weights = w + (size_t)r * row;
+        int32_t sum = 0;
+        for (int32_t i = 0; i < n; i++)
+            sum += q[i] * weights[i];
+        acc[r] = sum;
+    }
+}
+
 /* The popcount paths this build has, each its instances of the kernels;
  * on x86 in order of speed, so the best one the CPU supports is the last. */
 struct path {
@@ -414,9 +458,11 @@ struct path {
     void (*dense_wide)(const uint8_t *x, size_t x_stride, int32_t n_samples, const int8_t *wide,
                        int32_t n_out, int32_t n_values, const int32_t *threshold,
                        const uint8_t *flip, void *out, size_t out_stride);
+    void (*int8_dot4)(const int8_t *q, const int8_t *w, size_t row, int32_t n, int32_t acc[4]);
 };
-#define BNN_PATH(name, suffix, conv, wide) \
-    {name, dense_bits_##suffix, dense_planes_##suffix, conv_pool_##conv, pack_signs_##suffix, wide}
+#define BNN_PATH(name, suffix, conv, wide, int8) \
+    {name, dense_bits_##suffix, dense_planes_##suffix, conv_pool_##conv, pack_signs_##suffix, wide, \
+     int8_dot4_##int8}
 
 #ifdef BNN_HAS_NEON
 #define BNN_PORTABLE_NAME "neon"
@@ -427,14 +473,14 @@ struct path {
 #endif
 
 static const struct path paths[] = {
-    BNN_PATH(BNN_PORTABLE_NAME, portable, portable, NULL),
+    BNN_PATH(BNN_PORTABLE_NAME, portable, portable, NULL, portable),
 #ifdef BNN_X86_DISPATCH
-    BNN_PATH("popcnt", popcnt, popcnt, NULL),
-    BNN_PATH("avx2", avx2, avx2, dense_wide_avx2),
+    BNN_PATH("popcnt", popcnt, popcnt, NULL, portable),
+    BNN_PATH("avx2", avx2, avx2, dense_wide_avx2, avx2),
 #endif
 #ifdef BNN_X86_AVX512
     /* see bnn_kernels.inc on the convolution */
-    BNN_PATH("avx512", avx512, avx2, dense_wide_avx2),
+    BNN_PATH("avx512", avx512, avx2, dense_wide_avx2, avx2),
 #endif
 };
 
@@ -613,6 +659,41 @@ void bnn_bitplanes(const uint8_t *x, int32_t n, int32_t plane_bytes, uint8_t *pl
                 (uint8_t)(((x[i] >> b) & 1u) << (7 - (i & 7)));
 }
 
+int32_t bnn_dense_int8(const float *x, int32_t n_in, const int8_t *weight, int32_t n_out,
+                       int32_t row_bytes, const float *scale, const float *bias, int32_t relu,
+                       int8_t *work, float *out)
+{
+    /* volatile: every value rounded to float, even where the FPU keeps more (x87) */
+    float top = 0.0f;
+    int32_t bad = 0;
+    for (int32_t i = 0; i < n_in; i++) {
+        const float magnitude = fabsf(x[i]);
+        bad |= !(magnitude <= FLT_MAX);          /* NaN or infinity */
+        top = magnitude > top ? magnitude : top;
+    }
+    if (bad)
+        return 1;
+    volatile float s = top / 127.0f;
+    memset(work, 0, (size_t)row_bytes);
+    for (int32_t i = 0; s > 0.0f && i < n_in; i++) {
+        volatile float ratio = x[i] / s;
+        const long q = lrintf(ratio);          /* to nearest, ties to even */
+        work[i] = (int8_t)(q > 127 ? 127 : q < -127 ? -127 : q);
+    }
+    const struct path *path = path_in_use();
+    for (int32_t j = 0; j < n_out; j += 4) {
+        int32_t acc[4];
+        path->int8_dot4(work, weight + (size_t)j * row_bytes, (size_t)row_bytes, row_bytes, acc);
+        for (int32_t r = 0; r < 4 && j + r < n_out; r++) {
+            volatile float multiplier = s * scale[j + r];
+            volatile float product = (float)acc[r] * multiplier;
+            volatile float value = product + bias[j + r];
+            out[j + r] = relu && value < 0.0f ? 0.0f : value;
+        }
+    }
+    return 0;
+}
+
 void bnn_scale_shift(const float *in, int32_t n, const float *scale, const float *shift,
                      float *out)
 {
@@ -695,6 +776,12 @@ int32_t bnn_run(const bnn_step *steps, int32_t n_steps, const void *input, int32
             case BNN_SCALE_SHIFT:
                 bnn_scale_shift((const float *)(const void *)in, s->n_out, s->scale, s->shift,
                                 (float *)(void *)out);
+                break;
+            case BNN_DENSE_INT8:
+                bad |= bnn_dense_int8((const float *)(const void *)in, s->n_in,
+                                      (const int8_t *)(const void *)s->weight, s->n_out,
+                                      s->row_bytes, s->scale, s->shift, s->relu,
+                                      (int8_t *)(void *)s->work, (float *)(void *)out);
                 break;
             }
         }

@@ -96,6 +96,22 @@ int32_t bnn_pack_signs(const float *x, int32_t n, uint8_t *out);
 void bnn_scale_shift(const float *in, int32_t n, const float *scale, const float *shift,
                      float *out);
 
+/* Dense layer with int8 weights on float values, the activations quantized
+ * per sample (dynamic range): s = max|x| / 127, q_i = rint(x_i / s) (0 when
+ * s is 0), acc_j = sum_i q_i * w_ji in int32, then
+ * out_j = (float)acc_j * (s * scale_j) + bias_j, each product and sum
+ * rounded to float (as NumPy does), negatives set to 0 when relu.
+ *   x       [n_in] floats
+ *   weight  [n_out][row_bytes] int8 in [-127, 127], row_bytes a multiple
+ *           of 32 >= n_in, zero past n_in; rows past n_out up to a multiple
+ *           of 4 present and zero
+ *   scale, bias [n_out] floats
+ *   work    [row_bytes] scratch for q
+ * Returns nonzero (and writes nothing) when a value is NaN or infinite.  */
+int32_t bnn_dense_int8(const float *x, int32_t n_in, const int8_t *weight, int32_t n_out,
+                       int32_t row_bytes, const float *scale, const float *bias, int32_t relu,
+                       int8_t *work, float *out);
+
 /* What a tier needs from its n class scores: the top class, its softmax
  * probability and the normalized entropy -sum(p log p) / log(n) of the
  * softmax, in double, from the shifted scores z = x - max(x) (see
@@ -115,7 +131,8 @@ void bnn_summarize_rows(const float *logits, int32_t n, int32_t rows, int32_t *l
 
 /* A chain of the calls above run by one bnn_run call: the kernel layers of a
  * model back to back, with nothing between them on the Python side. */
-enum bnn_op { BNN_PACK_SIGNS, BNN_DENSE_BITS, BNN_DENSE_PLANES, BNN_CONV_POOL, BNN_SCALE_SHIFT };
+enum bnn_op { BNN_PACK_SIGNS, BNN_DENSE_BITS, BNN_DENSE_PLANES, BNN_CONV_POOL, BNN_SCALE_SHIFT,
+              BNN_DENSE_INT8 };
 
 /* One call of a chain. Its input `in` is the previous step's `out`, except
  * in the first step, which reads bnn_run's `input`. Over a batch, sample n's
@@ -129,7 +146,9 @@ enum bnn_op { BNN_PACK_SIGNS, BNN_DENSE_BITS, BNN_DENSE_PLANES, BNN_CONV_POOL, B
  *                 with `wide` (from bnn_dense_wide) on a path that has the
  *                 byte kernel, the same outputs from the values and `wide`
  *   CONV_POOL     bnn_conv_pool(in, conv, weight, threshold, flip, out)
- *   SCALE_SHIFT   bnn_scale_shift(in, n_out, scale, shift, out)                 */
+ *   SCALE_SHIFT   bnn_scale_shift(in, n_out, scale, shift, out)
+ *   DENSE_INT8    bnn_dense_int8(in, n_in, weight, n_out, row_bytes, scale, shift (the
+ *                 bias), relu, work, out)                                       */
 typedef struct {
     int32_t op;                       /* an enum bnn_op */
     int32_t n_in, n_out, row_bytes;
@@ -145,13 +164,14 @@ typedef struct {
     const float *shift;
     const bnn_conv_shape *conv;
     const int8_t *wide;
+    int32_t relu;                     /* DENSE_INT8: negatives to 0 */
 } bnn_step;
 
 /* Runs n_samples samples through the chain, one step after the other; a
  * dense layer on packed signs takes the batch in blocks of rows, each block
  * read once for every sample (see bnn_kernels.inc), and so does a dense
  * layer on uint8 values with wide weights. Returns nonzero when a
- * PACK_SIGNS step met a NaN or infinite value. */
+ * PACK_SIGNS or DENSE_INT8 step met a NaN or infinite value. */
 int32_t bnn_run(const bnn_step *steps, int32_t n_steps, const void *input, int32_t n_samples);
 
 /* Which popcount the kernels use: "neon" (ARM builds with NEON); on x86 the

@@ -107,8 +107,9 @@ static void test_dense(int n_bits, int n_out, int samples, int whole_words)
                 bnn_dense_bits(in, w, with, n_out, row, n_bits, threshold, flip, bits + s * ob, NULL);
             }
         } else {
-            bnn_step step = {BNN_DENSE_BITS, n_bits, n_out, row, row, 4 * n_out, NULL, dots, NULL,
-                             w, lanes, NULL, NULL, NULL, NULL, NULL, NULL};
+            bnn_step step = {.op = BNN_DENSE_BITS, .n_in = n_bits, .n_out = n_out, .row_bytes = row,
+                             .in_stride = row, .out_stride = 4 * n_out, .out = dots, .weight = w,
+                             .lanes = lanes};
             bnn_run(&step, 1, x, samples);
             step.threshold = threshold;
             step.flip = flip;
@@ -135,8 +136,8 @@ static void test_dense(int n_bits, int n_out, int samples, int whole_words)
     int8_t *wide = wide_bytes ? malloc((size_t)wide_bytes) : NULL;
     float *wide_dots = malloc(sizeof(float) * n_out);
     bnn_dense_wide(w, n_out, row, n_bits, wide);
-    bnn_step step = {BNN_DENSE_PLANES, n_bits, n_out, row, 0, 0, NULL, wide_dots, planes, w, NULL,
-                     NULL, NULL, NULL, NULL, NULL, wide};
+    bnn_step step = {.op = BNN_DENSE_PLANES, .n_in = n_bits, .n_out = n_out, .row_bytes = row,
+                     .out = wide_dots, .work = planes, .weight = w, .wide = wide};
     bnn_run(&step, 1, values, 1);
     for (int j = 0; j < n_out; j++) {
         int dot = 0;
@@ -185,15 +186,20 @@ static void test_chain(int n_in, int hidden, int n_out, int samples, int planes)
         shift[j] = (float)(next_random() % 100) / 8.0f;
     }
     bnn_step steps[4] = {
-        {BNN_PACK_SIGNS, n_in, 0, 0, 4 * n_in, r1, NULL, signs, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL},
-        {BNN_DENSE_BITS, n_in, hidden, r1, r1, r2, signs, hid, NULL, w1, l1, threshold, flip, NULL, NULL, NULL, NULL},
-        {BNN_DENSE_BITS, hidden, n_out, r2, r2, 4 * n_out, hid, dots, NULL, w2, NULL, NULL, NULL, NULL, NULL, NULL, NULL},
-        {BNN_SCALE_SHIFT, 0, n_out, 0, 4 * n_out, 4 * n_out, dots, scores, NULL, NULL, NULL, NULL, NULL, scale, shift, NULL, NULL},
+        {.op = BNN_PACK_SIGNS, .n_in = n_in, .in_stride = 4 * n_in, .out_stride = r1, .out = signs},
+        {.op = BNN_DENSE_BITS, .n_in = n_in, .n_out = hidden, .row_bytes = r1, .in_stride = r1,
+         .out_stride = r2, .in = signs, .out = hid, .weight = w1, .lanes = l1,
+         .threshold = threshold, .flip = flip},
+        {.op = BNN_DENSE_BITS, .n_in = hidden, .n_out = n_out, .row_bytes = r2, .in_stride = r2,
+         .out_stride = 4 * n_out, .in = hid, .out = dots, .weight = w2},
+        {.op = BNN_SCALE_SHIFT, .n_out = n_out, .in_stride = 4 * n_out, .out_stride = 4 * n_out,
+         .in = dots, .out = scores, .scale = scale, .shift = shift},
     };
     const void *input = x;
     if (planes) {      /* the raw values, their bit planes in `work` */
-        steps[1] = (bnn_step){BNN_DENSE_PLANES, n_in, hidden, r1, n_in, r2, NULL, hid, work, w1, NULL,
-                              threshold, flip, NULL, NULL, NULL, NULL};
+        steps[1] = (bnn_step){.op = BNN_DENSE_PLANES, .n_in = n_in, .n_out = hidden, .row_bytes = r1,
+                              .in_stride = n_in, .out_stride = r2, .out = hid, .work = work,
+                              .weight = w1, .threshold = threshold, .flip = flip};
         input = raw;
     }
     const int64_t wide_bytes = planes == 2 ? bnn_dense_wide_bytes(hidden, n_in) : 0;
@@ -216,6 +222,54 @@ static void test_chain(int n_in, int hidden, int n_out, int samples, int planes)
     }
     free(w1); free(w2); free(l1); free(wide); free(flip); free(work); free(raw); free(signs); free(hid);
     free(threshold); free(x); free(dots); free(scores); free(one); free(scale); free(shift);
+}
+
+/* The int8 dense layer against the formula of bnn.h computed here in plain
+ * C, in a bnn_run chain over a batch and sample by sample; a zero input
+ * (scale 0) and a NaN (refused). */
+static void test_int8(int n_in, int n_out, int relu)
+{
+    const int row = (n_in + 31) / 32 * 32, rows = (n_out + 3) / 4 * 4, samples = 3;
+    int8_t *w = calloc((size_t)row * rows, 1), *work = malloc((size_t)row);
+    float *x = malloc(sizeof(float) * n_in * samples), *out = malloc(sizeof(float) * n_out * samples);
+    float *scale = malloc(sizeof(float) * n_out), *bias = malloc(sizeof(float) * n_out);
+    for (int j = 0; j < n_out; j++) {
+        for (int i = 0; i < n_in; i++)
+            w[(size_t)j * row + i] = (int8_t)((int)(next_random() % 255) - 127);
+        scale[j] = (float)(next_random() % 1000 + 1) / 4096.0f;
+        bias[j] = (float)((int)(next_random() % 200) - 100) / 16.0f;
+    }
+    for (int i = 0; i < n_in * samples; i++)
+        x[i] = (float)((int)(next_random() % 20001) - 10000) / 1024.0f;
+    for (int i = 0; i < n_in; i++)
+        x[2 * n_in + i] = 0.0f;                         /* the third sample: all zero */
+    bnn_step step = {.op = BNN_DENSE_INT8, .n_in = n_in, .n_out = n_out, .row_bytes = row,
+                     .in_stride = 4 * n_in, .out_stride = 4 * n_out, .out = out, .work = (uint8_t *)work,
+                     .weight = (const uint8_t *)w, .scale = scale, .shift = bias, .relu = relu};
+    expect(bnn_run(&step, 1, x, samples) == 0, "int8: finite input", n_in, n_out);
+    for (int s = 0; s < samples; s++) {
+        const float *xs = x + (size_t)s * n_in;
+        float top = 0.0f;
+        for (int i = 0; i < n_in; i++)
+            top = fabsf(xs[i]) > top ? fabsf(xs[i]) : top;
+        volatile float q_scale = top / 127.0f;
+        for (int j = 0; j < n_out; j++) {
+            int32_t acc = 0;
+            for (int i = 0; q_scale > 0.0f && i < n_in; i++) {
+                volatile float ratio = xs[i] / q_scale;
+                acc += (int32_t)lrintf(ratio) * w[(size_t)j * row + i];
+            }
+            volatile float multiplier = q_scale * scale[j];
+            volatile float product = (float)acc * multiplier;
+            volatile float want = product + bias[j];
+            const float expected = relu && want < 0.0f ? 0.0f : want;
+            expect(memcmp(&out[s * n_out + j], &expected, sizeof(float)) == 0, "int8 value", s, j);
+        }
+    }
+    mix(out, sizeof(float) * n_out * samples);
+    x[n_in / 2] = NAN;
+    expect(bnn_run(&step, 1, x, 1) != 0, "int8: NaN refused", n_in, n_out);
+    free(w); free(work); free(x); free(out); free(scale); free(bias);
 }
 
 static void test_conv(bnn_conv_shape s)
@@ -324,6 +378,10 @@ static void test_all(void)
     test_chain(100, 72, 10, 5, 2);
     test_chain(33, 6, 3, 4, 2);
     test_chain(2100, 13, 4, 3, 2);
+    static const int int8_sizes[][2] = {{1, 1}, {31, 3}, {32, 4}, {33, 5}, {100, 13}, {784, 10}};
+    for (size_t i = 0; i < sizeof int8_sizes / sizeof int8_sizes[0]; i++)
+        for (int relu = 0; relu < 2; relu++)
+            test_int8(int8_sizes[i][0], int8_sizes[i][1], relu);
     static const bnn_conv_shape convs[] = {
         /* h, w, c, uint8, out, kh, kw, sh, sw, ph, pw, pool_h, pool_w */
         {5, 5, 1, 0, 1, 3, 3, 1, 1, 0, 0, 1, 1},

@@ -9,7 +9,7 @@ from edgebnn.errors import InputError
 from edgebnn.exits import summarize
 from edgebnn.fold import fold_sign
 from edgebnn.kernels import c_available, get_kernels
-from edgebnn.kernels.contract import Backend, Link, Plan
+from edgebnn.kernels.contract import Backend, Link, Plan, int8_row
 from edgebnn.kernels.geometry import ConvShape, conv_size
 
 pytestmark = pytest.mark.usefixtures("backend")     # every test runs the kernels
@@ -392,3 +392,36 @@ def test_a_batch_chain_gives_what_the_samples_give_one_by_one(kernels):
     for sample, row in zip(x, scores):
         np.testing.assert_array_equal(row, one(sample))
     assert np.unique(scores).size > samples
+
+
+@pytest.mark.parametrize("n_in, n_out", [(1, 1), (31, 3), (32, 4), (33, 5), (100, 13), (784, 10)])
+@pytest.mark.parametrize("relu", [False, True])
+def test_int8_dense_is_the_float_product_within_its_quantization_error(kernels, n_in, n_out, relu):
+    """Each sample quantized by its own largest value: every product is off by at most half
+    a quantization step of x times |w|; a batch gives what its samples give one by one."""
+    rng = np.random.default_rng(n_in * 100 + n_out)
+    weight = rng.integers(-127, 128, (n_out, n_in)).astype(np.int8)
+    scale = rng.uniform(0.001, 0.1, n_out).astype(np.float32)
+    bias = rng.standard_normal(n_out).astype(np.float32)
+    x = rng.standard_normal((5, n_in)).astype(np.float32)
+    x[1] = 0                                         # scale 0: only the bias
+    plan = kernels.DenseInt8(weight, scale, bias, relu)
+    got = batch_equals_one_by_one(kernels, plan, x, np.float32, n_out,
+                                  work=np.zeros(int8_row(n_in), np.uint8))
+    real = weight.astype(np.float64) * scale[:, None]
+    want = x.astype(np.float64) @ real.T + bias
+    step = np.abs(x).max(axis=1, keepdims=True) / 127
+    error = step / 2 * np.abs(real).sum(axis=1) + 1e-5 * (np.abs(want) + 1)
+    if relu:
+        want = np.maximum(want, 0)
+    assert (np.abs(got - want) <= error).all()
+    np.testing.assert_array_equal(got[1], np.maximum(bias, 0) if relu else bias)
+
+
+def test_int8_dense_refuses_a_value_that_is_not_finite(kernels):
+    plan = kernels.DenseInt8(np.ones((2, 3), np.int8), np.ones(2, np.float32),
+                             np.zeros(2, np.float32), False)
+    run = plan.runner(work=np.zeros(32, np.uint8), out=np.zeros(2, np.float32))
+    for bad in (np.nan, np.inf):
+        with pytest.raises(InputError, match="NaN or infinite"):
+            run(np.array([1.0, bad, 2.0], np.float32))

@@ -84,6 +84,8 @@ def test_every_path_the_cpu_has_computes_what_the_twin_computes(each_path):
     conv = ConvShape(6, 5, 70, 0, 9, 3, 3, 1, 1, 1, 1, 2, 1)
     conv_weight = pack_signs(rng.standard_normal((9, 3, 3, 70)))
     conv_x = pack_signs(rng.standard_normal((samples, 6, 5, 70))).reshape(samples, -1)
+    int8_weight = rng.integers(-127, 128, (n_out, 1000)).astype(np.int8)
+    int8_scale = rng.uniform(0.001, 0.1, n_out).astype(np.float32)
 
     def outputs(kernels):
         cases = [(kernels.DenseBits(weight, n_bits), x, np.float32, n_out, None),
@@ -91,6 +93,8 @@ def test_every_path_the_cpu_has_computes_what_the_twin_computes(each_path):
                  (kernels.DensePlanes(weight, n_bits), values, np.float32, n_out,
                   np.zeros(8 * row, np.uint8)),
                  (kernels.PackSigns(1000), floats, np.uint8, 128, None),
+                 (kernels.DenseInt8(int8_weight, int8_scale, threshold[:n_out].astype(np.float32),
+                                    True), floats, np.float32, n_out, np.zeros(1024, np.uint8)),
                  (kernels.ConvPool(conv, conv_weight, threshold[:9], flip[:9]), conv_x, np.uint8,
                   word_padded(conv.out_bytes), None)]
         return [kernels.chain([Link(plan, work, np.zeros((samples, size), dtype))])(data)

@@ -15,6 +15,7 @@ from ..bitpack import sign_bytes
 from ..errors import NON_FINITE, InputError
 from ._bnn import ffi, lib
 from . import Link
+from .contract import int8_row
 
 name = "c"
 # the popcount the kernels use (the fastest this CPU supports), and all it supports
@@ -244,6 +245,28 @@ class ConvPool(_Layer):
 
     def fields(self, work):
         return dict(super().fields(work), conv=self.c_shape)
+
+
+class DenseInt8(_Plan):
+    """int8 weights on float values: rows padded to ``int8_row`` bytes, and to blocks of 4."""
+
+    def __init__(self, weight, scale, bias, relu):
+        n_out, self.n_in = weight.shape
+        self.n_out, self.relu, self.row = n_out, int(relu), int8_row(self.n_in)
+        padded = np.zeros((-(-n_out // 4) * 4, self.row), np.int8)
+        padded[:n_out, :self.n_in] = weight
+        self._keep = (padded, scale, bias)
+        self.weight = _pointer(padded.view(np.uint8), np.uint8, padded.size, "weight")
+        self.scale = _pointer(scale, np.float32, n_out, "scale")
+        self.bias = _pointer(bias, np.float32, n_out, "bias")
+        self.reads = _Sample(np.float32, self.n_in, "input")
+        self.writes = _Sample(np.float32, n_out, "out")
+
+    def fields(self, work):
+        return {"op": lib.BNN_DENSE_INT8, "n_in": self.n_in, "n_out": self.n_out,
+                "row_bytes": self.row, "weight": self.weight, "scale": self.scale,
+                "shift": self.bias, "relu": self.relu,
+                "work": _pointer(work, np.uint8, self.row, "quantized input")}
 
 
 class PackSigns(_Plan):

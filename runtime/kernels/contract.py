@@ -10,8 +10,9 @@ or for a batch.
 
 Buffers: ``out`` holds one sample's output (1-D), or one row per sample of
 a batch (2-D); bits outputs are packed signs, otherwise float32 values.
-``work`` is one sample's scratch (only ``DensePlanes`` needs one: its
-input's 8 bit planes; the samples of a batch take turns) or None.
+``work`` is one sample's scratch (``DensePlanes``: its input's 8 bit
+planes; ``DenseInt8``: its quantized input, ``int8_row(n_in)`` bytes; the
+samples of a batch take turns) or None.
 """
 from typing import Callable, List, Optional, Protocol, Sequence, Tuple, runtime_checkable
 
@@ -20,6 +21,11 @@ import numpy as np
 from . import Link
 
 Run = Callable[[np.ndarray], np.ndarray]
+
+
+def int8_row(n_in):
+    """Bytes of a row of int8 values as the C kernel reads them, 32 at a time (csrc/bnn.h)."""
+    return -(-n_in // 32) * 32
 
 
 class Plan(Protocol):
@@ -45,6 +51,12 @@ class Backend(Protocol):
 
     def ConvPool(self, shape, weight: np.ndarray, threshold: np.ndarray, flip: np.ndarray) -> Plan:
         """Binary convolution, max pool and threshold fused; ``shape`` a ``geometry.ConvShape``."""
+
+    def DenseInt8(self, weight: np.ndarray, scale: np.ndarray, bias: np.ndarray,
+                  relu: bool) -> Plan:
+        """Dense layer with int8 weights (out, in) in [-127, 127] on float32 values, each
+        sample's values quantized to int8 by their own largest magnitude (bnn.h's formula);
+        NaN or infinity raise InputError."""
 
     def PackSigns(self, n: int) -> Plan:
         """float32 values -> packed signs, sign(0) = +1; NaN or infinity raise InputError."""

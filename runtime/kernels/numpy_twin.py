@@ -112,6 +112,29 @@ class ConvPool(_Layer):
             out_h, s.pool_h, out_w, s.pool_w, s.out_channels).max(axis=(1, 3))
 
 
+class DenseInt8(_Plan):
+    """int8 weights on float values quantized per sample, as csrc/bnn.h computes them."""
+
+    def __init__(self, weight, scale, bias, relu):
+        # the integer sums in float64 BLAS: exact, every partial sum is an integer below 2^53
+        self.weight_t = weight.T.astype(np.float64)
+        self.scale, self.bias, self.relu = scale, bias, relu
+
+    def __call__(self, x, work, out):
+        x = x[:, :self.weight_t.shape[0]]
+        top = np.abs(x).max(axis=1) if x.size else np.zeros(len(x), np.float32)
+        if not np.isfinite(top).all():
+            raise InputError(NON_FINITE)
+        s = (top / np.float32(127)).astype(np.float32)[:, None]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            q = np.where(s > 0, np.clip(np.rint(x / s), -127, 127), 0)
+        sums = (q @ self.weight_t).astype(np.int64).astype(np.float32)
+        np.multiply(sums, s * self.scale, out=out)
+        np.add(out, self.bias, out=out)
+        if self.relu:
+            out[out < 0] = 0
+
+
 class PackSigns(_Plan):
     def __init__(self, n):
         self.n = n
