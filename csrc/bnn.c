@@ -80,6 +80,16 @@ static inline uint32_t popcount_portable(uint64_t v)
 }
 #endif
 
+/* One value's int8 code for the quantization step s > 0: rint(x / s) within
+ * [-127, 127]; the ratio rounded to float first, even where the FPU keeps
+ * more precision (x87). */
+static inline int8_t int8_code(float x, float s)
+{
+    volatile float ratio = x / s;
+    const long q = lrintf(ratio);          /* to nearest, ties to even */
+    return (int8_t)(q > 127 ? 127 : q < -127 ? -127 : q);
+}
+
 int32_t bnn_sign_bytes(int32_t n)
 {
     return (n + 7) / 8;
@@ -348,6 +358,48 @@ BNN_AVX_TARGET static void dense_wide_avx2(const uint8_t *x, size_t x_stride, in
     }
 }
 
+/* int8_quantize 8 values at a time: the largest magnitude and the NaN or
+ * infinity check, then division, rounding to nearest even (vroundps), the
+ * clamp and the narrowing to bytes; the last values one at a time. */
+BNN_AVX_TARGET static int32_t int8_quantize_avx2(const float *x, int32_t n, int8_t *q, float *scale)
+{
+    const __m256 magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    const __m256 largest = _mm256_set1_ps(FLT_MAX);
+    __m256 top8 = _mm256_setzero_ps(), bad8 = _mm256_setzero_ps();
+    int32_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 m = _mm256_and_ps(_mm256_loadu_ps(x + i), magnitude);
+        bad8 = _mm256_or_ps(bad8, _mm256_cmp_ps(m, largest, _CMP_NLE_UQ));   /* NaN, infinity */
+        top8 = _mm256_max_ps(top8, m);
+    }
+    float lanes[8], top = 0.0f;
+    _mm256_storeu_ps(lanes, top8);
+    int32_t bad = _mm256_movemask_ps(bad8) != 0;
+    for (int k = 0; k < 8; k++)
+        top = lanes[k] > top ? lanes[k] : top;
+    for (int32_t k = i; k < n; k++) {
+        const float m = fabsf(x[k]);
+        bad |= !(m <= FLT_MAX);
+        top = m > top ? m : top;
+    }
+    volatile float s = top / 127.0f;
+    *scale = s;
+    if (bad || !(s > 0.0f))
+        return bad;
+    const __m256 step = _mm256_set1_ps(s), high = _mm256_set1_ps(127.0f), low = _mm256_set1_ps(-127.0f);
+    for (i = 0; i + 8 <= n; i += 8) {
+        __m256 r = _mm256_round_ps(_mm256_div_ps(_mm256_loadu_ps(x + i), step),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        const __m256i codes = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(r, low), high));
+        const __m128i halves = _mm_packs_epi32(_mm256_castsi256_si128(codes),
+                                               _mm256_extracti128_si256(codes, 1));
+        _mm_storel_epi64((__m128i *)(void *)(q + i), _mm_packs_epi16(halves, halves));
+    }
+    for (; i < n; i++)
+        q[i] = int8_code(x[i], s);
+    return 0;
+}
+
 /* int8_dot4 with vpmaddubsw: it multiplies unsigned by signed bytes, so the
  * values' signs move onto the weights (vpsignb) and their magnitudes are
  * multiplied; a pair of products stays within 16 bits (2 * 127 * 127), and
@@ -426,6 +478,24 @@ BNN_AVX512_TARGET static inline void emit8(const struct emitter *e, int to_bits,
 #include "bnn_kernels.inc"
 #endif
 
+/* The codes of x[n] into q (left as they are when the step is 0) and the
+ * step *scale = max|x| / 127; nonzero when a value is NaN or infinite. */
+static int32_t int8_quantize_portable(const float *x, int32_t n, int8_t *q, float *scale)
+{
+    float top = 0.0f;
+    int32_t bad = 0;
+    for (int32_t i = 0; i < n; i++) {
+        const float magnitude = fabsf(x[i]);
+        bad |= !(magnitude <= FLT_MAX);
+        top = magnitude > top ? magnitude : top;
+    }
+    volatile float s = top / 127.0f;
+    *scale = s;
+    for (int32_t i = 0; !bad && s > 0.0f && i < n; i++)
+        q[i] = int8_code(x[i], s);
+    return bad;
+}
+
 /* The int8 dot products of q[n] with 4 weight rows `row` bytes apart (n a
  * multiple of 32, both zero-padded): plain C, which compilers vectorize. */
 static void int8_dot4_portable(const int8_t *q, const int8_t *w, size_t row, int32_t n,
@@ -458,11 +528,12 @@ struct path {
     void (*dense_wide)(const uint8_t *x, size_t x_stride, int32_t n_samples, const int8_t *wide,
                        int32_t n_out, int32_t n_values, const int32_t *threshold,
                        const uint8_t *flip, void *out, size_t out_stride);
+    int32_t (*int8_quantize)(const float *x, int32_t n, int8_t *q, float *scale);
     void (*int8_dot4)(const int8_t *q, const int8_t *w, size_t row, int32_t n, int32_t acc[4]);
 };
 #define BNN_PATH(name, suffix, conv, wide, int8) \
     {name, dense_bits_##suffix, dense_planes_##suffix, conv_pool_##conv, pack_signs_##suffix, wide, \
-     int8_dot4_##int8}
+     int8_quantize_##int8, int8_dot4_##int8}
 
 #ifdef BNN_HAS_NEON
 #define BNN_PORTABLE_NAME "neon"
@@ -663,24 +734,12 @@ int32_t bnn_dense_int8(const float *x, int32_t n_in, const int8_t *weight, int32
                        int32_t row_bytes, const float *scale, const float *bias, int32_t relu,
                        int8_t *work, float *out)
 {
-    /* volatile: every value rounded to float, even where the FPU keeps more (x87) */
-    float top = 0.0f;
-    int32_t bad = 0;
-    for (int32_t i = 0; i < n_in; i++) {
-        const float magnitude = fabsf(x[i]);
-        bad |= !(magnitude <= FLT_MAX);          /* NaN or infinity */
-        top = magnitude > top ? magnitude : top;
-    }
-    if (bad)
-        return 1;
-    volatile float s = top / 127.0f;
-    memset(work, 0, (size_t)row_bytes);
-    for (int32_t i = 0; s > 0.0f && i < n_in; i++) {
-        volatile float ratio = x[i] / s;
-        const long q = lrintf(ratio);          /* to nearest, ties to even */
-        work[i] = (int8_t)(q > 127 ? 127 : q < -127 ? -127 : q);
-    }
     const struct path *path = path_in_use();
+    float s;
+    memset(work, 0, (size_t)row_bytes);
+    if (path->int8_quantize(x, n_in, work, &s))
+        return 1;
+    /* volatile: every value rounded to float, even where the FPU keeps more (x87) */
     for (int32_t j = 0; j < n_out; j += 4) {
         int32_t acc[4];
         path->int8_dot4(work, weight + (size_t)j * row_bytes, (size_t)row_bytes, row_bytes, acc);

@@ -18,7 +18,7 @@ if __name__ != "edgebnn":      # the source folder imported by path, unbuilt and
 from .errors import (EdgeError, InputError, InputTypeError, ModelFileError,
                      ModelFormatError, ModelVersionError, RemoteError)
 from .packed.format import load_model, save_model
-from .layers import BatchNorm, BinaryConv2d, BinaryDense, Dense, Sign
+from .layers import BatchNorm, BinaryConv2d, BinaryDense, Dense, DenseInt8, Sign
 from .limits import Limits
 from .model import Model
 from .result import Result
@@ -30,8 +30,8 @@ _LAZY = {"Policy": "tiers.cascade", "RemoteModel": "net.remote", "DDNN": "tiers.
          "Device": "tiers.ddnn", "load_ddnn": "packed.format", "save_ddnn": "packed.format",
          "Coordinator": "tiers.coordinator"}
 
-__all__ = ["Runtime", "Result", "Model", "Limits", "Dense", "BatchNorm", "Sign", "BinaryDense",
-           "BinaryConv2d", "load_model", "save_model", "EdgeError", "InputError",
+__all__ = ["Runtime", "Result", "Model", "Limits", "Dense", "DenseInt8", "BatchNorm", "Sign",
+           "BinaryDense", "BinaryConv2d", "load_model", "save_model", "EdgeError", "InputError",
            "InputTypeError", "ModelFileError", "ModelFormatError", "ModelVersionError",
            "RemoteError", *_LAZY]
 

@@ -4,9 +4,10 @@ from .batch_norm import BatchNorm
 from .binary_conv import BinaryConv2d
 from .binary_dense import BinaryDense
 from .dense import Dense
+from .dense_int8 import DenseInt8
 from .sign import Sign
 
-KINDS = {cls.kind: cls for cls in (Dense, BatchNorm, Sign, BinaryDense, BinaryConv2d)}
+KINDS = {cls.kind: cls for cls in (Dense, DenseInt8, BatchNorm, Sign, BinaryDense, BinaryConv2d)}
 
-__all__ = ["KINDS", "Layer", "Signal", "Dense", "BatchNorm", "Sign", "BinaryDense",
+__all__ = ["KINDS", "Layer", "Signal", "Dense", "DenseInt8", "BatchNorm", "Sign", "BinaryDense",
            "BinaryConv2d"]
