@@ -2,6 +2,7 @@
 
     python -m edgebnn.converters SOURCE OUT.h5 [--check] [--input-shape 28,28] [--input-dtype uint8]
                          [--scale 0.00392156862745098] [--offset 0] [--classes a,b,...] [--trust-pickle]
+                         [--weights int8]
 
 The kind of SOURCE comes from its content, never its name: an HDF5 file
 with a Keras ``model_config`` (``model.save("net.h5")``) or a zip with
@@ -17,7 +18,10 @@ rewritten as a sealed version-2 file with the same weights
 
 The runtime takes the source graph's input dtype (float32) unless
 ``--input-dtype uint8`` asks for raw bytes, which the source then sees as
-``x * scale + offset``. The result is written by ``edgebnn.save_model`` and
+``x * scale + offset``. ``--weights int8`` keeps float dense layers' weights
+as int8 with a scale per output (``dense_int8``: a quarter of the file,
+each sample's input quantized at run time, as LiteRT's dynamic-range
+quantization does). The result is written by ``edgebnn.save_model`` and
 read back. With ``--check`` the source framework and the runtime classify
 the same samples, your own (``--samples FILE.npy`` or a folder of .npy /
 PNG / PGM files) or random ones, and the largest difference of class
@@ -44,7 +48,7 @@ from edgebnn.commands import PERCENT, POSITIVE_INT, command_parser, quiet_on_clo
 from edgebnn.packed.format import VERSION, upgrade
 
 from . import check
-from .common import archive_kind
+from .common import archive_kind, with_int8_weights
 
 
 class SourceError(Exception):
@@ -65,6 +69,8 @@ def main(argv=None):
                   f"{VERSION}, sealed, {os.path.getsize(args.out)} bytes")
             return 0
         model, source_shape = convert(kind, args)
+        if args.weights == "int8":
+            model = with_int8_weights(model)
         save_model(model, args.out)
         written = Runtime(args.out)
     except (SourceError, ValueError, OSError, ImportError) as error:
@@ -104,6 +110,10 @@ def _parser():
     parser.add_argument("--offset", type=float, default=0.0)
     parser.add_argument("--classes", type=lambda text: text.split(","),
                         help="comma-separated class names, one per output")
+    parser.add_argument("--weights", choices=("float32", "int8"), default="float32",
+                        help="how float dense layers keep their weights: float32 (default), or "
+                             "int8 with a scale per output, a quarter of the file, each sample's "
+                             "input quantized at run time (--check shows what it changes)")
     parser.add_argument("--trust-pickle", action="store_true",
                         help="unpickle a whole torch.save(net) module: runs code from the file")
     parser.add_argument("--samples", metavar="FILE.npy|FOLDER",

@@ -100,6 +100,15 @@ def build_model(steps, input_shape, channels_first, input_dtype, input_scale, in
                     classes)
 
 
+def with_int8_weights(model):
+    """``model`` with every float ``dense`` layer's weights rounded to int8, a scale per
+    output (``DenseInt8``): a quarter of the file, inputs quantized per sample at run time."""
+    layers = [rt.DenseInt8.quantized(layer) if isinstance(layer, rt.Dense) else layer.copy()
+              for layer in model.layers]
+    return rt.Model(layers, model.input_shape, model.input_kind, model.input_scale,
+                    model.input_offset, model.classes)
+
+
 def _sign_before_flatten(steps):
     """Swap each flatten + sign into sign + flatten: the same values, since sign
     works value by value, and the binary layer before can then fold the sign

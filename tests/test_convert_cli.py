@@ -67,6 +67,15 @@ def test_onnx_file_with_check(tmp_path):
     assert "labels agree on 100/100" in stdout
     difference = float(stdout.split("difference ")[1].split(";")[0])
     assert difference < 1e-5
+    # int8 weights: a quarter of the weights' bytes, the check says what rounding changed
+    status, stdout, stderr = cli(source, tmp_path / "int8.h5", "--check", "--weights", "int8",
+                                 "--min-agreement", "90")
+    assert status == 0, stderr
+    assert "onnx model -> 2 layers (dense_int8, dense_int8), input float32 (12,)" in stdout
+    difference = float(stdout.split("difference ")[1].split(";")[0])
+    assert 0 < difference < 0.2          # 8 bits on random inputs of a random net
+    layers = Runtime(tmp_path / "int8.h5").model.layers
+    assert [layer.weight.dtype for layer in layers] == [np.int8, np.int8]
 
 
 def binary_net():
