@@ -1,5 +1,10 @@
 """The same float network on this runtime and on onnxruntime and PyTorch, in one run.
 
+The runtime is timed with the model's float weights and, for a float
+Dense chain, with them rounded to int8 too (``--weights int8`` of the
+converters: ``edgebnn int8/BACKEND``, which computes nearly, not exactly,
+the same).
+
 Only a chain of float Dense layers is rebuilt for the other frameworks (from
 the model's own weights, input scaling included); their outputs are checked
 against this runtime's logits before anything is timed, so all candidates do
@@ -11,6 +16,7 @@ and reported as skipped when not installed.
 import numpy as np
 
 from edgebnn import Dense, Runtime, load_model
+from edgebnn.converters.common import with_int8_weights
 
 from .binary import float_mlp
 from .sweep import available_backends
@@ -117,14 +123,17 @@ def _check_same(name, outputs, expected):
 def candidates(model, sample, backends):
     """``({name: function()}, {framework: reason skipped})`` for one model and sample."""
     runs, skipped = {}, {}
+    chain = dense_chain(model)
     for backend in backends:
         rt = Runtime(model, backend=backend)
         runs[f"edgebnn/{backend}"] = (lambda rt: lambda: rt.classify(sample))(rt)
+        if chain is not None:
+            rounded = Runtime(with_int8_weights(model), backend=backend)
+            runs[f"edgebnn int8/{backend}"] = (lambda rt: lambda: rt.classify(sample))(rounded)
     result = rt.classify(sample)
     # a "softmax" last layer gives logits here (classify applies the softmax); elsewhere, scores
     softmax = getattr(model.layers[-1], "activation", "none") == "softmax"
     expected = result.scores if softmax else result.logits
-    chain = dense_chain(model)
     for name, build in (("onnxruntime", onnx_session), ("torch", torch_module)):
         if chain is None:
             skipped[name] = "skipped (only float Dense chains are rebuilt for other frameworks)"

@@ -626,6 +626,14 @@ def test_compare_rebuilds_only_float_dense_chains():
     assert [w.shape for w, _, _ in compare.dense_chain(model)] == [(5, 6), (3, 5)]
 
 
+def test_compare_times_a_float_chain_with_int8_weights_too():
+    from edgebnn.bench import compare
+    sample = np.ones(6, np.float32)
+    runs, _ = compare.candidates(random_mlp((6, 5, 3)), sample, ["numpy"])
+    assert {"edgebnn/numpy", "edgebnn int8/numpy"} <= set(runs)
+    assert runs["edgebnn int8/numpy"]().logits.shape == (3,)
+
+
 @pytest.mark.parametrize("framework", ["onnxruntime", "torch"])
 def test_other_frameworks_compute_what_this_runtime_does(framework):
     pytest.importorskip(framework)
