@@ -21,7 +21,7 @@ from .packed.format import load_model, save_model
 from .layers import BatchNorm, BinaryConv2d, BinaryDense, Dense, DenseInt8, Sign
 from .limits import Limits
 from .model import Model
-from .result import Result
+from .result import Exit, Result
 from .runtime import Runtime
 
 __version__ = "0.2.0"
@@ -30,7 +30,7 @@ _LAZY = {"Policy": "tiers.cascade", "RemoteModel": "net.remote", "DDNN": "tiers.
          "Device": "tiers.ddnn", "load_ddnn": "packed.format", "save_ddnn": "packed.format",
          "Coordinator": "tiers.coordinator"}
 
-__all__ = ["Runtime", "Result", "Model", "Limits", "Dense", "DenseInt8", "BatchNorm", "Sign",
+__all__ = ["Runtime", "Result", "Exit", "Model", "Limits", "Dense", "DenseInt8", "BatchNorm", "Sign",
            "BinaryDense", "BinaryConv2d", "load_model", "save_model", "EdgeError", "InputError",
            "InputTypeError", "ModelFileError", "ModelFormatError", "ModelVersionError",
            "RemoteError", *_LAZY]

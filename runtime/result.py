@@ -1,5 +1,27 @@
 """The answer ``classify`` gives, whichever tier gave it."""
+from enum import Enum
+
 from .exits import softmax, summarize
+
+
+class Exit(str, Enum):
+    """The tier that answered, equal to its name as text (``Exit.LOCAL == "local"``)."""
+    LOCAL = "local"
+    REMOTE = "remote"
+    EDGE = "edge"
+    CLOUD = "cloud"
+    LOCAL_FALLBACK = "local-fallback"     # the tier above failed or was missing
+    EDGE_FALLBACK = "edge-fallback"
+
+    def fallback(self):
+        """This tier's answer standing in for the one above it, which failed."""
+        return Exit(f"{self.value}-fallback")
+
+    def __str__(self):
+        return self.value
+
+    def __format__(self, spec):
+        return format(self.value, spec)
 
 
 class Result:
@@ -9,11 +31,12 @@ class Result:
     index as text past the end of ``names``); ``summary``, when given, is
     ``exits.summarize(logits)`` already computed (e.g. by the C kernel); ``scores`` are the
     softmax probabilities of ``logits`` (the answering model's raw outputs);
-    ``entropy`` is their normalized entropy in [0, 1]; ``exit`` names the
-    tier that answered: "local", "remote" or "local-fallback" (the remote
-    tier failed); a DDNN answers "local", "edge", "cloud", or "local-fallback"
-    / "edge-fallback" when the tier above that one could not answer (no
-    feature map arrived, or its process failed). ``timings`` (seconds per tier
+    ``entropy`` is their normalized entropy in [0, 1]; ``exit`` (an ``Exit``,
+    equal to its text) names the tier that answered: "local", "remote" or
+    "local-fallback" (the remote tier failed); a DDNN answers "local",
+    "edge", "cloud", or "local-fallback" / "edge-fallback" when the tier
+    above that one could not answer (no feature map arrived, or its process
+    failed). ``timings`` (seconds per tier
     and in total) is filled in by cascades and is None for a local-only
     runtime. ``bytes_sent`` is filled in by a DDNN: the bytes each device sent
     for this sample (0 for a missing device), None elsewhere.

@@ -2,7 +2,7 @@
 
 from .errors import InputError
 from .model import Model
-from .result import Result
+from .result import Exit, Result
 
 
 class Runtime:
@@ -88,7 +88,7 @@ class Runtime:
         summaries = self.model.kernels.summarize_rows(logits)
         if any(entropy != entropy for _, _, entropy in summaries):
             raise InputError(_NOT_FINITE)
-        return [Result(row, self._names, "local", summary=summary)
+        return [Result(row, self._names, Exit.LOCAL, summary=summary)
                 for row, summary in zip(logits, summaries)]
 
     def close(self):
@@ -97,7 +97,7 @@ class Runtime:
             self.cascade.close()
 
     def _result(self, logits, summary):
-        result = Result(logits, self._names, "local", summary=summary)
+        result = Result(logits, self._names, Exit.LOCAL, summary=summary)
         if not result.finite:
             raise InputError(_NOT_FINITE)
         return result

@@ -179,3 +179,13 @@ def test_bad_batches_raise_clear_errors(uint8_runtime, bad, error, message):
 def test_matrix_and_masked_samples_are_refused(uint8_runtime, make, message):
     with pytest.raises(InputTypeError, match=message):
         uint8_runtime.classify(make())
+
+
+def test_exits_are_an_enum_equal_to_their_text():
+    import json
+    from edgebnn import Exit
+    result = Runtime(random_mlp([4, 3])).classify(np.ones(4, np.float32))
+    assert result.exit is Exit.LOCAL and result.exit == "local"
+    assert (str(result.exit), f"{result.exit}", json.dumps(result.to_dict()["exit"])) == \
+        ("local", "local", '"local"')
+    assert Exit.EDGE.fallback() is Exit.EDGE_FALLBACK and Exit("local-fallback") is Exit.LOCAL_FALLBACK

@@ -20,7 +20,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 import numpy as np
 
 from ..errors import RemoteError
-from ..result import Result
+from ..result import Exit, Result
 
 KINDS = ("local", "sequential", "parallel", "remote")
 
@@ -65,8 +65,8 @@ class Cascade:
         if unknown:
             raise ValueError(f"priority classes {sorted(unknown)} are not classes of the "
                              f"little model ({', '.join(classes)})")
-        self.counters = {"local": 0, "remote": 0, "local-fallback": 0, "remote_calls": 0,
-                         "remote_errors": 0, "remote_late": 0}
+        self.counters = {Exit.LOCAL.value: 0, Exit.REMOTE.value: 0, Exit.LOCAL_FALLBACK.value: 0,
+                         "remote_calls": 0, "remote_errors": 0, "remote_late": 0}
         self._lock = threading.Lock()
         self._pool = None
         self._wait = remote.deadline + 0.05
@@ -82,7 +82,7 @@ class Cascade:
             if kind == "local" or self.policy.claims(local, self.priority):
                 if pending is not None:
                     self._leave(pending)
-                return self._answer(local, "local", started)
+                return self._answer(local, Exit.LOCAL, started)
         try:
             if pending is not None:
                 remote = pending.result(timeout=self._wait)
@@ -92,9 +92,9 @@ class Cascade:
             self._count("remote_errors")
             if self.policy.strict:
                 raise RemoteError(f"remote tier failed: {error}") from None
-            return self._answer(local or self._local(x), "local-fallback", started)
+            return self._answer(local or self._local(x), Exit.LOCAL_FALLBACK, started)
         remote.timings["local"] = local.timings["local"] if local else None
-        return self._answer(remote, "remote", started)
+        return self._answer(remote, Exit.REMOTE, started)
 
     def _local(self, x):
         started = time.perf_counter()
@@ -111,7 +111,7 @@ class Cascade:
         pending = self._submit(x, self._ask_batch) if kind == "parallel" else None
         local = None if kind == "remote" else self._local_batch(x)
         if kind == "local":
-            return [self._answer(result, "local", started) for result in local]
+            return [self._answer(result, Exit.LOCAL, started) for result in local]
         asked = list(range(len(x))) if local is None else \
             [i for i, result in enumerate(local) if not self.policy.claims(result, self.priority)]
         answers = list(local) if local is not None else [None] * len(x)
@@ -126,14 +126,14 @@ class Cascade:
                 if self.policy.strict:
                     raise RemoteError(f"remote tier failed: {error}") from None
                 local = local or self._local_batch(x)
-                return [self._answer(result, "local" if i not in asked else "local-fallback",
+                return [self._answer(result, Exit.LOCAL_FALLBACK if i in asked else Exit.LOCAL,
                                      started) for i, result in enumerate(local)]
             for i, result in zip(asked, remote):
                 result.timings["local"] = local[i].timings["local"] if local else None
                 answers[i] = result
         elif pending is not None:
             self._leave(pending)
-        return [self._answer(result, "remote" if i in asked else "local", started)
+        return [self._answer(result, Exit.REMOTE if i in asked else Exit.LOCAL, started)
                 for i, result in enumerate(answers)]
 
     def _local_batch(self, x):
@@ -154,7 +154,8 @@ class Cascade:
         started = time.perf_counter()
         logits = self._class_scores(self.remote.infer_batch(x), len(x))
         seconds = time.perf_counter() - started
-        return [Result(row, self.remote.classes, "remote", {"remote": seconds}) for row in logits]
+        return [Result(row, self.remote.classes, Exit.REMOTE, {"remote": seconds})
+                for row in logits]
 
     def _class_scores(self, logits, n):
         """``logits`` if they are n rows of two or more float scores, else RemoteError: a
@@ -185,7 +186,7 @@ class Cascade:
         result.exit = tier
         result.timings.setdefault("remote", None)
         result.timings["total"] = time.perf_counter() - started
-        self._count(tier)
+        self._count(tier.value)
         return result
 
     def _count(self, key):

@@ -24,7 +24,7 @@ import numpy as np
 from . import aggregate
 from ..errors import InputError, ModelFormatError, RemoteError
 from ..exits import should_exit
-from ..result import Result
+from ..result import Exit, Result
 from .placement import LocalTier
 
 SCORE_BYTES = 4          # a device sends its class scores as float32
@@ -204,12 +204,12 @@ class DDNN:
         if all(s is None for s in scores):
             raise NoDevicesError(f"all {len(scores)} devices are missing for this sample")
         sent = [0 if s is None else SCORE_BYTES * len(self.classes) for s in scores]
-        local = self._answer(self.local_logits(scores), "local", sent)
+        local = self._answer(self.local_logits(scores), Exit.LOCAL, sent)
         if should_exit(local.entropy, threshold):
             return local
         maps = features() if callable(features) else features
         if all(m is None for m in maps):
-            local.exit = "local-fallback"
+            local.exit = Exit.LOCAL_FALLBACK
             return local
         sent = [n + (0 if m is None else self.devices[0].feature_bytes) for n, m in zip(sent, maps)]
         below = local
@@ -218,15 +218,15 @@ class DDNN:
                 up = self.cloud_input(maps)
             else:
                 output = self.edge_output(maps, edge)
-                below = self._answer(output.scores, "edge", sent)
+                below = self._answer(output.scores, Exit.EDGE, sent)
                 if should_exit(below.entropy, edge_threshold):
                     return below
                 up = output.features
             logits = self._cloud(up, cloud)
         except RemoteError:
-            below.exit += "-fallback"
+            below.exit = below.exit.fallback()
             return below
-        return self._answer(logits, "cloud", sent)
+        return self._answer(logits, Exit.CLOUD, sent)
 
     def local_logits(self, scores):
         """Aggregated class scores of the present devices (through ``local`` for concat)."""
@@ -266,7 +266,7 @@ class DDNN:
 
     def _answer(self, logits, tier, sent):
         result = Result(logits, self.classes, tier, bytes_sent=sent)
-        if not result.finite and tier == "cloud":
+        if not result.finite and tier == Exit.CLOUD:
             raise InputError("the cloud's outputs are not finite for this sample")
         return result
 
