@@ -34,4 +34,8 @@ class RemoteError(EdgeError, OSError):
     """A remote tier could not give an answer: unreachable, late, refused or garbled."""
 
 
+class RemoteTimeout(RemoteError):
+    """A remote tier did not answer within the request's deadline."""
+
+
 NON_FINITE = "input contains NaN or infinite values"

@@ -10,6 +10,7 @@ import pytest
 
 from conftest import Process, assert_same_sums, fault_server, random_mlp
 from edgebnn import Dense, Model, Policy, RemoteError, RemoteModel, Runtime, save_model
+from edgebnn import RemoteTimeout
 from edgebnn.net.serve import ModelServer
 from edgebnn.net.endpoints import ModelEndpoint
 
@@ -307,6 +308,26 @@ def test_a_second_reply_to_one_request_is_never_taken_for_the_next(faulty):
     for x in images(4):
         assert remote.infer(x).argmax() == 3     # each request's own reply, never the extra one
         time.sleep(0.05)                         # the extra reply has arrived by now
+
+
+def test_a_batch_gets_its_allowance_per_sample_one_sample_keeps_the_deadline(faulty):
+    slow = faulty("slow", 0.4)
+    remote = RemoteModel(slow.url, "big", deadline=0.25, per_sample=0.1)
+    remote.spec()
+    assert remote.infer_batch(images(4)).shape == (4, 10)        # 0.25 + 3 * 0.1 s
+    with pytest.raises(RemoteTimeout, match="within the 0.25 s deadline"):
+        remote.infer(images(1)[0])
+
+
+def test_the_first_deadline_fallback_is_logged_once(models, faulty, caplog):
+    slow = faulty("slow", 1.0)
+    rt = cascade(models, "unsure", slow.url, "sequential", deadline=0.2)
+    with caplog.at_level("WARNING", logger="edgebnn.tiers.cascade"):
+        for x in images(3):
+            assert rt.classify(x).exit == "local-fallback"
+    warnings = [r for r in caplog.records if r.name == "edgebnn.tiers.cascade"]
+    assert len(warnings) == 1 and "missed its deadline" in warnings[0].getMessage()
+    assert rt.counters["remote_errors"] == 3
 
 
 def test_refused_connection_falls_back(models, faulty):

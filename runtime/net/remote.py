@@ -21,7 +21,7 @@ import numpy as np
 
 from . import protocol
 from .wire import TIMEOUTS, Connection, length, sleep
-from ..errors import RemoteError
+from ..errors import RemoteError, RemoteTimeout
 
 MAX_REPLY_BYTES = 16 << 20
 
@@ -34,7 +34,9 @@ class RemoteModel:
     >>> big.infer_batch(frames)        # (n, classes)
 
     ``deadline`` (seconds) bounds each request from connect to the last byte
-    read. ``version`` addresses ``/v2/models/NAME/versions/V``. ``output``
+    read; a request of n samples gets ``(n - 1) * per_sample`` seconds more
+    (default 0), so a batch can have the time its size needs while one
+    sample keeps a tight deadline. ``version`` addresses ``/v2/models/NAME/versions/V``. ``output``
     names the tensor ``infer`` reads (default: the first output in the
     model's metadata) and ``classes`` its class names (default: the
     metadata's ``parameters.classes``); a reply with another class count is
@@ -50,12 +52,16 @@ class RemoteModel:
 
     def __init__(self, url, model, deadline=1.0, version=None, output=None, classes=None,
                  binary=None, headers=None, ca_file=None, ssl_context=None,
-                 max_reply_bytes=MAX_REPLY_BYTES, link_delay=0.0, dtype=np.float32):
+                 max_reply_bytes=MAX_REPLY_BYTES, link_delay=0.0, dtype=np.float32,
+                 per_sample=0.0):
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"url {url!r} must look like http://host:port or https://host:port")
         if not deadline > 0:
             raise ValueError(f"deadline must be positive, not {deadline!r}")
+        if not per_sample >= 0:
+            raise ValueError(f"per_sample must be zero or positive, not {per_sample!r}")
+        self.per_sample = float(per_sample)
         self.url, self.model, self.version = url.rstrip("/"), model, version
         self.deadline, self.link_delay = float(deadline), float(link_delay)
         self.output, self.binary, self.dtype = output, binary, dtype
@@ -96,7 +102,7 @@ class RemoteModel:
         if header_length:
             headers[protocol.HEADER_LENGTH] = str(header_length)
         path = protocol.model_path(self.model, self.version) + "/infer"
-        reply_headers, data = self._request("POST", path, body, headers)
+        reply_headers, data = self._request("POST", path, body, headers, self.deadline_for(len(x)))
         try:
             declared = reply_headers.get(protocol.HEADER_LENGTH)
             _, outputs = protocol.decode(data, None if declared is None else length(declared),
@@ -139,6 +145,10 @@ class RemoteModel:
         if array.dtype.kind == "f" and not np.isfinite(array).all():
             raise RemoteError(f"{self.url}: output {name!r} is not finite")
         return array
+
+    def deadline_for(self, samples):
+        """Seconds a request of ``samples`` samples may take, from connect to its last byte."""
+        return self.deadline + max(samples - 1, 0) * self.per_sample
 
     # metadata -------------------------------------------------------------------
 
@@ -224,9 +234,11 @@ class RemoteModel:
 
     # transport ------------------------------------------------------------------
 
-    def _request(self, method, path, body=None, headers=None):
-        """``(headers, body)`` of a 200 reply within the deadline; else RemoteError."""
-        deadline = time.monotonic() + self.deadline
+    def _request(self, method, path, body=None, headers=None, seconds=None):
+        """``(headers, body)`` of a 200 reply within ``seconds`` (default: the deadline);
+        else RemoteError (RemoteTimeout when the time ran out)."""
+        seconds = self.deadline if seconds is None else seconds
+        deadline = time.monotonic() + seconds
         headers = {**self.headers, **(headers or {})}
         target = self._address[3] + path
         try:
@@ -252,8 +264,8 @@ class RemoteModel:
             raise
         except TIMEOUTS:
             self.close()
-            raise RemoteError(f"{self.url}{path}: no complete answer within the "
-                              f"{self.deadline:g} s deadline") from None
+            raise RemoteTimeout(f"{self.url}{path}: no complete answer within the "
+                                f"{seconds:g} s deadline") from None
         except (OSError, http.client.HTTPException) as error:
             self.close()
             raise RemoteError(f"{self.url}{path}: {type(error).__name__}: {error}") from None

@@ -9,9 +9,12 @@ tier fails (down, past its deadline, garbage), the little net's answer
 is returned marked ``local-fallback`` and the error is counted; only a
 ``strict`` policy raises. What the remote model sends is checked before a
 result is built from it: class scores as floats, one row of two or more
-per sample. ``classify_batch`` follows the same policy for a
+per sample. The first fallback because the remote tier ran out of time is
+logged as a warning (logger ``edgebnn.tiers.cascade``): a deadline too
+tight for the link or the batch otherwise shows only in ``counters``. ``classify_batch`` follows the same policy for a
 batch, with one remote request for the samples that need it.
 """
+import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -19,10 +22,11 @@ from concurrent.futures import TimeoutError as FutureTimeout
 
 import numpy as np
 
-from ..errors import RemoteError
+from ..errors import RemoteError, RemoteTimeout
 from ..result import Exit, Result
 
 KINDS = ("local", "sequential", "parallel", "remote")
+log = logging.getLogger(__name__)
 
 
 class Policy:
@@ -69,7 +73,7 @@ class Cascade:
                          "remote_calls": 0, "remote_errors": 0, "remote_late": 0}
         self._lock = threading.Lock()
         self._pool = None
-        self._wait = remote.deadline + 0.05
+        self._warned = False
 
     def classify(self, x):
         started = time.perf_counter()
@@ -85,13 +89,11 @@ class Cascade:
                 return self._answer(local, Exit.LOCAL, started)
         try:
             if pending is not None:
-                remote = pending.result(timeout=self._wait)
+                remote = pending.result(timeout=self._wait(1))
             else:
                 remote = self._ask(x)
         except (RemoteError, FutureTimeout) as error:
-            self._count("remote_errors")
-            if self.policy.strict:
-                raise RemoteError(f"remote tier failed: {error}") from None
+            self._failed(error)
             return self._answer(local or self._local(x), Exit.LOCAL_FALLBACK, started)
         remote.timings["local"] = local.timings["local"] if local else None
         return self._answer(remote, Exit.REMOTE, started)
@@ -118,13 +120,11 @@ class Cascade:
         if asked:
             try:
                 if pending is not None:
-                    remote = [pending.result(timeout=self._wait)[i] for i in asked]
+                    remote = [pending.result(timeout=self._wait(len(x)))[i] for i in asked]
                 else:
                     remote = self._ask_batch(x[asked])
             except (RemoteError, FutureTimeout) as error:
-                self._count("remote_errors")
-                if self.policy.strict:
-                    raise RemoteError(f"remote tier failed: {error}") from None
+                self._failed(error)
                 local = local or self._local_batch(x)
                 return [self._answer(result, Exit.LOCAL_FALLBACK if i in asked else Exit.LOCAL,
                                      started) for i, result in enumerate(local)]
@@ -167,6 +167,23 @@ class Cascade:
                               f"{getattr(logits, 'dtype', type(logits))} of shape {shape}, not "
                               f"{n} rows of class scores (two or more floats each)")
         return logits
+
+    def _wait(self, samples):
+        """How long to wait for a parallel call of ``samples`` samples: its own deadline."""
+        return self.remote.deadline_for(samples) + 0.05
+
+    def _failed(self, error):
+        """Count the remote tier's failure; raise it under a strict policy, else warn of
+        the first one that was a deadline running out."""
+        self._count("remote_errors")
+        if self.policy.strict:
+            raise RemoteError(f"remote tier failed: {error}") from None
+        late = isinstance(error, (RemoteTimeout, FutureTimeout))
+        if late and not self._warned:
+            self._warned = True
+            log.warning("the remote tier missed its deadline (%s); answering with the local "
+                        "net. A batch may need RemoteModel(..., per_sample=SECONDS); "
+                        "counters show how often this happens", error or "no answer in time")
 
     def _submit(self, x, ask=None):
         if self._pool is None:
