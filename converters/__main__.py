@@ -57,29 +57,43 @@ class SourceError(Exception):
 
 @quiet_on_closed_pipe
 def main(argv=None):
+    """The exit status; OUT is written (through OUT.partial) only when it is not 2."""
     parser = _parser()
     args = parser.parse_args(argv)
     if not args.check and args.samples is not None:
         parser.error("--samples is for --check")
+    partial = f"{args.out}.partial"
+    try:
+        status = _convert(args, partial)
+        if status != 2:
+            os.replace(partial, args.out)
+        return status
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
+
+
+def _convert(args, out):
+    """Convert (and check) ``args.source`` into ``out``; the exit status."""
     try:
         kind = source_kind(args.source)
         if kind == "packed-v1":
-            upgrade(args.source, args.out)
+            upgrade(args.source, out)
             print(f"{args.out}: {args.source} (packed format version 1) rewritten as version "
-                  f"{VERSION}, sealed, {os.path.getsize(args.out)} bytes")
+                  f"{VERSION}, sealed, {os.path.getsize(out)} bytes")
             return 0
         model, source_shape = convert(kind, args)
         if args.weights == "int8":
             model = with_int8_weights(model)
-        save_model(model, args.out)
-        written = Runtime(args.out)
+        save_model(model, out)
+        written = Runtime(out)
     except (SourceError, ValueError, OSError, ImportError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     kinds = ", ".join(layer.kind for layer in model.layers)
     print(f"{args.out}: {kind.split('-')[0]} model -> {len(model.layers)} layers ({kinds}), input "
           f"{written.model.input_dtype.name} {written.model.input_shape}, "
-          f"{len(written.classes)} classes, {os.path.getsize(args.out)} bytes")
+          f"{len(written.classes)} classes, {os.path.getsize(out)} bytes")
     if not args.check:
         return 0
     try:

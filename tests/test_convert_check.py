@@ -105,6 +105,7 @@ def test_bad_samples_exit_2_naming_the_file(tmp_path, samples, problem):
     status, _, stderr = cli(source, tmp_path / "o.h5", "--check", *FLOAT_INPUT,
                             "--samples", tmp_path / samples)
     assert status == 2 and problem in stderr and samples in stderr
+    assert not (tmp_path / "o.h5").exists() and not (tmp_path / "o.h5.partial").exists()
 
 
 def test_samples_without_check_is_a_usage_error(tmp_path):
