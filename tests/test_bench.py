@@ -750,3 +750,14 @@ def test_report_times_the_proposals_directly(tmp_path):
     assert "| here | float | 784-" in text and "| remote | binary/numpy | 784-" in text
     empty = report.proposals_section(result, lines, lines, [], [], [], [1.0, 1.0, 1.0])
     assert "No shape was proposed" in empty and "| side |" not in empty
+
+
+def test_the_shipped_models_are_compared_in_one_run(capsys):
+    from edgebnn.kernels import c_available
+    if not c_available():
+        pytest.skip("the C kernel is not built")
+    from edgebnn.bench import shipped
+    shipped.main(rounds=1)
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines[1:]] == ["mnist-bnn.h5", "mnist-mlp.h5", "mnist-mlp.h5"]
+    assert lines[2].endswith("1.00x mnist-mlp.h5") and "--weights int8" in lines[3]

@@ -84,7 +84,7 @@ def test_console_scripts_are_installed():
 
 COMMANDS = ["edgebnn", "edgebnn.net.serve", "edgebnn.converters", "edgebnn.bench", "edgebnn.demo",
             "edgebnn.bench.fuzz", "edgebnn.bench.serving", "edgebnn.bench.biglittle",
-            "edgebnn.bench.binary", "edgebnn.bench.float_chain"]
+            "edgebnn.bench.binary", "edgebnn.bench.float_chain", "edgebnn.bench.shipped"]
 
 
 @pytest.mark.parametrize("module", COMMANDS)
