@@ -328,3 +328,15 @@ def test_whatever_h5py_raises_becomes_a_format_error_naming_the_place(model_file
     with pytest.raises(ModelFormatError, match=r"model.h5: layers/0 \(dense\)/weight: unreadable "
                                                r"\(RuntimeError: B-tree node is damaged\)"):
         load_model(model_file)
+
+
+def test_a_refusal_names_a_few_of_many_unexpected_members(model_file):
+    def crowd(f):
+        for i in range(500):
+            f.attrs[f"extra{i:03d}"] = i
+    edit(model_file, crowd)
+    with pytest.raises(ModelFormatError) as refused:
+        load_model(model_file)
+    message = str(refused.value)
+    assert "unexpected attributes ['extra000', 'extra001'," in message
+    assert "... 490 more]" in message and len(message) < 500

@@ -14,7 +14,7 @@ import numpy as np
 from . import seal
 from ..errors import ModelFormatError
 from ..model import Model
-from .reader import LEGACY_VERSION, MAGIC, MAX_MODEL_BYTES, VERSION, read_packed
+from .reader import LEGACY_VERSION, MAGIC, MAX_MODEL_BYTES, VERSION, listed, read_packed
 
 STAMP_ATTRS = ("format", "format_version")
 MODEL_ATTRS = STAMP_ATTRS + ("input_shape", "input_dtype", "input_scale", "input_offset", "classes")
@@ -190,7 +190,7 @@ def _read_devices(reader, group, bind):
     reader.count(group, "devices", "devices", bind[1])
     names = sorted(group)
     if not names or names != sorted(str(i) for i in range(len(names))):
-        reader.fail("devices", f"members must be named 0..n-1 (at least one), found {names}")
+        reader.fail("devices", f"members must be named 0..n-1 (at least one), found {listed(names)}")
     return [_read_device(reader, group, str(i), bind, f"devices/{i}") for i in range(len(names))]
 
 

@@ -156,9 +156,9 @@ class Reader:
         self.place = where
         extra = set(group.attrs) - set(attrs)
         if extra:
-            self.fail(where, f"unexpected attributes {sorted(extra)}")
+            self.fail(where, f"unexpected attributes {listed(extra)}")
         if set(group) != set(members):
-            self.fail(where, f"expected the groups {sorted(members)}, found {sorted(group)}")
+            self.fail(where, f"expected the groups {sorted(members)}, found {listed(group)}")
 
     def model(self, group, where, kernels, limits):
         """A ``Model`` from a group holding a model header and ``layers``."""
@@ -196,7 +196,7 @@ class Reader:
         self.count(group, "layers", where, limits)
         names = sorted(group)
         if names != sorted(str(i) for i in range(len(names))):
-            self.fail(where, f"members must be named 0..n-1, found {names}")
+            self.fail(where, f"members must be named 0..n-1, found {listed(names)}")
         return [self.layer(self.member(group, str(i), f"{where}/{i}", h5py.Group), f"{where}/{i}")
                 for i in range(len(names))]
 
@@ -208,11 +208,11 @@ class Reader:
         where = f"{where} ({kind})"
         extra = set(group.attrs) - set(cls.ATTRS) - {"kind"}
         if extra:
-            self.fail(where, f"unexpected attributes {sorted(extra)}")
+            self.fail(where, f"unexpected attributes {listed(extra)}")
         missing = sorted(set(cls.ARRAYS) - set(cls.OPTIONAL) - set(group))
         unexpected = sorted(set(group) - set(cls.ARRAYS))
         if missing or unexpected:
-            self.fail(where, f"datasets missing {missing}, unexpected {unexpected}")
+            self.fail(where, f"datasets missing {missing}, unexpected {listed(unexpected)}")
         kwargs = {}
         for name, kind_type in cls.ATTRS.items():
             kwargs[name] = self.typed_attr(group, name, kind_type, where)
@@ -266,6 +266,14 @@ class Reader:
         if dtype.kind == "f" and data.size and not np.isfinite([data.min(), data.max()]).all():
             self.fail(where, "contains NaN or infinite values")
         return data
+
+
+def listed(names, most=10):
+    """Names for a refusal, sorted, the first ``most`` of them: a crafted file may hold
+    100,000, and a message is not the place for them."""
+    names = sorted(names)
+    shown = ", ".join(map(repr, names[:most]))
+    return f"[{shown}]" if len(names) <= most else f"[{shown}, ... {len(names) - most:,} more]"
 
 
 def _join(where, name):
