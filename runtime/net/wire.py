@@ -129,8 +129,17 @@ def length(text):
 
 
 def read_body(rfile, headers, limit):
-    """A request body of at most ``limit`` bytes: by Content-Length, or chunked."""
+    """A request body of at most ``limit`` bytes: by Content-Length, or chunked.
+
+    A request that frames its body two ways (two Content-Lengths, or one with
+    chunked) is refused: a proxy in front may have read it the other way,
+    which is how requests are smuggled past it."""
+    lengths = headers.get_all("Content-Length") or []
+    if len(lengths) > 1:
+        raise BadRequest("more than one Content-Length header", 400, close=True)
     if "chunked" in headers.get("Transfer-Encoding", "").lower():
+        if lengths:
+            raise BadRequest("both Content-Length and Transfer-Encoding: chunked", 400, close=True)
         return _read_chunked(rfile, limit)
     declared = headers.get("Content-Length")
     if declared is None:
