@@ -117,6 +117,7 @@ setup(
         "edgebnn-convert = edgebnn.converters.__main__:main",
         "edgebnn-bench = edgebnn.bench.__main__:main",
         "edgebnn-serve = edgebnn.net.serve:main",
+        "edgebnn-sign = edgebnn.packed.signing:main",
     ]},
     extras_require={
         "dev": ["pytest>=7", "pytest-benchmark>=4", "hypothesis>=6", "build", "pyyaml"],
@@ -127,5 +128,6 @@ setup(
         # ("There is no current event loop"): the runtime needs an older uvloop beside it
         "mlserver": ["mlserver>=1.7.1,<1.8", "uvloop<0.22"],
         "triton": ["tritonclient[http]>=2.42"],
+        "sign": ["cryptography>=3.1"],        # Ed25519 signatures of model files
     },
 )

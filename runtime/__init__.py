@@ -16,7 +16,8 @@ if __name__ != "edgebnn":      # the source folder imported by path, unbuilt and
                       "the package (pip install -e .) and import edgebnn")
 
 from .errors import (EdgeError, InputError, InputTypeError, ModelFileError,
-                     ModelFormatError, ModelVersionError, RemoteError, RemoteTimeout)
+                     ModelFormatError, ModelSignatureError, ModelVersionError, RemoteError,
+                     RemoteTimeout)
 from .packed.format import load_model, save_model
 from .layers import BatchNorm, BinaryConv2d, BinaryDense, Dense, DenseInt8, Sign
 from .limits import Limits
@@ -32,8 +33,8 @@ _LAZY = {"Policy": "tiers.cascade", "RemoteModel": "net.remote", "DDNN": "tiers.
 
 __all__ = ["Runtime", "Result", "Exit", "Model", "Limits", "Dense", "DenseInt8", "BatchNorm", "Sign",
            "BinaryDense", "BinaryConv2d", "load_model", "save_model", "EdgeError", "InputError",
-           "InputTypeError", "ModelFileError", "ModelFormatError", "ModelVersionError",
-           "RemoteError", "RemoteTimeout", *_LAZY]
+           "InputTypeError", "ModelFileError", "ModelFormatError", "ModelSignatureError",
+           "ModelVersionError", "RemoteError", "RemoteTimeout", *_LAZY]
 
 
 def __getattr__(name):

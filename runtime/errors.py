@@ -18,6 +18,10 @@ class ModelFormatError(EdgeError, ValueError):
     """The file is HDF5 but its content breaks the packed format."""
 
 
+class ModelSignatureError(ModelFileError):
+    """The file is not signed by a trusted key (or cannot be checked): refused unread."""
+
+
 class ModelVersionError(ModelFormatError):
     """The file was written by a newer format version than this reader knows."""
 

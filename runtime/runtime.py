@@ -25,9 +25,12 @@ class Runtime:
 
     ``limits`` (``edgebnn.Limits``) bounds a loaded model's work per sample and
     memory; the default is sized for a Raspberry Pi 2 (see edgebnn.limits).
+    ``trusted_keys`` (public key files, ``edgebnn-sign keygen``) loads only a
+    file signed by one of them (edgebnn.packed.signing).
     """
 
-    def __init__(self, model, backend=None, remote=None, policy="sequential", limits=None):
+    def __init__(self, model, backend=None, remote=None, policy="sequential", limits=None,
+                 trusted_keys=None):
         from . import models
         from .packed.format import load_model
         from .kernels import get_kernels
@@ -37,7 +40,8 @@ class Runtime:
                 model = model.with_kernels(kernels, limits)
             self.model = model
         else:
-            self.model = load_model(models.resolve(model), kernels=kernels, limits=limits)
+            self.model = load_model(models.resolve(model), kernels=kernels, limits=limits,
+                                    trusted_keys=trusted_keys)
         self._names = self.model.classes
         self.cascade = None
         if remote is not None:

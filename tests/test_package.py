@@ -23,7 +23,8 @@ from edgebnn.images import read_image
 from conftest import random_mlp
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPTS = ("edgebnn-classify", "edgebnn-convert", "edgebnn-bench", "edgebnn-serve")
+SCRIPTS = ("edgebnn-classify", "edgebnn-convert", "edgebnn-bench", "edgebnn-serve",
+           "edgebnn-sign")
 
 
 def run_python(*args, cwd=None):
@@ -82,7 +83,7 @@ def test_console_scripts_are_installed():
         assert (done.returncode, done.stdout) == (0, f"{name} (edgebnn {edgebnn.__version__})\n")
 
 
-COMMANDS = ["edgebnn", "edgebnn.net.serve", "edgebnn.converters", "edgebnn.bench", "edgebnn.demo",
+COMMANDS = ["edgebnn", "edgebnn.net.serve", "edgebnn.packed.signing", "edgebnn.converters", "edgebnn.bench", "edgebnn.demo",
             "edgebnn.bench.fuzz", "edgebnn.bench.serving", "edgebnn.bench.biglittle",
             "edgebnn.bench.binary", "edgebnn.bench.float_chain", "edgebnn.bench.shipped"]
 

@@ -98,15 +98,16 @@ class DeviceEndpoint(Endpoint):
                 "features": np.array([o.features for o in outputs], np.uint8)}
 
 
-def load_endpoint(path, name, section=None, backend=None):
+def load_endpoint(path, name, section=None, backend=None, trusted_keys=None):
     """The endpoint for a packed model file, or for one ``section`` of a DDNN file
-    (``devices/I`` or ``edge`` answer like devices; ``local`` and ``cloud`` like models)."""
+    (``devices/I`` or ``edge`` answer like devices; ``local`` and ``cloud`` like models);
+    with ``trusted_keys``, only a file signed by one of them."""
     if section is None:
-        return ModelEndpoint(Runtime(path, backend=backend), name)
+        return ModelEndpoint(Runtime(path, backend=backend, trusted_keys=trusted_keys), name)
     from ..packed.format import load_ddnn
     from ..errors import ModelFormatError
     from ..kernels import get_kernels
-    ddnn = load_ddnn(path, kernels=get_kernels(backend))
+    ddnn = load_ddnn(path, kernels=get_kernels(backend), trusted_keys=trusted_keys)
     kind, _, index = section.partition("/")
     if kind == "devices" and index.isdigit() and int(index) < len(ddnn.devices):
         return DeviceEndpoint(ddnn.devices[int(index)], name, backend)

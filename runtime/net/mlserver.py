@@ -12,7 +12,8 @@ with a ``model-settings.json`` such as (examples/mlserver-big/ has a complete on
 
 ``uri`` names a packed model file (or a folder holding one, as KServe's
 storage initializer leaves it), or a DDNN file with ``extra.section``
-(``devices/I``, ``edge``, ``local``, ``cloud``). The model answers exactly as
+(``devices/I``, ``edge``, ``local``, ``cloud``); ``extra.trusted_keys``, a
+list of public key files, serves only a file signed by one of them. The model answers exactly as
 ``edgebnn-serve`` does (the same endpoint code: metadata with the batch
 axis, the same outputs and checks), so a device's ``RemoteModel`` and a
 DDNN ``Coordinator`` talk to either without a change. Batching across
@@ -43,7 +44,8 @@ class EdgeBNNRuntime(MLModel):
             if len(files) != 1:
                 raise InvalidModelURI(self.name, f"{path} holds {len(files)} .h5 files, not 1")
             path = files[0]
-        self.endpoint = load_endpoint(path, self.name, extra.get("section"), extra.get("backend"))
+        self.endpoint = load_endpoint(path, self.name, extra.get("section"), extra.get("backend"),
+                                      extra.get("trusted_keys"))
         return True
 
     async def metadata(self):

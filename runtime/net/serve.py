@@ -282,6 +282,9 @@ def main(argv=None):
     parser.add_argument("--backend", choices=["c", "numpy"])
     parser.add_argument("--section", help="serve one section of a DDNN file: devices/I, edge, "
                                           "local or cloud")
+    parser.add_argument("--trusted-key", action="append", metavar="PUBLIC.pem",
+                        help="serve the file only if signed by this key (edgebnn-sign); repeat "
+                             "for several")
     parser.add_argument("--max-body", type=POSITIVE_INT, default=MAX_BODY_BYTES,
                         help="bytes per request")
     parser.add_argument("--read-timeout", type=POSITIVE, default=10.0,
@@ -301,7 +304,7 @@ def main(argv=None):
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(message)s")
     name = args.name or os.path.splitext(os.path.basename(args.model))[0]
     try:
-        endpoint = load_endpoint(args.model, name, args.section, args.backend)
+        endpoint = load_endpoint(args.model, name, args.section, args.backend, args.trusted_key)
         server = ModelServer((args.host, args.port), endpoint, args.max_body, args.read_timeout,
                              args.max_connections, args.batch_delay / 1e3, args.max_batch,
                              args.batch_workers)

@@ -85,16 +85,17 @@ def fixed_text(text):
 
 # reading -------------------------------------------------------------------
 
-def load_model(path, kernels=None, max_bytes=MAX_MODEL_BYTES, limits=None):
+def load_model(path, kernels=None, max_bytes=MAX_MODEL_BYTES, limits=None, trusted_keys=None):
     """Read and validate a packed model file; return a ready ``Model``.
 
     ``limits`` (a ``edgebnn.limits.Limits``) bounds each layer's work and
-    memory; the default is sized for a Raspberry Pi 2.
+    memory; the default is sized for a Raspberry Pi 2. ``trusted_keys``
+    admits only files signed by one of those public keys (signing.py).
     """
     def parse(reader):
         reader.only(reader.f, MODEL_ATTRS, {"layers"}, "/")
         return reader.model(reader.f, "/", kernels, limits)
-    return read_packed(path, parse, max_bytes)
+    return read_packed(path, parse, max_bytes, trusted_keys=trusted_keys)
 
 
 def upgrade(old, new):
@@ -146,11 +147,13 @@ def _write(f, ddnn):
     write_model(f.create_group("cloud"), ddnn.cloud)
 
 
-def load_ddnn(path, kernels=None, max_bytes=MAX_MODEL_BYTES, limits=None):
+def load_ddnn(path, kernels=None, max_bytes=MAX_MODEL_BYTES, limits=None, trusted_keys=None):
     """Read and validate a DDNN file; every error names the file and the group.
 
-    ``limits`` (``edgebnn.limits.Limits``) applies to each section."""
-    return read_packed(path, lambda reader: read_ddnn(reader, kernels, limits), max_bytes)
+    ``limits`` (``edgebnn.limits.Limits``) applies to each section; ``trusted_keys``
+    admits only files signed by one of those public keys (signing.py)."""
+    return read_packed(path, lambda reader: read_ddnn(reader, kernels, limits), max_bytes,
+                       trusted_keys=trusted_keys)
 
 
 def read_ddnn(reader, kernels, limits):

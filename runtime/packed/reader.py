@@ -27,11 +27,13 @@ MAX_MODEL_BYTES = 512 << 20
 MAX_ATTRIBUTE_BYTES = 1 << 20
 
 
-def read_packed(path, parse, max_bytes=MAX_MODEL_BYTES, legacy=False):
+def read_packed(path, parse, max_bytes=MAX_MODEL_BYTES, legacy=False, trusted_keys=None):
     """``parse(reader)`` on the packed file at ``path``; every failure is a ModelFileError
     or ModelFormatError naming the file and the place.
 
     ``legacy`` also takes files of format version 1 (no seal), for ``upgrade``.
+    ``trusted_keys`` (public key files or objects; None: no check) admits only files
+    signed by one of them (signing.py), checked before libhdf5 reads a byte.
     """
     path = os.fspath(path)
     data = _read_bytes(path, max_bytes)
@@ -40,6 +42,9 @@ def read_packed(path, parse, max_bytes=MAX_MODEL_BYTES, legacy=False):
         version = LEGACY_VERSION
     else:
         seal.check(path, data)
+    if trusted_keys is not None:
+        from . import signing
+        signing.verify(path, data, signing.trusted(trusted_keys))
     try:
         f = h5py.File(io.BytesIO(data), "r")
     except Exception as error:          # libhdf5 refused the superblock

@@ -10,12 +10,15 @@ its superblock. The seal lives there (docs/FORMAT.md, "The seal"):
         12     4  user block size, little-endian unsigned (512)
         16     8  length of the HDF5 bytes that follow the user block, little-endian
         24    32  SHA-256 of those bytes
-        56   456  zeros
+        56    80  zeros, or a signature (signing.py): b"ed25519\0", the key
+                  id (8 bytes), the Ed25519 signature of bytes 0-55 (64)
+       136   376  zeros
 
 A file copied over a flaky link or read from a failing SD card fails the
 digest and is refused without libhdf5 parsing a byte of it, which is what
 keeps a flipped bit from hanging or crashing libhdf5. The digest is a check
-of integrity, not of origin: whoever writes a file can seal it.
+of integrity, not of origin: whoever writes a file can seal it. Origin is
+the signature's job (signing.py), checked when the reader is given keys.
 """
 import struct
 
@@ -27,6 +30,8 @@ USER_BLOCK = 512
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 UPGRADE_COMMAND = "python -m edgebnn.converters OLD.h5 NEW.h5"
 _HEADER = struct.Struct("<8sIIQ32s")
+SIGNATURE_MAGIC = b"ed25519\0"
+SIGNATURE = slice(_HEADER.size, _HEADER.size + 80)     # magic, key id, signature
 
 
 def seal(image):
@@ -58,7 +63,10 @@ def check(path, data):
     if version > VERSION:
         raise ModelVersionError(f"{path}: format version {version} is newer than this reader "
                                 f"(knows up to {VERSION}); upgrade edgebnn")
-    if version != VERSION or user_block != USER_BLOCK or any(data[_HEADER.size:USER_BLOCK]):
+    signature = data[SIGNATURE]
+    signed = signature.startswith(SIGNATURE_MAGIC)
+    if version != VERSION or user_block != USER_BLOCK or any(data[SIGNATURE.stop:USER_BLOCK]) \
+            or (not signed and any(signature)):
         raise ModelFileError(f"{path}: corrupted: its seal's header is damaged")
     import hashlib
     body = memoryview(data)[USER_BLOCK:]
