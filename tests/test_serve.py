@@ -98,10 +98,10 @@ def test_remote_model_sends_the_request_tritonclient_writes(server):
     remote, sent = RemoteModel(server.url, "big", deadline=5.0), []
     request = remote._request
 
-    def recorded(method, path, body=None, headers=None):
+    def recorded(method, path, body=None, headers=None, seconds=None):
         if method == "POST":
             sent.append((path, body, headers))
-        return request(method, path, body, headers)
+        return request(method, path, body, headers, seconds)
     remote._request = recorded
     batch = images(3)
     remote.infer_outputs(batch, ["logits"])
