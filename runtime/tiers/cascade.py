@@ -11,8 +11,9 @@ is returned marked ``local-fallback`` and the error is counted; only a
 result is built from it: class scores as floats, one row of two or more
 per sample. The first fallback because the remote tier ran out of time is
 logged as a warning (logger ``edgebnn.tiers.cascade``): a deadline too
-tight for the link or the batch otherwise shows only in ``counters``. ``classify_batch`` follows the same policy for a
-batch, with one remote request for the samples that need it.
+tight for the link or the batch otherwise shows only in ``counters``.
+``classify_batch`` follows the same policy for a batch, with one remote
+request for the samples that need it.
 """
 import logging
 import threading
