@@ -36,6 +36,9 @@ class Runtime:
         from .kernels import get_kernels
         kernels = get_kernels(backend)
         if isinstance(model, Model):
+            if trusted_keys is not None:
+                raise ValueError("trusted_keys checks a model file's signature; a Model object "
+                                 "has no file: load it with Runtime(path, trusted_keys=...)")
             if model.kernels is not kernels or limits is not None:
                 model = model.with_kernels(kernels, limits)
             self.model = model

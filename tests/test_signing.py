@@ -78,6 +78,11 @@ def test_a_ddnn_file_is_held_to_the_keys_too(tmp_path, keys):
     assert len(load_ddnn(path, trusted_keys=[keys / "fleet.pub"]).devices) == 2
 
 
+def test_keys_given_with_a_model_object_are_refused_not_ignored(keys):
+    with pytest.raises(ValueError, match="a Model object has no file"):
+        Runtime(random_mlp([6, 4, 3]), trusted_keys=[keys / "fleet.pub"])
+
+
 def test_a_damaged_signature_block_is_a_damaged_seal(tmp_path, keys):
     path = signed_model(tmp_path, keys)
     data = bytearray(path.read_bytes())
