@@ -28,6 +28,7 @@ import hashlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -198,11 +199,13 @@ def listed_digests(report_text):
 
 
 class Queue:
-    """Runs jobs in order on ``workers`` threads, each job a nice-19 child process."""
+    """Runs jobs in order on ``workers`` threads, each job a nice-19 child process whose
+    output goes to its own log; ``stop`` (on SIGTERM) ends them all."""
 
     def __init__(self, jobs, data, root, check, logs):
         self.pending, self.data, self.root, self.check, self.logs = list(jobs), data, root, check, logs
         self.lock, self.failed = threading.Lock(), []
+        self.children, self.stopped = set(), False
         os.makedirs(logs, exist_ok=True)
 
     def note(self, line):
@@ -223,17 +226,32 @@ class Queue:
         env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
                    OPENBLAS_NUM_THREADS="1")
         started = time.perf_counter()
-        with open(os.path.join(self.logs, job.name + ".log"), "w") as log:
+        path = os.path.join(self.logs, job.name + ".log")
+        with open(path, "w") as log:
             child = subprocess.Popen(job.argv(self.data, self.root, self.check), cwd=REPO, env=env,
                                      stdout=log, stderr=subprocess.STDOUT,
                                      preexec_fn=lambda: os.nice(19))
-            self.note(f"started {job.name} (pid {child.pid})")
+            with self.lock:
+                self.children.add(child)
+                if self.stopped:
+                    child.terminate()
+            self.note(f"started {job.name} (pid {child.pid}); its epochs go to {path}")
             code = child.wait()
+            with self.lock:
+                self.children.discard(child)
         self.note(f"{'finished' if code == 0 else f'FAILED ({code})'} {job.name} "
                   f"in {time.perf_counter() - started:.0f} s")
         if code:
             with self.lock:
                 self.failed.append(job.name)
+
+    def stop(self, *_):
+        """No job starts any more, and the running ones are terminated (a signal handler)."""
+        with self.lock:
+            self.stopped = True
+            self.pending.clear()
+            for child in self.children:
+                child.terminate()
 
     def run_all(self, workers):
         threads = [threading.Thread(target=self.work) for _ in range(workers)]
@@ -272,8 +290,10 @@ def main(argv=None):
         missing = [j.name for j in jobs if j.name + ".h5" not in listed]
         if missing:
             parser.error(f"{args.report} lists no digest for {', '.join(missing)}")
-    failed = Queue(jobs, os.path.abspath(args.data), os.path.abspath(args.root), check,
-                   args.logs or os.path.join(args.root, "logs")).run_all(args.workers)
+    queue = Queue(jobs, os.path.abspath(args.data), os.path.abspath(args.root), check,
+                  args.logs or os.path.join(args.root, "logs"))
+    signal.signal(signal.SIGTERM, queue.stop)           # stopping the queue stops its children
+    failed = queue.run_all(args.workers)
     if failed:
         print(f"failed: {', '.join(failed)}")
         return 1

@@ -165,3 +165,25 @@ def test_check_rebuilds_a_file_with_the_digest_its_report_lists(mnist_dir, tmp_p
     assert reproduce.main(check) == 0
     report.write_text(f"| `little-float-3.h5` | {'0' * 64} |\n")
     assert reproduce.main(check) == 1        # the file is there: compared again, not retrained
+
+
+def test_stopping_the_queue_stops_its_running_children_and_names_their_logs(tmp_path,
+                                                                            monkeypatch, capsys):
+    import sys
+    import threading
+    import time
+    job = reproduce.Job("sleeper", "ddnn", "unused.py", (), False)
+    monkeypatch.setattr(reproduce.Job, "argv",
+                        lambda self, *_: [sys.executable, "-c", "import time; time.sleep(60)"])
+    queue = reproduce.Queue([job, job._replace(name="never")], "data", str(tmp_path), False,
+                            str(tmp_path / "logs"))
+    worker = threading.Thread(target=queue.run_all, args=(1,))
+    worker.start()
+    until = time.monotonic() + 30
+    while not queue.children and worker.is_alive() and time.monotonic() < until:
+        time.sleep(0.05)
+    queue.stop()
+    worker.join(timeout=30)
+    assert not worker.is_alive() and queue.failed == ["sleeper"]
+    out = capsys.readouterr().out
+    assert f"its epochs go to {tmp_path / 'logs' / 'sleeper.log'}" in out and "never" not in out
