@@ -285,6 +285,18 @@ def test_signs_of_nan_or_infinity_are_refused(where, bad):
         runtime.classify_batch(np.stack([np.zeros_like(x), x]))
 
 
+def test_a_plain_sample_and_a_strided_view_of_it_get_the_same_answer():
+    """A flat contiguous float32 sample takes the input check's quick path, a strided
+    view the general one (copied): both must reach the kernel with the same values."""
+    rng = np.random.default_rng(4)
+    model = Model([Sign(), BinaryDense(pack_signs(rng.standard_normal((4, 21))))], (21,))
+    runtime = Runtime(model)
+    wide = rng.standard_normal((21, 2)).astype(np.float32)
+    strided, plain = wide[:, 1], np.ascontiguousarray(wide[:, 1])
+    np.testing.assert_array_equal(runtime.classify(strided).logits,
+                                  runtime.classify(plain).logits)
+
+
 def test_a_sign_after_an_overflowing_float_layer_refuses_it():
     dense = Dense(np.full((16, 3), 1e30), np.zeros(16))
     model = Model([dense, Sign(), BinaryDense(pack_signs(np.ones((2, 16))))], (3,))
