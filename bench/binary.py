@@ -143,8 +143,9 @@ def main():
                            "float classify": loop(float_rt)})
         try:
             # rounds of one call (64 samples, about a millisecond): short enough that most
-            # run whole between other processes' time slices on a busy machine
-            times = interleaved(candidates, calls=1, rounds=41, warmup=3, rotate=True)
+            # run whole between other processes' time slices on a busy machine; hot, as the
+            # floor times its own rounds with its weights in the caches
+            times = interleaved(candidates, calls=1, rounds=41, warmup=3, rotate=True, hot=True)
         finally:
             c_library.use_popcount_path(default)
     per_sample = {name: t / SAMPLES for name, t in times.items()}

@@ -59,11 +59,14 @@ def _loaded_openblas():
     return [ctypes.CDLL(path) for path in sorted(paths)]
 
 
-def interleaved_samples(candidates, calls=50, rounds=30, warmup=20, rotate=False):
+def interleaved_samples(candidates, calls=50, rounds=30, warmup=20, rotate=False, hot=False):
     """Seconds per call of each ``name -> function()`` in every round, taking turns.
 
     With ``rotate`` each round starts one candidate later, so none always
     runs right after the same neighbour (whose data has just filled the caches).
+    With ``hot`` each turn starts with one untimed call, so every candidate is
+    timed with its own data in the caches, as a program doing only that work
+    (or one timing its own repeated rounds) would be.
     """
     for function in candidates.values():
         for _ in range(warmup):
@@ -73,6 +76,8 @@ def interleaved_samples(candidates, calls=50, rounds=30, warmup=20, rotate=False
     for turn in range(rounds):
         shift = turn % len(order) if rotate else 0
         for name, function in order[shift:] + order[:shift]:
+            if hot:
+                function()
             started = time.perf_counter()
             for _ in range(calls):
                 function()
@@ -80,7 +85,7 @@ def interleaved_samples(candidates, calls=50, rounds=30, warmup=20, rotate=False
     return samples
 
 
-def interleaved(candidates, calls=50, rounds=30, warmup=20, rotate=False):
+def interleaved(candidates, calls=50, rounds=30, warmup=20, rotate=False, hot=False):
     """Median seconds per call of each ``name -> function()`` taking turns."""
-    samples = interleaved_samples(candidates, calls, rounds, warmup, rotate)
+    samples = interleaved_samples(candidates, calls, rounds, warmup, rotate, hot)
     return {name: statistics.median(times) for name, times in samples.items()}
