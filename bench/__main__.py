@@ -2,7 +2,7 @@
 
     python -m edgebnn.bench latency MODEL.h5      per-sample latency of one model
     python -m edgebnn.bench sweep                 time vs size, fitted lines, the board's profile
-    python -m edgebnn.bench budget --ms 40        the largest network that fits a budget
+    python -m edgebnn.bench budget --ms 2         the largest networks that fit a budget
     python -m edgebnn.bench compare --shape 784-1000-500-10   vs onnxruntime and PyTorch
     python -m edgebnn.bench report                reports/bench.md from all of the above
 
@@ -10,11 +10,14 @@ Installed, the same is the ``edgebnn-bench`` command. BLAS runs on one
 thread (set OPENBLAS_NUM_THREADS yourself to change that; bench.timing
 says how): per-sample latency on a small board is a one-core question.
 Bad arguments exit with code 2 and a message naming the problem;
-``budget`` exits with 1 when an answer it was asked for is refused or lies
-outside the sizes measured (the text says which, and what to measure).
+``budget`` times candidate nets here (bench.measured) unless given a profile;
+it exits with 1 when a line got no answer in the time allowed, or, from a
+profile, when an answer is refused or lies outside the sizes measured (the
+text says which, and what to measure).
 """
 import argparse
 import json
+import shlex
 import sys
 
 from . import budget
@@ -72,9 +75,15 @@ def build_parser():
                            "(default: predicted from the remote line)")
     plan.add_argument("--profile", metavar="FILE", action="append",
                       help="this board's saved profile, or several (a later one's lines "
-                           "replace an earlier one's); default: a quick sweep now")
+                           "replace an earlier one's), for a board you cannot run this on; "
+                           "default: time the candidate nets here")
     plan.add_argument("--remote-profile", metavar="FILE", action="append",
                       help="the server's saved profile(s) (default: this board's lines)")
+    plan.add_argument("--remote-url", metavar="URL",
+                      help="a live V2 server (edgebnn-serve, MLServer) to time the big net on")
+    plan.add_argument("--remote-model", metavar="NAME", help="the big net's name there")
+    plan.add_argument("--max-seconds", type=POSITIVE, default=120.0,
+                      help="time for measuring, without a profile (120)")
     plan.add_argument("--little-weights", type=POSITIVE_INT, default=budget.LITTLE_WEIGHTS,
                       help=f"little net on the device ({budget.LITTLE_WEIGHTS:,}: 784-1000-500-2)")
     plan.add_argument("--big-weights", type=POSITIVE_INT, default=budget.BIG_WEIGHTS,
@@ -170,18 +179,6 @@ def run_sweep(args):
                       "", f"profile: {args.profile}   points: {args.csv}   {plot_note}"])
 
 
-def board_profile(args):
-    """This board's profile: a saved one, or that of a quick sweep now."""
-    from .profile import load_profiles, make_profile
-    if args.profile:
-        return load_profiles(args.profile)
-    from . import sweep
-    shapes = sweep.default_shapes(sweep.QUICK)
-    result = sweep.run_sweep(shapes, sweep.line_names("both", args.backend), sweep.QUICK["rounds"],
-                             sweep.QUICK["passes"], progress=not args.quiet)
-    return make_profile(result["lines"], result["points"]), result["lines"]
-
-
 def family(points, depth=None):
     """``(n_in, hidden layers, n_out)`` of the nets a sweep measured, ``depth`` hidden layers
     if given (784-h-h-10 when the points do not say)."""
@@ -202,11 +199,51 @@ def _memory(machine, given_mb, what):
 
 
 def run_budget(args):
-    from .profile import load_average, load_profiles
     budget.check_budget(args.ms, args.link_ms)      # before any measuring
+    if (args.remote_url is None) != (args.remote_model is None):
+        raise ValueError("--remote-url and --remote-model go together")
+    if args.profile is None:
+        return run_measured_budget(args)
+    if args.remote_url:
+        raise ValueError("--remote-url times the big net while measuring here: leave out "
+                         "--profile, or give the server's time with --remote-ms")
+    return run_profile_budget(args)
+
+
+def run_measured_budget(args):
+    """The answers timed here: the largest nets that fit, the little and big nets."""
+    from . import measured
+    from .memory import meminfo
+    from .profile import machine_info
+    from .sweep import line_names
+    if args.remote_profile:
+        raise ValueError("--remote-profile goes with --profile (the lines of both boards)")
+    big = None
+    if args.remote_ms is not None:
+        big = {"ms": args.remote_ms, "source": "given"}
+    elif args.remote_url:
+        big = dict(measured.server_ms(args.remote_url, args.remote_model),
+                   source=f"{args.remote_model} at {args.remote_url}, timed from here")
+    memory = (int(args.memory_mb * 2**20) if args.memory_mb is not None
+              else meminfo().get("available"))
+    n_in, hidden, n_out = budget.FAMILY
+    result = measured.plan(args.ms, args.link_ms, line_names("both", args.backend),
+                           (n_in, args.depth or hidden, n_out), memory, args.max_seconds, big,
+                           args.shape, progress=not args.quiet)
+    status = 0 if measured.answered(result) else 1
+    machine = machine_info()
+    if args.json:
+        return json.dumps(dict(result, machine=machine), indent=2), status
+    command = shlex.join(["python", "-m", "edgebnn.bench", *args.words])
+    return measured.format_plan(result, machine["processor"], command), status
+
+
+def run_profile_budget(args):
+    """The answers from saved profiles' lines, for a board this does not run on."""
+    from .profile import load_average, load_profiles
     remote_profile, remote = (load_profiles(args.remote_profile) if args.remote_profile
                               else ({}, None))
-    profile, lines = board_profile(args)
+    profile, lines = load_profiles(args.profile)
     source = (f"profile {', '.join(args.profile)}" if args.profile else "a quick sweep now")
     memory, memory_source = _memory(profile.get("machine"), args.memory_mb, "this board")
     if remote is None:
@@ -258,6 +295,7 @@ def main(argv=None):
         single_threaded()
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.words = list(sys.argv[1:] if argv is None else argv)
     try:
         output = args.run(args)
     except (ValueError, OSError) as error:

@@ -74,17 +74,22 @@ def round_samples(runtimes, x, rounds):
     return {name: [t / calls[name] for t in times] for name, times in samples.items()}
 
 
-def measure_shape(sizes, names, rounds, seed=0):
-    """``{line name: [seconds per sample, one per round]}`` for the nets of a shape on the
-    lines ``names`` ("float", "binary/c", "binary/numpy")."""
+def shape_runtimes(sizes, names, seed=0):
+    """``({line name: Runtime}, x)``: random nets of a shape on the lines ``names``
+    ("float", "binary/c", "binary/numpy"), and a sample for them."""
     rng = np.random.default_rng(seed)
     runtimes = {"float": Runtime(float_mlp(rng, sizes))} if "float" in names else {}
     binary = [name.partition("/")[2] for name in names if name.startswith("binary/")]
     if binary:
         model = binary_mlp(rng, sizes)
         runtimes.update({f"binary/{backend}": Runtime(model, backend=backend) for backend in binary})
-    x = rng.standard_normal(sizes[0]).astype(np.float32)
-    return round_samples(runtimes, x, rounds)
+    return runtimes, rng.standard_normal(sizes[0]).astype(np.float32)
+
+
+def measure_shape(sizes, names, rounds, seed=0):
+    """``{line name: [seconds per sample, one per round]}`` for the nets of a shape on the
+    lines ``names``."""
+    return round_samples(*shape_runtimes(sizes, names, seed), rounds)
 
 
 def run_sweep(shapes, names, rounds, passes=3, progress=True):

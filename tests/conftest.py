@@ -159,3 +159,14 @@ def run_threads(work, count):
         thread.start()
     for thread in threads:
         thread.join()
+
+
+def bench_cli(args, capsys):
+    """(exit code, stdout, stderr) of ``python -m edgebnn.bench ARGS``, run in this process."""
+    from edgebnn.bench.__main__ import main
+    try:
+        code = main(args)
+    except SystemExit as exit:
+        code = exit.code
+    out, err = capsys.readouterr()
+    return code, out, err

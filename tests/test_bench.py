@@ -8,7 +8,6 @@ import pytest
 
 from edgebnn import models
 from edgebnn.bench import budget
-from edgebnn.bench.__main__ import main
 from edgebnn.bench.fit import MIN_R2, Line, distrust, fit_line, fit_lines
 from edgebnn.bench.profile import load_profile, machine_info, make_profile, save_profile
 from edgebnn.bench.shapes import mlp_weights, parse_shape, sizes_for, sweep_shapes
@@ -16,7 +15,7 @@ from edgebnn.bench.latency import outlier_note as latency_outlier_note
 from edgebnn.bench.stats import percentile, summarize
 from edgebnn import Runtime, save_model
 
-from conftest import assert_same_sums, random_mlp
+from conftest import assert_same_sums, bench_cli as run_cli, random_mlp
 
 
 
@@ -399,16 +398,6 @@ def profile_file(tmp_path):
     return str(path)
 
 
-def run_cli(args, capsys):
-    """(exit code, stdout, stderr) of ``python -m edgebnn.bench ARGS``."""
-    try:
-        code = main(args)
-    except SystemExit as exit:
-        code = exit.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def test_budget_command_prints_the_paper_numbers(profile_file, capsys):
     code, out, _ = run_cli(["budget", "--ms", "40", "--link-ms", "15", "--profile", profile_file],
                            capsys)
@@ -711,19 +700,6 @@ def test_machine_memory_and_caches_are_read_from_linux_files(tmp_path):
             (folder / name).write_text(f"{value}\n")
     assert caches(tmp_path / "cache") == {"L1d": 32 << 10, "L2": 512 << 10}
     assert caches(tmp_path / "absent") == {}
-
-
-def test_budget_without_a_profile_sweeps_now(monkeypatch, capsys):
-    from edgebnn.bench import sweep
-    monkeypatch.setitem(sweep.QUICK, "max_weights", 30_000)
-    monkeypatch.setitem(sweep.QUICK, "min_weights", 1_000)
-    monkeypatch.setitem(sweep.QUICK, "points", 3)
-    monkeypatch.setitem(sweep.QUICK, "rounds", 2)
-    monkeypatch.setitem(sweep.QUICK, "passes", 1)
-    code, out, _ = run_cli(["budget", "--ms", "40", "--quiet", "--shape", "784-20-20-10"], capsys)
-    assert code in (0, 1)          # tiny nets timed twice: the lines may well be refused
-    assert "Lines from a quick sweep now" in out and "784-20-20-10 (16,330 weights):" in out
-    assert "(available on this board when it was profiled)" in out or "not checked" in out
 
 
 def test_report_times_the_proposals_directly(tmp_path):
