@@ -76,10 +76,15 @@ def load(path, trust_pickle=False):
     TorchScript module, or (``trust_pickle`` only) an unpickled ``nn.Module``."""
     import zipfile
     kind = archive_kind(path) if zipfile.is_zipfile(path) else "pytorch-pickle"
-    if kind == "pytorch-program":
-        return torch.export.load(path)
-    if kind == "pytorch-script":
-        return torch.jit.load(path, map_location="cpu")
+    if kind in ("pytorch-program", "pytorch-script"):
+        what = "a torch.export program" if kind == "pytorch-program" else "TorchScript"
+        try:
+            if kind == "pytorch-program":
+                return torch.export.load(path)
+            return torch.jit.load(path, map_location="cpu")
+        except Exception as error:      # torch raises many kinds on a damaged archive
+            raise ValueError(f"{path}: named like {what} inside, but torch cannot load it: "
+                             f"{type(error).__name__}: {str(error)[:300]}") from None
     if kind != "pytorch-pickle":
         raise ValueError(f"{path}: a zip archive that holds no PyTorch network")
     try:

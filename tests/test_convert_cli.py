@@ -153,6 +153,19 @@ def test_a_malicious_pickle_never_runs_whatever_its_name(tmp_path, name):
     assert not marker.exists()
 
 
+@pytest.mark.parametrize("member, what", [("net/archive_format", "a torch.export program"),
+                                          ("net/code/__torch__.py", "TorchScript")])
+def test_a_zip_only_named_like_a_torch_archive_is_refused_with_exit_2(tmp_path, member, what):
+    pytest.importorskip("torch")
+    import zipfile
+    with zipfile.ZipFile(tmp_path / "net.pt2", "w") as archive:
+        archive.writestr(member, "not what torch wrote")
+    status, _, stderr = cli(tmp_path / "net.pt2", tmp_path / "out.h5", "--input-shape", "4")
+    last = stderr.strip().splitlines()[-1]         # torch may log its own warning before
+    assert status == 2 and f"named like {what} inside, but torch cannot load it" in last
+    assert not (tmp_path / "out.h5").exists()
+
+
 def test_a_keras_archive_is_told_by_its_content(tmp_path):
     source = tmp_path / "model.bin"
     shutil.copy(os.path.join(KERAS, "float_mlp.keras"), source)
