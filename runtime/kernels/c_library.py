@@ -15,7 +15,7 @@ from ..bitpack import sign_bytes
 from ..errors import NON_FINITE, InputError
 from ._bnn import ffi, lib
 from . import Link
-from .contract import int8_row
+from .contract import int8_shape
 
 name = "c"
 # the popcount the kernels use (the fastest this CPU supports), and all it supports
@@ -248,12 +248,13 @@ class ConvPool(_Layer):
 
 
 class DenseInt8(_Plan):
-    """int8 weights on float values: rows padded to ``int8_row`` bytes, and to blocks of 4."""
+    """int8 weights on float values, padded as ``int8_shape`` says."""
 
     def __init__(self, weight, scale, bias, relu):
         n_out, self.n_in = weight.shape
-        self.n_out, self.relu, self.row = n_out, int(relu), int8_row(self.n_in)
-        padded = np.zeros((-(-n_out // 4) * 4, self.row), np.int8)
+        rows, self.row = int8_shape(n_out, self.n_in)
+        self.n_out, self.relu = n_out, int(relu)
+        padded = np.zeros((rows, self.row), np.int8)
         padded[:n_out, :self.n_in] = weight
         self._keep = (padded, scale, bias)
         self.weight = _pointer(padded.view(np.uint8), np.uint8, padded.size, "weight")

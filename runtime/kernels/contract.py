@@ -28,6 +28,12 @@ def int8_row(n_in):
     return -(-n_in // 32) * 32
 
 
+def int8_shape(n_out, n_in):
+    """``(rows, row bytes)`` of int8 weights as the C kernel reads them: rows padded to
+    ``int8_row`` bytes, and their count to a multiple of 4 (it computes 4 rows at once)."""
+    return -(-n_out // 4) * 4, int8_row(n_in)
+
+
 class Plan(Protocol):
     def runner(self, *, work: Optional[np.ndarray], out: np.ndarray) -> Run:
         """``run(x) -> out``: ``chain`` of this plan's one link."""

@@ -10,7 +10,7 @@ write it for ``--weights int8``.
 import numpy as np
 
 from ..errors import ModelFormatError
-from ..kernels.contract import int8_row
+from ..kernels.contract import int8_row, int8_shape
 from ..limits import Cost
 from .base import KernelLayer, Signal, check_shape, checked_array
 from .dense import ACTIVATIONS
@@ -57,10 +57,10 @@ class DenseInt8(KernelLayer):
 
     @staticmethod
     def shape_cost(n_out, n_in):
-        row = int8_row(n_in)
+        rows, row = int8_shape(n_out, n_in)
         # the weights as stored and as the C kernel pads them; scale, bias, output; the
         # quantized input; the twin's float64 copy of the weights
-        kept = n_out * n_in + -(-n_out // 4) * 4 * row + 12 * n_out + row
+        kept = n_out * n_in + rows * row + 12 * n_out + row
         return Cost(float_macs=n_in * n_out, memory_c=kept, memory_numpy=kept + 8 * n_out * n_in)
 
     def bound(self, magnitude):
