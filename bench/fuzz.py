@@ -266,10 +266,17 @@ def fuzz(count, seed=0, timeout=10.0, log=None, peaks=None):
                     failures.append((os.path.relpath(source, FOLDER), description, resealed,
                                      outcome, detail))
                 if log and (i + 1) % 1000 == 0:
-                    print(f"{i + 1} mutations: {dict(counts)}", file=log, flush=True)
+                    print(f"{i + 1} of {count} mutations: {progress_words(counts)}", file=log,
+                          flush=True)
         finally:
             child.stop()
     return counts, failures
+
+
+def progress_words(counts):
+    """``counts`` of ``(file state, outcome)`` in words: "412 damaged refused (checksum), ..."."""
+    return ", ".join(f"{n} {state} {outcome}" for (state, outcome), n in
+                     sorted(counts.items(), key=lambda item: -item[1])) or "none yet"
 
 
 # hand-made hostile files ------------------------------------------------------------
