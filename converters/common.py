@@ -4,7 +4,8 @@ A front end (keras.py, onnx.py, pytorch.py) reads its model and describes
 the network as a list of ``Step``s, one per operation, in the framework's
 own terms (weights already as +-1 signs where the layer is binary).
 ``build_model`` then groups them the way the runtime needs them: a float
-linear layer takes the ReLU or final softmax after it; a binary layer takes
+linear layer takes the batch norm (folded into its weights) and the ReLU or
+final softmax after it; a binary layer takes
 the max pool, batch norm and sign after it, folded into integer thresholds
 (edgebnn.fold), including, for a first layer on the raw uint8 input, the
 preprocessing ``x_real = input_scale * x + input_offset``: the runtime takes
@@ -233,13 +234,19 @@ class _Chain:
         self.float_input(i)
         n_out, n_in = step.weight.shape
         self.flat_size(i, n_in)
+        weight, bias = step.weight, step.bias if step.bias is not None else np.zeros(n_out)
         activation, end = "none", i + 1
+        norm = self.next_is(end, "batch_norm")
+        if norm is not None:            # folded: (W x + b) * scale + shift, one layer
+            self.check_norm(end, norm, n_out, rank=1)
+            weight = np.asarray(weight, np.float64) * np.asarray(norm.scale, np.float64)[:, None]
+            bias = np.asarray(bias, np.float64) * norm.scale + norm.shift
+            end += 1
         if self.next_is(end, "relu"):
             activation, end = "relu", end + 1
         elif self.next_is(end, "softmax") and end == len(self.steps) - 1:
             activation, end = "softmax", end + 1
-        bias = step.bias if step.bias is not None else np.zeros(n_out)
-        self.layers.append(rt.Dense(step.weight, bias, activation))
+        self.layers.append(rt.Dense(weight, bias, activation))
         self.signal = _Signal("float", (n_out,))
         return end
 

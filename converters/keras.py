@@ -44,10 +44,12 @@ from edgebnn.fold import batchnorm_affine
 
 from .common import Step, build_model, is_plus_minus_one, pair, unsupported
 
-SUPPORTED = """supported Keras layers (a Sequential model, channels_last):
+SUPPORTED = """supported Keras layers (a Sequential model, or a Functional one that is a single chain;
+channels_last):
   float:  InputLayer; Flatten; Dropout; Dense (activation linear, relu, or softmax on the last layer);
-          Activation (relu right after a Dense, linear, softmax as the last layer);
-          BatchNormalization on a flat vector
+          Activation or ReLU (relu after a Dense [+ BatchNormalization], linear, softmax as the
+          last layer); Softmax as the last layer; BatchNormalization on a flat vector (folded into
+          the Dense before it, if any)
   binary: larq QuantDense and QuantConv2D with kernel_quantizer ste_sign (approx_sign and swish_sign
           binarize the same way) and input_quantizer ste_sign (binarizes the previous output) or none
           (only as the first layer, on the raw uint8 input); a Conv2D whose kernel is all +-1;
@@ -272,14 +274,76 @@ class _Weights:
 
 
 def _sequential_layers(config, path):
-    if config["class_name"] != "Sequential":
-        raise ValueError(f"{path}: a {config['class_name']} model; only Sequential models are "
-                         f"supported\n{SUPPORTED}")
-    body = config.get("config")
+    """The model's layers in order: a Sequential's, or a Functional model's single chain."""
+    kind, body = config["class_name"], config.get("config")
+    if kind in ("Functional", "Model"):
+        return _chain(body if isinstance(body, dict) else {}, path)
+    if kind != "Sequential":
+        raise ValueError(f"{path}: a {kind} model; only Sequential models and Functional ones "
+                         f"that are a single chain are supported\n{SUPPORTED}")
     layers = body if isinstance(body, list) else (body or {}).get("layers")   # Keras < 2.2: a list
     if not layers:
         raise ValueError(f"{path}: the Sequential model config lists no layers")
     return layers
+
+
+def _chain(body, path):
+    """A Functional model's layers from its input to its output, when each takes the one
+    before it: one input, one output, no branch, merge or shared layer."""
+    layers = [layer for layer in body.get("layers") or [] if isinstance(layer, dict)]
+    by_name = {layer.get("name", layer.get("config", {}).get("name")): layer for layer in layers}
+    inputs, outputs = _ends(body.get("input_layers")), _ends(body.get("output_layers"))
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise ValueError(f"{path}: a Functional model with {len(inputs)} inputs and "
+                         f"{len(outputs)} outputs; only a single chain converts\n{SUPPORTED}")
+    chain, name = [], outputs[0]
+    while name in by_name and len(chain) <= len(layers):
+        chain.append(by_name[name])
+        sources = _inbound(by_name[name])
+        if not sources:
+            break
+        if len(sources) != 1:
+            raise ValueError(f"{path}: layer {name!r} takes {len(sources)} inputs (a merge, or a "
+                             f"layer used twice); only a single chain converts\n{SUPPORTED}")
+        name = sources[0]
+    if name != inputs[0] or len(chain) != len(layers):
+        raise ValueError(f"{path}: the Functional model's layers do not form one chain from "
+                         f"{inputs[0]!r} to {outputs[0]!r} (a branch, or a layer off the "
+                         f"path)\n{SUPPORTED}")
+    return chain[::-1]
+
+
+def _ends(entries):
+    """Layer names of ``input_layers`` / ``output_layers``: [name, node, tensor] entries,
+    or one such entry alone."""
+    if isinstance(entries, list) and len(entries) == 3 and isinstance(entries[0], str):
+        entries = [entries]
+    return [entry[0] for entry in entries or [] if isinstance(entry, list) and entry
+            and isinstance(entry[0], str)]
+
+
+def _inbound(layer):
+    """Names of the layers feeding ``layer`` over all its calls: Keras 2 nests
+    [name, node, tensor, kwargs] lists, Keras 3 tensors with a ``keras_history``."""
+    names = []
+
+    def walk(item):
+        if isinstance(item, dict):
+            config = item.get("config")
+            history = config.get("keras_history") if isinstance(config, dict) else None
+            if isinstance(history, list) and history and isinstance(history[0], str):
+                names.append(history[0])
+                return
+            for value in item.values():
+                walk(value)
+        elif isinstance(item, list):
+            if len(item) >= 3 and isinstance(item[0], str) and isinstance(item[1], int):
+                names.append(item[0])
+                return
+            for value in item:
+                walk(value)
+    walk(layer.get("inbound_nodes") or [])
+    return names
 
 
 def input_shape(config, layers, path):
@@ -329,6 +393,21 @@ def _activation_steps(activation, where):
 
 def _activation(config, where, weights):
     return _activation_steps(config.get("activation"), where)
+
+
+def _relu(config, where, weights):
+    """The ReLU layer, as plain max(x, 0) only: no cap, slope or threshold."""
+    for key, plain in (("max_value", None), ("negative_slope", 0.0), ("threshold", 0.0)):
+        if config.get(key, plain) != plain:
+            _fail(where, f"has {key}={config[key]!r}; only a plain ReLU (max(x, 0)) is supported")
+    return [Step("relu", where)]
+
+
+def _softmax(config, where, weights):
+    if config.get("axis", -1) not in (-1, [-1]):
+        _fail(where, f"takes the softmax over axis {config['axis']!r}; only the last axis "
+                     "is supported")
+    return [Step("softmax", where)]
 
 
 def _dense_weights(config, where, weights):
@@ -465,7 +544,8 @@ def _channels_last(config, where):
 
 HANDLERS = {
     "InputLayer": _no_steps, "Dropout": _no_steps, "Flatten": _flatten,
-    "Dense": _dense, "Activation": _activation, "BatchNormalization": _batch_norm,
+    "Dense": _dense, "Activation": _activation, "ReLU": _relu, "Softmax": _softmax,
+    "BatchNormalization": _batch_norm,
     "MaxPooling2D": _max_pool, "Conv2D": _conv, "QuantConv2D": _conv,
     "QuantDense": _quant_dense,
 }

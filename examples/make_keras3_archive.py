@@ -9,7 +9,8 @@ it. Writes ``float_mlp.keras`` (Flatten, Dense + ReLU, BatchNormalization
 with measured statistics and random gammas, Dense + softmax) and
 ``float_mlp_keras_archive.npz`` with random uint8 samples ``x``, the
 preprocessing ``scale`` and ``offset`` and Keras's own ``outputs`` on
-``x * scale + offset``.
+``x * scale + offset``; and the same for ``functional_chain.keras``, a
+Functional model (Dense -> BatchNormalization -> ReLU -> Dense -> Softmax).
 """
 import argparse
 import os
@@ -41,6 +42,25 @@ def main():
     model.save(os.path.join(args.out, "float_mlp.keras"))
     np.savez(os.path.join(args.out, "float_mlp_keras_archive.npz"), x=x, scale=scale,
              offset=offset, outputs=model.predict(real, verbose=0))
+    chain = functional_chain(rng, real)
+    chain.save(os.path.join(args.out, "functional_chain.keras"))
+    np.savez(os.path.join(args.out, "functional_chain_keras_archive.npz"), x=x, scale=scale,
+             offset=offset, outputs=chain.predict(real, verbose=0))
+
+
+def functional_chain(rng, real):
+    """A Functional model that is one chain, with batch norm between a Dense and its ReLU
+    and the activations as layers of their own; its layers named freely."""
+    inputs = keras.Input((7, 9), name="pixels")
+    hidden = keras.layers.Dense(12, name="hidden")(keras.layers.Flatten()(inputs))
+    norm = keras.layers.BatchNormalization(name="norm")
+    scores = keras.layers.Dense(4, name="scores")(keras.layers.ReLU()(norm(hidden)))
+    model = keras.Model(inputs, keras.layers.Softmax()(scores))
+    before = keras.Model(inputs, hidden).predict(real, verbose=0)
+    norm.set_weights([rng.uniform(0.5, 1.5, 12).astype(np.float32),
+                      rng.normal(0, 0.3, 12).astype(np.float32),
+                      before.mean(axis=0), before.var(axis=0) + 1e-3])
+    return model
 
 
 if __name__ == "__main__":

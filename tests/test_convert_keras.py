@@ -20,7 +20,7 @@ from edgebnn import BinaryDense, Model, Runtime, load_model, save_model
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "keras")
 
 KINDS = {
-    "float_mlp_tf_keras": ["dense", "dense", "batch_norm", "dense"],
+    "float_mlp_tf_keras": ["dense", "dense", "dense"],      # its batch norm folded
     "float_mlp_keras3": ["dense", "dense", "dense"],
     "binary_mlp": ["binary_dense", "binary_dense", "binary_dense", "batch_norm"],
     "binary_conv": ["binary_conv2d", "binary_conv2d", "binary_dense", "batch_norm"],
@@ -172,14 +172,15 @@ REFUSED = {
     "float conv": ("binary_conv", lambda layers: layers[1].__setitem__("class_name", "Conv2D")
                    or layers[1]["config"].pop("kernel_quantizer"),
                    "(Conv2D) has float weights; the runtime has no float convolution"),
-    "relu after norm": ("float_mlp_tf_keras", lambda layers: layers.insert(
-        6, {"class_name": "Activation", "config": {"name": "act", "activation": "relu"}}),
+    "relu after flatten": ("float_mlp_tf_keras", lambda layers: layers.insert(
+        [entry["class_name"] for entry in layers].index("Flatten") + 1,
+        {"class_name": "Activation", "config": {"name": "act", "activation": "relu"}}),
         "layer 'act' (Activation) follows no float dense layer"),
     "sign before conv": ("binary_conv", set_in("QuantConv2D", "input_quantizer", "ste_sign"),
                          "binarizes a float feature map"),
     "binary after float": ("binary_mlp", lambda layers: layer(layers, "QuantDense", 1).__setitem__(
         "input_quantizer", None), "gets float values; binary layers take signs"),
-    "functional": ("float_mlp_keras3", None, "only Sequential models"),
+    "functional": ("float_mlp_keras3", None, "only a single chain converts"),
 }
 
 
@@ -356,27 +357,98 @@ def test_a_keras_archive_whose_weights_lie_elsewhere_is_refused(tmp_path, how):
     assert not out.exists()
 
 
+def rewritten_archive(path, fixture, edit_layers):
+    """A copy at ``path`` of the ``.keras`` fixture with its config's layer list edited."""
+    import zipfile
+    with zipfile.ZipFile(os.path.join(FIXTURES, fixture)) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    config = json.loads(members["config.json"])
+    edit_layers(config["config"]["layers"])
+    members["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return path
+
+
+def assert_keras_scores(model, stem):
+    """The runtime's probabilities on the samples saved with a fixture are Keras's."""
+    saved = np.load(os.path.join(FIXTURES, f"{stem}_keras_archive.npz"))
+    scores = np.array([r.scores for r in Runtime(model).classify_batch(saved["x"])])
+    np.testing.assert_allclose(scores, saved["outputs"], atol=1e-5)
+
+
+def saved_preprocessing(stem):
+    saved = np.load(os.path.join(FIXTURES, f"{stem}_keras_archive.npz"))
+    return "uint8", float(saved["scale"]), float(saved["offset"])
+
+
 @pytest.mark.parametrize("names", [("hidden", "scores"), ("dense_1", "dense"), ("dense_7", "dense_1")])
 def test_a_keras_archive_is_read_by_position_whatever_the_layers_are_named(tmp_path, names):
     """Keras keys a .keras archive's weights by class and position (layers/dense,
     layers/dense_1), not by layer name: a model whose names differ (set by the user, or
     numbered by an earlier model of the same process) converts to the same answers."""
-    import zipfile
-    with zipfile.ZipFile(os.path.join(FIXTURES, "float_mlp.keras")) as archive:
-        members = {name: archive.read(name) for name in archive.namelist()}
-    config = json.loads(members["config.json"])
-    dense = [layer for layer in config["config"]["layers"] if layer["class_name"] == "Dense"]
-    for layer, name in zip(dense, names):
-        layer["config"]["name"] = name
-    members["config.json"] = json.dumps(config).encode()
-    path = tmp_path / "renamed.keras"
-    with zipfile.ZipFile(path, "w") as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    saved = np.load(os.path.join(FIXTURES, "float_mlp_keras_archive.npz"))
-    model = convert(path, "uint8", float(saved["scale"]), float(saved["offset"]))
-    scores = np.array([r.scores for r in Runtime(model).classify_batch(saved["x"])])
-    np.testing.assert_allclose(scores, saved["outputs"], atol=1e-5)
+    def rename(layers):
+        for layer, name in zip([entry for entry in layers if entry["class_name"] == "Dense"],
+                               names):
+            layer["config"]["name"] = name
+    path = rewritten_archive(tmp_path / "renamed.keras", "float_mlp.keras", rename)
+    assert_keras_scores(convert(path, *saved_preprocessing("float_mlp")), "float_mlp")
+
+
+def test_a_functional_chain_with_batch_norm_before_its_relu_gives_the_keras_scores():
+    """Input -> Flatten -> Dense -> BatchNormalization -> ReLU -> Dense -> Softmax as a
+    Functional model (Keras 3.15.1): the batch norm folds into the Dense before it."""
+    model = convert(os.path.join(FIXTURES, "functional_chain.keras"),
+                    *saved_preprocessing("functional_chain"))
+    assert [(layer.kind, layer.activation) for layer in model.layers] == \
+        [("dense", "relu"), ("dense", "softmax")]
+    assert_keras_scores(model, "functional_chain")
+
+
+def test_a_keras_2_functional_chain_converts_as_its_sequential_twin(tmp_path):
+    """tf-keras writes a Functional model's links as nested [name, node, tensor, kwargs]
+    lists: the same layers as a chain give the same model as the Sequential fixture."""
+    def functional(f):
+        config = json.loads(f.attrs["model_config"])
+        layers = config["config"]["layers"]
+        for before, entry in zip([None] + layers, layers):
+            entry["name"] = entry["config"]["name"]
+            entry["inbound_nodes"] = [] if before is None else [[[before["name"], 0, 0, {}]]]
+        config["class_name"] = "Functional"
+        config["config"].update(input_layers=[[layers[0]["name"], 0, 0]],
+                                output_layers=[[layers[-1]["name"], 0, 0]])
+        f.attrs["model_config"] = json.dumps(config)
+    chain = convert(edited(tmp_path, "float_mlp_tf_keras", edit_file=functional), "uint8")
+    twin = convert(os.path.join(FIXTURES, "float_mlp_tf_keras.h5"), "uint8")
+    assert [layer.kind for layer in chain.layers] == [layer.kind for layer in twin.layers]
+    for ours, theirs in zip(chain.layers, twin.layers):
+        np.testing.assert_array_equal(ours.weight, theirs.weight)
+
+
+def branch(layers):
+    """The last Dense also takes the Flatten's output: a merge, no longer one chain."""
+    scores = next(layer for layer in layers if layer["name"] == "scores")
+    flat = next(layer for layer in layers if layer["class_name"] == "Flatten")
+    tensor = json.loads(json.dumps(scores["inbound_nodes"][0]["args"][0]))
+    tensor["config"]["keras_history"][0] = flat["name"]
+    scores["inbound_nodes"][0]["args"].append(tensor)
+
+
+def capped_relu(layers):
+    next(layer for layer in layers if layer["class_name"] == "ReLU")["config"]["max_value"] = 6.0
+
+
+@pytest.mark.parametrize("edit, message", [
+    (branch, "layer 'scores' takes 2 inputs"),
+    (capped_relu, "has max_value=6.0; only a plain ReLU"),
+    (lambda layers: layers.append(dict(layers[-1], name="extra")), "do not form one chain"),
+])
+def test_a_functional_model_that_is_not_a_plain_chain_is_refused(tmp_path, edit, message):
+    path = rewritten_archive(tmp_path / "edited.keras", "functional_chain.keras", edit)
+    with pytest.raises(ValueError, match="supported") as error:
+        convert(path)
+    assert message in str(error.value)
 
 
 def test_an_archive_weight_of_the_wrong_shape_is_refused_never_converted(tmp_path):

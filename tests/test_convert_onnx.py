@@ -123,7 +123,7 @@ def test_float_mlp_gives_the_onnxruntime_scores(ort, tmp_path):
 
     onnx.save(model, tmp_path / "net.onnx")
     converted = convert(tmp_path / "net.onnx", "uint8", scale, offset, classes="abcde")
-    assert [layer.kind for layer in converted.layers] == ["dense", "dense", "batch_norm", "dense"]
+    assert [layer.kind for layer in converted.layers] == ["dense", "dense", "dense"]  # the norm folded
     assert converted.layers[-1].activation == "softmax"
     results = Runtime(converted).classify_batch(x)
     np.testing.assert_allclose([r.scores for r in results], expected, rtol=1e-4, atol=1e-7)
