@@ -129,5 +129,6 @@ setup(
         "mlserver": ["mlserver>=1.7.1,<1.8", "uvloop<0.22"],
         "triton": ["tritonclient[http]>=2.42"],
         "sign": ["cryptography>=3.1"],        # Ed25519 signatures of model files
+        "sklearn": ["scikit-learn>=1.3", "skl2onnx>=1.16"],   # scikit-learn models via ONNX
     },
 )

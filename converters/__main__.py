@@ -254,20 +254,28 @@ def _import_larq():
 
 
 def _run_onnx(path, x):
-    from .onnx import FLOAT_TYPES, load, real_input
+    from .onnx import FLOAT_TYPES, load, real_input, scores_output
     proto = load(path)
     value = real_input(proto.graph)
     x = x.astype(FLOAT_TYPES[value.type.tensor_type.elem_type])
+    scores = scores_output(proto.graph)
     try:
         import onnxruntime
         session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
     except ImportError:        # the onnx package's own (slower) reference evaluator
         from onnx.reference import ReferenceEvaluator
         session = ReferenceEvaluator(proto)
+    wanted = None if scores is None else [scores.output]
+
+    def run(batch):
+        out = session.run(wanted, {value.name: batch})[0]
+        if scores is not None and scores.output != scores.tensor:     # a ZipMap's maps
+            return np.array([list(row.values()) for row in out], np.float32)
+        return out
     batch = value.type.tensor_type.shape.dim[0]
     if batch.HasField("dim_value") and batch.dim_value == 1:    # exported for one sample
-        return np.concatenate([session.run(None, {value.name: row[None]})[0] for row in x])
-    return session.run(None, {value.name: x})[0]
+        return np.concatenate([run(row[None]) for row in x])
+    return run(x)
 
 
 def _run_pytorch(path, x):

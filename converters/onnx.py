@@ -5,7 +5,9 @@
     edgebnn.save_model(model, "models/net.h5")
 
 Needs the ``onnx`` package (an optional extra), nothing else. The graph
-must be one chain from its single input to its single output; every node on
+must be one chain from its single input to its single output (a classifier
+from scikit-learn's converter, with a label output beside its
+probabilities, is read up to the probabilities); every node on
 it is matched against the supported operators, and anything else (a branch,
 an unknown operator, an unsupported attribute) raises a ValueError naming
 the node, its operator and what is supported.
@@ -28,6 +30,7 @@ samples, or (H, W) for one channel; other nets take the graph input's shape
 without the batch axis.
 """
 import os
+from typing import NamedTuple, Optional
 
 import numpy as np
 
@@ -41,7 +44,8 @@ from .common import Step, build_model
 SUPPORTED = """supported ONNX graphs: one chain from one input to one output, of
   float:  Gemm; MatMul [+ Add of a constant]; Relu after them; BatchNormalization on a flat vector;
           Flatten (axis 1) or Reshape to (batch, features); a final Softmax / LogSoftmax (over the
-          classes); Identity, Dropout
+          classes); Identity, Dropout, Cast to FLOAT / DOUBLE
+  scikit-learn classifiers (skl2onnx): the probabilities taken, the label output and ZipMap left out
   binary: Sign, or Where(x >= 0, 1, -1) as PyTorch exports it, then a Gemm / MatMul / Conv whose
           weights are all +-1 (a first one may read the raw uint8 input without a sign);
           Conv [+ MaxPool] [+ BatchNormalization] + sign (pads symmetric, no dilation or groups;
@@ -61,11 +65,64 @@ def convert(source, input_dtype=None, input_scale=1.0, input_offset=0.0, classes
     symbolic; otherwise it must agree with the graph.
     """
     model = load(source)
+    scores = scores_output(model.graph)
+    if scores is not None:
+        model = _pruned(model, scores.tensor)
+        classes = scores.classes if classes is None else classes
     graph = model.graph
     shape = source_input_shape(model, input_shape)
     steps = _Walker(graph, _constants(model, shape)).walk(real_input(graph).name)
     return build_model(steps, shape, True, input_dtype, input_scale, input_offset, classes,
                        SUPPORTED)
+
+
+class Scores(NamedTuple):
+    """Where a classifier's class scores are: ``output`` is the graph output that gives
+    them (a ZipMap's map, or the tensor itself), ``tensor`` the float tensor behind it,
+    ``classes`` the ZipMap's labels (None without one)."""
+    output: str
+    tensor: str
+    classes: Optional[list]
+
+
+def scores_output(graph):
+    """The scores of a graph with several outputs, as scikit-learn's converter writes a
+    classifier (a label output beside the probabilities, through a ZipMap by default);
+    None when the graph has one tensor output, or no single float one to choose."""
+    producers = {out: node for node in graph.node for out in node.output}
+    found = []
+    for value in graph.output:
+        node = producers.get(value.name)
+        if node is not None and node.op_type == "ZipMap":
+            labels = [_attr(node, key, None) for key in ("classlabels_int64s", "classlabels_strings")]
+            labels = next((list(v) for v in labels if v), None)
+            found.append(Scores(value.name, node.input[0],
+                                None if labels is None else [_text(v) for v in labels]))
+        elif value.type.tensor_type.elem_type in FLOAT_TYPES:
+            found.append(Scores(value.name, value.name, None))
+    plain = len(graph.output) == 1 and found and found[0].output == found[0].tensor
+    return found[0] if len(found) == 1 and not plain else None
+
+
+def _text(value):
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _pruned(model, tensor):
+    """A copy of ``model`` computing only ``tensor``, its one output: the nodes that do not
+    lead to it (a label, a ZipMap) are left out."""
+    needed, nodes = {tensor}, []
+    for node in reversed(model.graph.node):
+        if any(out in needed for out in node.output):
+            nodes.append(node)
+            needed.update(node.input)
+    pruned = onnx.ModelProto()
+    pruned.CopyFrom(model)
+    del pruned.graph.node[:]
+    pruned.graph.node.extend(reversed(nodes))
+    del pruned.graph.output[:]
+    pruned.graph.output.append(onnx.helper.make_empty_tensor_value_info(tensor))
+    return pruned
 
 
 # the model, its input and its constants ------------------------------------------
@@ -194,7 +251,7 @@ class _Walker:
             for name in set(node.input):
                 self.consumers.setdefault(name, []).append(node)
         self.handlers = {
-            "Identity": self.no_op, "Dropout": self.no_op, "Gemm": self.gemm,
+            "Identity": self.no_op, "Dropout": self.no_op, "Cast": self.cast, "Gemm": self.gemm,
             "MatMul": self.matmul, "Relu": self.simple, "Softmax": self.softmax,
             "LogSoftmax": self.softmax, "BatchNormalization": self.batch_norm, "Conv": self.conv,
             "MaxPool": self.max_pool, "Flatten": self.flatten, "Reshape": self.reshape,
@@ -269,6 +326,15 @@ class _Walker:
     # handlers: node -> (steps, the tensor that carries on) ------------------
 
     def no_op(self, node, name):
+        return [], node.output[0]
+
+    def cast(self, node, name):
+        """A cast to float32 or float64 of values that are float already (scikit-learn's
+        converter casts its input): nothing the runtime's float32 needs to do."""
+        to = _attr(node, "to", None)
+        if to not in FLOAT_TYPES:
+            self.fail(node, f"casts to {onnx.TensorProto.DataType.Name(to) if to else to}; "
+                            "supported: a cast to FLOAT or DOUBLE")
         return [], node.output[0]
 
     def simple(self, node, name):

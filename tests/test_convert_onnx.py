@@ -435,3 +435,57 @@ def test_a_binary_net_from_torchs_default_exporter_converts(tmp_path):
     logits = np.array([r.logits for r in Runtime(model).classify_batch(x)])
     np.testing.assert_array_equal(logits.argmax(axis=1), expected.argmax(axis=1))
     np.testing.assert_allclose(logits, expected, atol=1e-4)
+
+
+# scikit-learn through skl2onnx, at its defaults -------------------------------------
+
+def sklearn_mlp(labels):
+    """An MLPClassifier fitted on 3 classes named ``labels``, and its samples."""
+    neural_network = pytest.importorskip("sklearn.neural_network")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((300, 20)).astype(np.float32)
+    y = np.asarray(labels)[(x[:, 0] + x[:, 1] > 0).astype(int) + (x[:, 2] > 0.5)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")              # ConvergenceWarning: a few iterations do
+        classifier = neural_network.MLPClassifier((16,), max_iter=200, random_state=0).fit(x, y)
+    return classifier, x
+
+
+@pytest.mark.parametrize("labels, options", [
+    (["cat", "dog", "owl"], None),                    # the defaults: a ZipMap of string labels
+    ([3, 5, 7], None),                                # integer labels
+    (["cat", "dog", "owl"], {"zipmap": False}),       # the probabilities as a plain tensor
+])
+def test_a_scikit_learn_classifier_converts_with_its_probabilities(ort, labels, options):
+    skl2onnx = pytest.importorskip("skl2onnx")
+    classifier, x = sklearn_mlp(labels)
+    proto = skl2onnx.to_onnx(classifier, x[:1], options=options and {id(classifier): options})
+    assert len(proto.graph.output) == 2              # the label beside the probabilities
+    model = convert(proto)
+    assert [layer.kind for layer in model.layers] == ["dense", "dense"]
+    assert model.classes == ([str(label) for label in labels] if options is None else
+                             ["0", "1", "2"])
+    scores = np.array([r.scores for r in Runtime(model).classify_batch(x)])
+    np.testing.assert_allclose(scores, classifier.predict_proba(x), atol=1e-5)
+
+
+def test_the_check_reads_the_probabilities_of_a_scikit_learn_graph(ort, tmp_path):
+    skl2onnx = pytest.importorskip("skl2onnx")
+    import subprocess
+    import sys
+    classifier, x = sklearn_mlp(["cat", "dog", "owl"])
+    (tmp_path / "mlp.onnx").write_bytes(skl2onnx.to_onnx(classifier, x[:1]).SerializeToString())
+    np.save(tmp_path / "x.npy", x)
+    done = subprocess.run([sys.executable, "-m", "edgebnn.converters", str(tmp_path / "mlp.onnx"),
+                           str(tmp_path / "mlp.h5"), "--check", "--samples", str(tmp_path / "x.npy")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "labels agree on 300/300" in done.stdout
+    assert load_model(tmp_path / "mlp.h5").classes == ["cat", "dog", "owl"]
+
+
+def test_a_cast_to_an_integer_is_refused_by_name():
+    nodes = [helper.make_node("Cast", ["x"], ["c"], name="to_int", to=TensorProto.INT64),
+             helper.make_node("Gemm", ["c", "w"], ["y"], name="fc", transB=1)]
+    with pytest.raises(ValueError, match="node 'to_int' \\(Cast\\) casts to INT64"):
+        convert(make_model(nodes, {"w": np.ones((2, 3))}, [3]))
