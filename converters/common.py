@@ -32,12 +32,13 @@ import edgebnn as rt
 from edgebnn.bitpack import pack_signs
 from edgebnn.fold import fold_sign
 from edgebnn.kernels.geometry import conv_size
+from edgebnn.layers import Signal
 
 
 @dataclass
 class Step:
     """One operation of the source network: ``op`` is linear, conv, batch_norm,
-    relu, softmax, sign, max_pool or flatten.
+    relu, softmax, sign, max_pool, avg_pool or flatten.
 
     ``where`` names it in the source's words for error messages, e.g.
     ``layer 'dense_1' (Dense)``. Fields by ``op``:
@@ -46,13 +47,12 @@ class Step:
       binary layer: its weights must be +-1), False (float) or None (binary
       exactly when its weights are all +-1 and it reads signs or the raw
       uint8 input; ONNX has no separate binary op)
-    - conv: ``weight`` (out, kh, kw, in) of +-1, ``bias``, ``stride``,
-      ``padding`` (symmetric, per side): always binary, the runtime has no
-      float convolution
+    - conv: ``weight`` (out, kh, kw, in), ``bias``, ``stride``, ``padding``
+      (symmetric, per side), ``binary`` as for linear
     - batch_norm: ``scale``, ``shift`` (y = x * scale + shift), ``axis`` the
       source's axis incl. batch (None: the channel axis of the layout),
       ``rank`` of the samples it takes, without the batch axis (None: any)
-    - max_pool: ``size`` (window = stride); flatten: ``size`` if the source
+    - max_pool, avg_pool: ``size`` (window = stride); flatten: ``size`` if the source
       states the flat length; relu, softmax, sign: nothing
     """
     op: str
@@ -182,9 +182,9 @@ class _Chain:
         self.layers = []
 
     def run(self):
-        handlers = {"linear": self.linear, "conv": self.binary, "batch_norm": self.batch_norm,
+        handlers = {"linear": self.linear, "conv": self.conv, "batch_norm": self.batch_norm,
                     "sign": self.sign, "softmax": self.softmax, "flatten": self.flatten,
-                    "relu": self.stray_relu, "max_pool": self.stray_pool}
+                    "relu": self.stray_relu, "max_pool": self.pool, "avg_pool": self.pool}
         i = 0
         while i < len(self.steps):
             i = handlers[self.steps[i].op](i)
@@ -235,6 +235,9 @@ class _Chain:
         n_out, n_in = step.weight.shape
         self.flat_size(i, n_in)
         weight, bias = step.weight, step.bias if step.bias is not None else np.zeros(n_out)
+        if self.signal.chw is not None:             # the runtime holds the map as (H, W, C)
+            weight = np.asarray(weight).reshape(n_out, *self.signal.chw).transpose(0, 2, 3, 1)
+            weight = weight.reshape(n_out, n_in)
         activation, end = "none", i + 1
         norm = self.next_is(end, "batch_norm")
         if norm is not None:            # folded: (W x + b) * scale + shift, one layer
@@ -291,8 +294,16 @@ class _Chain:
                          "that no convolution can read (a first convolution reads the raw uint8 "
                          "input itself, without a sign)")
         self.layers.append(rt.Sign())
-        self.signal = _Signal("bits", (self.signal.size,))
+        self.signal = _Signal("bits", (self.signal.size,), self.map_order())
         return i + 1
+
+    def map_order(self):
+        """The (C, H, W) shape of the incoming signal when it is a channels-first float map
+        (which the runtime holds as (H, W, C)), else what it already carries."""
+        signal = self.signal
+        if signal.kind in ("bits", "float") and len(signal.shape) == 3 and self.channels_first:
+            return signal.shape
+        return signal.chw
 
     def softmax(self, i):
         if i != len(self.steps) - 1:
@@ -304,20 +315,80 @@ class _Chain:
     def flatten(self, i):
         step = self.steps[i]
         signal = self.signal
-        is_map = signal.kind == "bits" and len(signal.shape) == 3 and self.channels_first
-        chw = signal.shape if is_map else signal.chw
         if step.size is not None and step.size != signal.size:
             self.fail(i, f"reshapes {signal.size} values to {step.size}")
-        self.signal = _Signal(signal.kind, (signal.size,), chw)
+        self.signal = _Signal(signal.kind, (signal.size,), self.map_order())
         return i + 1
 
     def stray_relu(self, i):
         self.fail(i, "follows no float dense layer; the runtime applies ReLU only as the "
                      "activation of a dense layer")
 
-    def stray_pool(self, i):
-        self.fail(i, "follows no binary convolution; the runtime max-pools only inside a "
-                     "binary convolution (convolution -> max pool -> batch norm -> sign)")
+    def pool(self, i):
+        """Max or average pooling of a float map (a binary convolution fuses its own)."""
+        step = self.steps[i]
+        if self.signal.kind != "float" or len(self.signal.shape) != 3:
+            self.fail(i, "follows no float convolution; the runtime pools float feature maps, "
+                         "and max-pools signs only inside a binary convolution (convolution -> "
+                         "max pool -> batch norm -> sign)")
+        size = tuple(step.size)
+        layer = rt.Pool2d("max" if step.op == "max_pool" else "average", size)
+        self.signal = _Signal("float", self.map_signal(i, layer))
+        self.layers.append(layer)
+        before = self.layers[-2] if len(self.layers) > 1 else None
+        if (self.next_is(i + 1, "relu") and layer.mode == "max" and isinstance(before, rt.Conv2d)
+                and before.activation == "none"):
+            before.activation = "relu"          # max pool then ReLU = ReLU then max pool
+            return i + 2
+        return i + 1
+
+    def map_signal(self, i, layer):
+        """The source-layout shape of ``layer``'s output on the incoming float map."""
+        shape = self.signal.shape
+        height, width, channels = (shape[1], shape[2], shape[0]) if self.channels_first else shape
+        try:
+            out = layer.bind(Signal("float", (height, width, channels)), None).shape
+        except rt.ModelFormatError as error:
+            self.fail(i, f"does not fit its {shape} input: {error}")
+        return (out[2], out[0], out[1]) if self.channels_first else out
+
+    # float convolution -----------------------------------------------------
+
+    def conv(self, i):
+        """A convolution: binary when its weights are +-1 (or +-c per output) and it reads
+        signs or the raw uint8 input, else float."""
+        step = self.steps[i]
+        binary = step.binary
+        if binary is None:
+            reads_bits = self.signal.kind == "bits" or (self.signal.kind == "input"
+                                                        and self.dtype == "uint8")
+            binary = reads_bits and scaled_signs(step.weight) is not None
+        return self.binary(i) if binary else self.float_conv(i)
+
+    def float_conv(self, i):
+        """A float convolution and the batch norm (folded) and ReLU after it."""
+        step = self.steps[i]
+        self.float_input(i)
+        if len(self.signal.shape) != 3:
+            self.fail(i, f"takes a 3-D map, not a {self.signal.shape} signal")
+        weight = np.asarray(step.weight, np.float64)            # (out, kh, kw, in)
+        n_out = len(weight)
+        bias = np.zeros(n_out) if step.bias is None else np.asarray(step.bias, np.float64)
+        end = i + 1
+        norm = self.next_is(end, "batch_norm")
+        if norm is not None:
+            self.check_norm(end, norm, n_out, rank=3)
+            weight = weight * np.asarray(norm.scale, np.float64)[:, None, None, None]
+            bias = bias * norm.scale + norm.shift
+            end += 1
+        activation = "none"
+        if self.next_is(end, "relu"):
+            activation, end = "relu", end + 1
+        layer = rt.Conv2d(weight, bias, step.stride, step.padding, activation)
+        self.signal = _Signal("float", self.map_signal(i, layer))
+        self.layers.append(layer)
+        return end
+
 
     # binary steps ----------------------------------------------------------
 
@@ -327,8 +398,8 @@ class _Chain:
         conv = step.op == "conv"
         split = scaled_signs(step.weight)
         if split is None:
-            what = "the runtime has no float convolution" if conv else "a binary layer needs them"
-            self.fail(i, f"has weights that are not all +-1 or +-c per output ({what})")
+            self.fail(i, "has weights that are not all +-1 or +-c per output (a binary layer "
+                         "needs them)")
         signs, row_scale = split
         j = i + 1
         pool = self.next_is(j, "max_pool") if conv else None

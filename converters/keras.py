@@ -49,7 +49,9 @@ channels_last):
   float:  InputLayer; Flatten; Dropout; Dense (activation linear, relu, or softmax on the last layer);
           Activation or ReLU (relu after a Dense [+ BatchNormalization], linear, softmax as the
           last layer); Softmax as the last layer; BatchNormalization on a flat vector (folded into
-          the Dense before it, if any)
+          the Dense before it, if any); Conv2D with float weights (activation linear or relu;
+          padding valid, or same with strides 1 and an odd kernel) [+ BatchNormalization], then
+          MaxPooling2D / AveragePooling2D (strides = pool_size)
   binary: larq QuantDense and QuantConv2D with kernel_quantizer ste_sign (approx_sign and swish_sign
           binarize the same way) and input_quantizer ste_sign (binarizes the previous output) or none
           (only as the first layer, on the raw uint8 input); a Conv2D whose kernel is all +-1;
@@ -441,7 +443,8 @@ def _batch_norm(config, where, weights):
     return [Step("batch_norm", where, scale=scale, shift=shift, axis=int(axis))]
 
 
-def _max_pool(config, where, weights):
+def _pool(op, config, where, weights):
+    """MaxPooling2D or AveragePooling2D, windows side by side."""
     _channels_last(config, where)
     size = pair(config.get("pool_size", (2, 2)))
     stride = pair(config.get("strides") or size)
@@ -449,11 +452,12 @@ def _max_pool(config, where, weights):
         _fail(where, f"has pool_size {size}, strides {stride}, padding "
                      f"{config.get('padding')!r}; the runtime pools with strides = pool_size, "
                      "padding 'valid'")
-    return [Step("max_pool", where, size=size)]
+    return [Step(op, where, size=size)]
 
 
 def _conv(config, where, weights):
-    """Conv2D or QuantConv2D: a binary convolution, its input binarized or the raw input."""
+    """Conv2D or QuantConv2D: a float convolution (a Conv2D's float kernel), or a binary one,
+    its input binarized or the raw input."""
     _channels_last(config, where)
     name = config["name"]
     if pair(config.get("dilation_rate", 1)) != (1, 1) or config.get("groups", 1) != 1:
@@ -463,8 +467,12 @@ def _conv(config, where, weights):
         _fail(where, f"has a kernel of shape {kernel.shape} for {config['filters']} filters")
     size, stride = kernel.shape[:2], pair(config.get("strides", 1))
     padding = _conv_padding(config, where, size, stride)
-    signs = _kernel_signs(config, where, kernel).transpose(3, 0, 1, 2)    # (out, kh, kw, in)
     bias = weights.get(name, "bias", where, kernel.shape[3:]) if config.get("use_bias") else None
+    if "kernel_quantizer" not in config and not is_plus_minus_one(kernel):      # a float Conv2D
+        return [Step("conv", where, weight=kernel.transpose(3, 0, 1, 2), bias=bias, binary=False,
+                     stride=stride, padding=padding),
+                *_activation_steps(config.get("activation", "linear"), where)]
+    signs = _kernel_signs(config, where, kernel).transpose(3, 0, 1, 2)    # (out, kh, kw, in)
     steps = _input_quantizer(config, where)
     steps.append(Step("conv", where, weight=signs, bias=bias, stride=stride, padding=padding))
     _linear_only(config, where)
@@ -490,10 +498,7 @@ def _linear_only(config, where):
 
 def _kernel_signs(config, where, kernel):
     """+-1 weights: the sign of a Larq layer's latent kernel, or a Conv2D's own +-1 kernel."""
-    if "kernel_quantizer" not in config:          # plain Conv2D
-        if not is_plus_minus_one(kernel):
-            _fail(where, "has float weights; the runtime has no float convolution (use larq's "
-                         "QuantConv2D with kernel_quantizer='ste_sign', or a kernel of +-1)")
+    if "kernel_quantizer" not in config:          # plain Conv2D of +-1
         return kernel.astype(np.float64)
     if not _is_sign(config["kernel_quantizer"]):
         _fail(where, f"has kernel_quantizer {_quantizer_name(config['kernel_quantizer'])}; "
@@ -546,6 +551,7 @@ HANDLERS = {
     "InputLayer": _no_steps, "Dropout": _no_steps, "Flatten": _flatten,
     "Dense": _dense, "Activation": _activation, "ReLU": _relu, "Softmax": _softmax,
     "BatchNormalization": _batch_norm,
-    "MaxPooling2D": _max_pool, "Conv2D": _conv, "QuantConv2D": _conv,
+    "MaxPooling2D": partial(_pool, "max_pool"), "AveragePooling2D": partial(_pool, "avg_pool"),
+    "Conv2D": _conv, "QuantConv2D": _conv,
     "QuantDense": _quant_dense,
 }

@@ -44,7 +44,9 @@ from .common import Step, build_model
 SUPPORTED = """supported ONNX graphs: one chain from one input to one output, of
   float:  Gemm; MatMul [+ Add of a constant]; Relu after them; BatchNormalization on a flat vector;
           Flatten (axis 1) or Reshape to (batch, features); a final Softmax / LogSoftmax (over the
-          classes); Identity, Dropout, Cast to FLOAT / DOUBLE
+          classes); Identity, Dropout, Cast to FLOAT / DOUBLE; Conv with float weights (pads
+          symmetric, no dilation or groups) [+ BatchNormalization] [+ Relu], then MaxPool [+ Relu]
+          or AveragePool (strides = kernel_shape, no pads)
   scikit-learn classifiers (skl2onnx): the probabilities taken, the label output and ZipMap left out
   binary: Sign, or Where(x >= 0, 1, -1) as PyTorch exports it, then a Gemm / MatMul / Conv whose
           weights are all +-1 (a first one may read the raw uint8 input without a sign);
@@ -254,7 +256,7 @@ class _Walker:
             "Identity": self.no_op, "Dropout": self.no_op, "Cast": self.cast, "Gemm": self.gemm,
             "MatMul": self.matmul, "Relu": self.simple, "Softmax": self.softmax,
             "LogSoftmax": self.softmax, "BatchNormalization": self.batch_norm, "Conv": self.conv,
-            "MaxPool": self.max_pool, "Flatten": self.flatten, "Reshape": self.reshape,
+            "MaxPool": self.max_pool, "AveragePool": self.max_pool, "Flatten": self.flatten, "Reshape": self.reshape,
             "Sign": self.simple, "GreaterOrEqual": self.where_sign,
         }
 
@@ -409,13 +411,15 @@ class _Walker:
         return pads[:2]
 
     def max_pool(self, node, name):
+        """MaxPool or AveragePool of windows side by side."""
         size = tuple(_attr(node, "kernel_shape", ()))
         stride = tuple(_attr(node, "strides", (1,) * len(size)))
         if (len(size) != 2 or stride != size or any(self.pads(node))
                 or _attr(node, "ceil_mode", 0) or tuple(_attr(node, "dilations", (1, 1))) != (1, 1)):
             self.fail(node, f"has kernel {size}, strides {stride}; supported: 2-D windows with "
                             "strides = kernel_shape, no pads, no dilation, ceil_mode 0")
-        return [Step("max_pool", where(node), size=size)], node.output[0]
+        op = "max_pool" if node.op_type == "MaxPool" else "avg_pool"
+        return [Step(op, where(node), size=size)], node.output[0]
 
     def flatten(self, node, name):
         if _attr(node, "axis", 1) != 1:

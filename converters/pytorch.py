@@ -47,7 +47,9 @@ from .common import Step, archive_kind, build_model, pair, unsupported
 SUPPORTED = """supported modules (in an nn.Sequential, nested ones flattened):
   float:  Flatten; Linear [+ ReLU | + final Softmax]; BatchNorm1d; Sign (binarizes a flat float vector);
           a final Softmax anywhere (classify applies softmax to the scores anyway);
-          Dropout and Identity (no-ops at inference)
+          Dropout and Identity (no-ops at inference);
+          Conv2d (numeric zero padding, no dilation or groups) [+ BatchNorm2d] [+ ReLU], then
+          MaxPool2d(k) [+ ReLU] or AvgPool2d(k); Flatten of the map before a Linear
   binary: BinaryLinear [+ BatchNorm1d] + Sign;
           BinaryLinear [+ BatchNorm1d] without Sign (float scores, usually last);
           BinaryConv2d [+ MaxPool2d(k)] [+ BatchNorm2d] + Sign (pool before the batch norm);
@@ -198,21 +200,38 @@ def _binary_linear(module, where):
 
 
 def _binary_conv(module, where):
-    if (isinstance(module.padding, str) or module.dilation != (1, 1) or module.groups != 1
-            or module.padding_mode != "zeros"):
-        _fail(where, "must use numeric zero padding, dilation 1 and groups 1")
+    _check_conv(module, where)
     return [Step("conv", where, weight=_signs(module).transpose(0, 2, 3, 1),
                  stride=tuple(module.stride), padding=tuple(module.padding))]
 
 
-def _max_pool(module, where):
-    """A MaxPool2d the runtime can fuse: stride = kernel, no padding."""
+def _conv(module, where):
+    """A float Conv2d."""
+    _check_conv(module, where)
+    bias = _numpy(module.bias) if module.bias is not None else None
+    return [Step("conv", where, weight=_numpy(module.weight).transpose(0, 2, 3, 1), bias=bias,
+                 binary=False, stride=tuple(module.stride), padding=tuple(module.padding))]
+
+
+def _check_conv(module, where):
+    if (isinstance(module.padding, str) or module.dilation != (1, 1) or module.groups != 1
+            or module.padding_mode != "zeros"):
+        _fail(where, "must use numeric zero padding, dilation 1 and groups 1")
+
+
+def _pool(module, where):
+    """A MaxPool2d or AvgPool2d of windows side by side: stride = kernel, no padding."""
     size = pair(module.kernel_size)
-    if (pair(module.stride or module.kernel_size) != size or pair(module.padding) != (0, 0)
-            or pair(module.dilation) != (1, 1) or module.ceil_mode or module.return_indices):
-        _fail(where, "must be a plain MaxPool2d(k): stride = kernel, no padding, "
+    plain = (pair(module.stride or module.kernel_size) == size and pair(module.padding) == (0, 0)
+             and not module.ceil_mode)
+    if isinstance(module, nn.MaxPool2d):
+        plain = plain and pair(module.dilation) == (1, 1) and not module.return_indices
+    elif module.divisor_override is not None:
+        plain = False
+    if not plain:
+        _fail(where, f"must be a plain {type(module).__name__}(k): stride = kernel, no padding, "
                      "dilation 1, ceil_mode False")
-    return [Step("max_pool", where, size=size)]
+    return [Step("max_pool" if isinstance(module, nn.MaxPool2d) else "avg_pool", where, size=size)]
 
 
 def _batch_norm(rank, module, where):
@@ -231,7 +250,7 @@ HANDLERS = {
     nn.Dropout: _no_steps, nn.Identity: _no_steps, nn.Flatten: _flatten_step,
     nn.Linear: _linear, nn.ReLU: partial(_simple, "relu"), nn.Softmax: _softmax,
     nn.BatchNorm1d: partial(_batch_norm, 1), nn.BatchNorm2d: partial(_batch_norm, 3),
-    nn.MaxPool2d: _max_pool, bl.Sign: partial(_simple, "sign"),
+    nn.Conv2d: _conv, nn.MaxPool2d: _pool, nn.AvgPool2d: _pool, bl.Sign: partial(_simple, "sign"),
     bl.BinaryLinear: _binary_linear, bl.BinaryConv2d: _binary_conv,
 }
 

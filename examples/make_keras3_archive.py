@@ -10,7 +10,8 @@ with measured statistics and random gammas, Dense + softmax) and
 ``float_mlp_keras_archive.npz`` with random uint8 samples ``x``, the
 preprocessing ``scale`` and ``offset`` and Keras's own ``outputs`` on
 ``x * scale + offset``; and the same for ``functional_chain.keras``, a
-Functional model (Dense -> BatchNormalization -> ReLU -> Dense -> Softmax).
+Functional model (Dense -> BatchNormalization -> ReLU -> Dense -> Softmax),
+and ``float_cnn.keras``, a small float CNN on 12x12 images.
 """
 import argparse
 import os
@@ -46,6 +47,28 @@ def main():
     chain.save(os.path.join(args.out, "functional_chain.keras"))
     np.savez(os.path.join(args.out, "functional_chain_keras_archive.npz"), x=x, scale=scale,
              offset=offset, outputs=chain.predict(real, verbose=0))
+    images = rng.integers(0, 256, (100, 12, 12, 1)).astype(np.uint8)
+    cnn = float_cnn(rng, images.astype(np.float32) * scale + offset)
+    cnn.save(os.path.join(args.out, "float_cnn.keras"))
+    np.savez(os.path.join(args.out, "float_cnn_keras_archive.npz"), x=images, scale=scale,
+             offset=offset, outputs=cnn.predict(images.astype(np.float32) * scale + offset,
+                                                verbose=0))
+
+
+def float_cnn(rng, real):
+    """A small float CNN: Conv2D + ReLU, max pool, Conv2D, batch norm, ReLU, average pool,
+    then Dense + softmax."""
+    norm = keras.layers.BatchNormalization()
+    model = keras.Sequential([keras.Input((12, 12, 1)),
+                              keras.layers.Conv2D(4, 3, padding="same", activation="relu"),
+                              keras.layers.MaxPooling2D(2), keras.layers.Conv2D(6, 3), norm,
+                              keras.layers.ReLU(), keras.layers.AveragePooling2D(2),
+                              keras.layers.Flatten(), keras.layers.Dense(5, activation="softmax")])
+    before = keras.Sequential(model.layers[:3]).predict(real, verbose=0)
+    norm.set_weights([rng.uniform(0.5, 1.5, 6).astype(np.float32),
+                      rng.normal(0, 0.3, 6).astype(np.float32),
+                      before.mean(axis=(0, 1, 2)), before.var(axis=(0, 1, 2)) + 1e-3])
+    return model
 
 
 def functional_chain(rng, real):

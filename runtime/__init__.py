@@ -19,7 +19,7 @@ from .errors import (EdgeError, InputError, InputTypeError, ModelFileError,
                      ModelFormatError, ModelSignatureError, ModelVersionError, RemoteError,
                      RemoteTimeout)
 from .packed.format import load_model, save_model
-from .layers import BatchNorm, BinaryConv2d, BinaryDense, Dense, DenseInt8, Sign
+from .layers import BatchNorm, BinaryConv2d, BinaryDense, Conv2d, Dense, DenseInt8, Pool2d, Sign
 from .limits import Limits
 from .model import Model
 from .result import Exit, Result
@@ -31,8 +31,8 @@ _LAZY = {"Policy": "tiers.cascade", "RemoteModel": "net.remote", "DDNN": "tiers.
          "Device": "tiers.ddnn", "load_ddnn": "packed.format", "save_ddnn": "packed.format",
          "Coordinator": "tiers.coordinator"}
 
-__all__ = ["Runtime", "Result", "Exit", "Model", "Limits", "Dense", "DenseInt8", "BatchNorm", "Sign",
-           "BinaryDense", "BinaryConv2d", "load_model", "save_model", "EdgeError", "InputError",
+__all__ = ["Runtime", "Result", "Exit", "Model", "Limits", "Dense", "DenseInt8", "Conv2d", "Pool2d",
+           "BatchNorm", "Sign", "BinaryDense", "BinaryConv2d", "load_model", "save_model", "EdgeError", "InputError",
            "InputTypeError", "ModelFileError", "ModelFormatError", "ModelSignatureError",
            "ModelVersionError", "RemoteError", "RemoteTimeout", *_LAZY]
 

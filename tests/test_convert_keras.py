@@ -169,9 +169,9 @@ REFUSED = {
                     "(MaxPooling2D) has pool_size (2, 2), strides (1, 1)"),
     "pool after norm": ("binary_conv", lambda layers: layers.insert(3, layers.pop(2)),
                         "(MaxPooling2D) after the batch norm or sign cannot be fused"),
-    "float conv": ("binary_conv", lambda layers: layers[1].__setitem__("class_name", "Conv2D")
-                   or layers[1]["config"].pop("kernel_quantizer"),
-                   "(Conv2D) has float weights; the runtime has no float convolution"),
+    "float conv then binary conv": ("binary_conv", lambda layers: layers[1].__setitem__(
+        "class_name", "Conv2D") or layers[1]["config"].pop("kernel_quantizer"),
+        "(BatchNormalization) gets a (5, 4, 8) tensor"),     # a norm after the pool stays float
     "relu after flatten": ("float_mlp_tf_keras", lambda layers: layers.insert(
         [entry["class_name"] for entry in layers].index("Flatten") + 1,
         {"class_name": "Activation", "config": {"name": "act", "activation": "relu"}}),
@@ -424,6 +424,17 @@ def test_a_keras_2_functional_chain_converts_as_its_sequential_twin(tmp_path):
     assert [layer.kind for layer in chain.layers] == [layer.kind for layer in twin.layers]
     for ours, theirs in zip(chain.layers, twin.layers):
         np.testing.assert_array_equal(ours.weight, theirs.weight)
+
+
+def test_a_keras_float_cnn_gives_the_keras_scores():
+    """Conv2D + ReLU -> MaxPooling2D -> Conv2D -> BatchNormalization -> ReLU ->
+    AveragePooling2D -> Flatten -> Dense + softmax, as Keras 3.15.1 saved it."""
+    model = convert(os.path.join(FIXTURES, "float_cnn.keras"), *saved_preprocessing("float_cnn"))
+    assert [layer.kind for layer in model.layers] == ["conv2d", "pool2d", "conv2d", "pool2d",
+                                                      "dense"]
+    assert [model.layers[1].mode, model.layers[3].mode] == ["max", "average"]
+    assert model.layers[2].activation == "relu"       # the batch norm folded, then the ReLU
+    assert_keras_scores(model, "float_cnn")
 
 
 def branch(layers):

@@ -336,10 +336,9 @@ REFUSED = {
     "softmax not last": (chain(node("Gemm", "x", "h", "w", "b"), node("Softmax", "h", "h2"),
                                node("Gemm", "h2", "y", "w", "b"), weights=W44),
                          "(Softmax) is only supported as the last operation"),
-    "float conv": (chain(node("Conv", "x", "y", "k"), shape=(1, 5, 5),
-                         weights={"k": np.linspace(0.1, 1.8, 18).reshape(2, 1, 3, 3)}),
-                   "(Conv) has weights that are not all +-1 or +-c per output (the runtime has no float "
-                   "convolution)"),
+    "dilated conv": (chain(node("Conv", "x", "y", "k", dilations=[2, 2]), shape=(1, 5, 5),
+                           weights={"k": np.linspace(0.1, 1.8, 18).reshape(2, 1, 3, 3)}),
+                     "(Conv) must have group 1 and dilations 1"),
     "asymmetric pads": (chain(node("Conv", "x", "c", "k", pads=[0, 0, 1, 1]), node("Sign", "c", "y"),
                               weights={"k": np.ones((2, 1, 3, 3))}, shape=(1, 5, 5)),
                         "has pads (0, 0, 1, 1)"),

@@ -204,7 +204,8 @@ class ScaledLinear(nn.Linear):
 
 REFUSED = {
     "subclass": (nn.Sequential(ScaledLinear(4, 2)), (4,), "layer 0 (ScaledLinear)"),
-    "float conv": (nn.Sequential(nn.Conv2d(1, 2, 3)), (1, 5, 5), "layer 0 (Conv2d)"),
+    "dilated conv": (nn.Sequential(nn.Conv2d(1, 2, 3, dilation=2)), (1, 5, 5),
+                     "layer 0 (Conv2d) must use numeric zero padding, dilation 1"),
     "tanh": (nn.Sequential(nn.Linear(4, 4), nn.Tanh(), nn.Linear(4, 2)), (4,), "layer 1 (Tanh)"),
     "pool after norm": (nn.Sequential(BinaryConv2d(1, 2, 3), nn.BatchNorm2d(2), nn.MaxPool2d(2),
                                       Sign(), nn.Flatten(), BinaryLinear(2, 2)), (1, 6, 6),

@@ -30,7 +30,7 @@ if MISSING:
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
 
 MODELS = ("float_mlp_tf_keras.h5", "binary_mlp.h5", "binary_conv.h5", "float_mlp_keras3.h5",
-          "float_mlp.keras", "functional_chain.keras")
+          "float_mlp.keras", "functional_chain.keras", "float_cnn.keras")
 
 
 def quiet(**variables):

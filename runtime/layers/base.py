@@ -141,3 +141,19 @@ def checked_array(value, dtype, name, ndim, finite=True):
 def check_shape(array, shape, name):
     if array.shape != tuple(shape):
         raise ModelFormatError(f"{name}: shape {array.shape}, expected {tuple(shape)}")
+
+
+def int_pair(value, name, minimum):
+    """``(h, w)`` of a stride, padding or window attribute, each from ``minimum`` to 2^16."""
+    pair = tuple(int(v) for v in value)
+    if len(pair) != 2 or min(pair) < minimum or max(pair) > 1 << 16:
+        raise ModelFormatError(f"{name} {value!r} must be two integers >= {minimum}")
+    return pair
+
+
+def map_shape(source, kind):
+    """``(H, W, C)`` of a feature map signal (a 2-D one has one channel), or a clear error."""
+    if source.kind != "float" or len(source.shape) not in (2, 3):
+        raise ModelFormatError(f"{kind} takes a float feature map (H, W) or (H, W, C), "
+                               f"not {source.describe()}")
+    return tuple(source.shape) + (1,) * (3 - len(source.shape))

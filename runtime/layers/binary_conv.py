@@ -13,7 +13,7 @@ from ..bitpack import sign_bytes, word_padded
 from ..errors import ModelFormatError
 from ..kernels.geometry import ConvShape
 from ..limits import Cost
-from .base import KernelLayer, Signal, check_shape, checked_array
+from .base import KernelLayer, Signal, check_shape, checked_array, int_pair
 from .binary_dense import check_padding_bits, check_threshold
 
 
@@ -29,7 +29,7 @@ class BinaryConv2d(KernelLayer):
         if self.threshold is None:
             raise ModelFormatError("binary_conv2d needs threshold and flip")
         self.stride, self.padding, self.pool = (
-            _pair(value, name, minimum)
+            int_pair(value, name, minimum)
             for value, name, minimum in ((stride, "stride", 1), (padding, "padding", 0),
                                          (pool, "pool", 1)))
 
@@ -81,10 +81,3 @@ class BinaryConv2d(KernelLayer):
         self.plan = kernels.ConvPool(shape, self.weight, self.threshold, self.flip)
         self.output = np.uint8, word_padded(shape.out_bytes)
         return Signal("bits", (shape.out_h, shape.out_w, n_out))
-
-
-def _pair(value, name, minimum):
-    pair = tuple(int(v) for v in value)
-    if len(pair) != 2 or min(pair) < minimum or max(pair) > 1 << 16:
-        raise ModelFormatError(f"{name} {value!r} must be two integers >= {minimum}")
-    return pair
