@@ -147,5 +147,6 @@ setup(
         "triton": ["tritonclient[http]>=2.42"],
         "sign": ["cryptography>=3.1"],        # Ed25519 signatures of model files
         "sklearn": ["scikit-learn>=1.3", "skl2onnx>=1.16"],   # scikit-learn models via ONNX
+        "docs": ["mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26"],
     },
 )

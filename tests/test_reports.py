@@ -1,6 +1,7 @@
 """The generated reports against the shipped models: every shipped file is listed with its
 SHA-256, and the figures of the small ones, recomputed here from the MNIST test set, equal
-the report's tables. Regenerate the reports (see README.md) after changing a model."""
+the report's tables. Regenerate the reports after changing a model (docs/big-little.md,
+docs/ddnn.md and docs/budget.md give the commands)."""
 import functools
 import glob
 import hashlib
