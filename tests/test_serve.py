@@ -292,17 +292,84 @@ def test_short_bodies_free_their_threads_after_the_read_timeout(models):
         process.stop()
 
 
-def test_connections_over_the_cap_get_503_at_once(models):
-    process = serve(models / "big.h5", "--max-connections", "4", "--read-timeout", "3")
-    idle = [socket.create_connection(("127.0.0.1", process.port)) for _ in range(4)]
+def test_at_the_cap_the_connection_waiting_longest_makes_room(models):
+    process = serve(models / "big.h5", "--max-connections", "4", "--read-timeout", "5")
+    idle = []
     try:
-        time.sleep(0.2)
-        status, reply = raw_bytes(process.port, b"GET /v2/health/live HTTP/1.1\r\n\r\n", timeout=2)
-        assert status == 503 and "over 4 connections" in reply["error"]
+        for _ in range(4):                  # kept open, no request: oldest first
+            idle.append(socket.create_connection(("127.0.0.1", process.port)))
+            time.sleep(0.05)
+        status, _ = raw_bytes(process.port, b"GET /v2/health/live HTTP/1.1\r\n\r\n", timeout=2)
+        assert status == 200
+        idle[0].settimeout(2)
+        assert idle[0].recv(100) == b""     # the oldest was closed for it
+        idle[1].settimeout(0.2)
+        with pytest.raises(TimeoutError):   # the others are still open
+            idle[1].recv(100)
+        metrics = raw(process.port, "GET", "/metrics")[1]
+        assert b"edgebnn_connections_evicted_total 1" in metrics   # the newcomer closed: room
     finally:
         for sock in idle:
             sock.close()
         process.stop()
+
+
+def test_a_crowd_dripping_requests_cannot_keep_a_client_out(models):
+    """Slowloris within the limits: twice the cap in connections, each sending a byte of its
+    request every 0.2 s (and reconnecting when closed); a client still gets every answer."""
+    process = serve(models / "big.h5", "--max-connections", "8", "--read-timeout", "5")
+    stop = threading.Event()
+
+    def drip():
+        while not stop.is_set():
+            try:
+                with socket.create_connection(("127.0.0.1", process.port), timeout=1) as sock:
+                    for byte in b"POST /v2/models/big/infer HTTP/1.1\r\nContent-Length: 9":
+                        if stop.wait(0.2):
+                            return
+                        sock.sendall(bytes([byte]))
+            except OSError:
+                pass                        # closed to make room: come back
+    crowd = [threading.Thread(target=drip) for _ in range(16)]
+    for thread in crowd:
+        thread.start()
+    try:
+        time.sleep(1.0)                     # the crowd holds every slot
+        answers = [raw(process.port, "POST", "/v2/models/big/infer", infer_body())[0]
+                   for _ in range(20)]
+        assert answers == [200] * 20
+    finally:
+        stop.set()
+        for thread in crowd:
+            thread.join()
+        process.stop()
+
+
+class FakeSocket:
+    """What ``Connections`` reads of a connection, and whether it was evicted."""
+
+    def __init__(self, waiting_since, settled):
+        self.waiting_since, self.settled, self.evicted, self.closed = waiting_since, settled, False, 0
+
+    def evict(self):
+        self.closed += 1
+
+
+def test_at_the_cap_a_connection_being_answered_is_never_closed_for_a_newcomer():
+    from edgebnn.net.connections import Connections
+    connections = Connections(3)
+    answering, old, young = FakeSocket(0.0, True), FakeSocket(1.0, False), FakeSocket(2.0, False)
+    for sock in (answering, old, young):
+        assert connections.admit() == "admitted"
+        connections.track(sock)
+    assert connections.admit() == "evicted" and (old.closed, young.closed) == (1, 0)
+    assert connections.admit() == "evicted" and young.closed == 1     # not the same one twice
+    assert connections.admit() == "refused" and answering.closed == 0
+    assert connections.count == 5                   # until the closed ones' threads end
+    for sock in (old, young):
+        connections.untrack(sock)
+        connections.release()
+    assert connections.count == 3
 
 
 def test_sigterm_finishes_the_request_in_flight_then_exits(models):

@@ -1,7 +1,8 @@
 """Server metrics in the Prometheus text format (``GET /metrics``).
 
-Counters of requests by route and status, a histogram of request latency
-and one of the batch sizes the model ran, and the requests in flight. Kept
+Counters of requests by route and status and of connections evicted at the
+cap, a histogram of request latency and one of the batch sizes the model
+ran, and the requests in flight. Kept
 under one lock: an update is a few additions, far below a request's cost.
 """
 import bisect
@@ -36,6 +37,7 @@ class Metrics:
         self.latency = Histogram(LATENCY_BUCKETS)
         self.batches = Histogram(BATCH_BUCKETS)
         self.in_flight = 0
+        self.evictions = 0
         self._lock = threading.Lock()
 
     def started(self):
@@ -48,6 +50,10 @@ class Metrics:
             key = (route, status)
             self.requests[key] = self.requests.get(key, 0) + 1
             self.latency.observe(seconds)
+
+    def evicted(self):
+        with self._lock:
+            self.evictions += 1
 
     def batch(self, rows):
         with self._lock:
@@ -67,5 +73,9 @@ class Metrics:
                       *self.batches.lines("edgebnn_batch_rows"),
                       "# HELP edgebnn_requests_in_flight Requests being answered now.",
                       "# TYPE edgebnn_requests_in_flight gauge",
-                      f"edgebnn_requests_in_flight {self.in_flight}"]
+                      f"edgebnn_requests_in_flight {self.in_flight}",
+                      "# HELP edgebnn_connections_evicted_total Connections closed at the cap "
+                      "to make room (each was still waiting for its request).",
+                      "# TYPE edgebnn_connections_evicted_total counter",
+                      f"edgebnn_connections_evicted_total {self.evictions}"]
         return "\n".join(lines) + "\n"

@@ -4,7 +4,9 @@
     edgebnn-serve DDNN.h5 --section devices/0 | edge | cloud | local [...]
 
 The embedded default for a remote tier: standard library only, HTTP/1.1
-with keep-alive, one thread per connection (at most ``--max-connections``).
+with keep-alive, one thread per connection (at most ``--max-connections``;
+at the cap, the connection waiting longest for its request makes room for a
+newcomer: ``connections``).
 It speaks the protocol as real clients do (tritonclient, MLServer's and
 KServe's): the batch as the first axis, versioned routes, Triton's binary
 tensor extension, chunked request bodies. It binds loopback unless told
@@ -21,7 +23,6 @@ import logging
 import os
 import re
 import signal
-import socket
 import sys
 import threading
 import time
@@ -34,10 +35,10 @@ from ..commands import NON_NEGATIVE, PORT, POSITIVE, POSITIVE_INT, command_parse
 from .endpoints import VERSION, Batcher, load_endpoint
 from ..errors import EdgeError, InputError
 from .metrics import Metrics
-from .wire import TIMEOUTS, BadRequest, DeadlineSocket, length, read_body, reader, refuse, remaining
+from .connections import Connections, ServerSocket
+from .wire import TIMEOUTS, BadRequest, length, read_body, reader, refuse
 
 MAX_BODY_BYTES = 16 << 20
-IDLE_POLL = 0.1    # seconds: how soon a connection waiting for a request notices a shutdown
 log = logging.getLogger("edgebnn.net.serve")
 
 
@@ -58,8 +59,7 @@ class ModelServer(ThreadingHTTPServer):
             self.batcher = Batcher(endpoint.compute, max_batch, batch_delay, batch_workers,
                                    self.metrics.batch, lambda: self.metrics.in_flight)
         self.draining = False
-        self._connections = 0
-        self._lock = threading.Lock()
+        self.connections = Connections(max_connections)
 
     def infer(self, inputs):
         """One request's outputs, through the batcher when there is one."""
@@ -70,58 +70,35 @@ class ModelServer(ThreadingHTTPServer):
         return self.endpoint.check(self.endpoint.compute(x))
 
     def process_request(self, request, client_address):
-        with self._lock:
-            full = self._connections >= self.max_connections
-            self._connections += not full
-        if full:        # answered at once, without a thread: the cap holds under a flood
+        admitted = self.connections.admit()
+        if admitted == "refused":       # all busy answering: refused at once, without a thread
             refuse(request, 503, f"over {self.max_connections} connections; try again")
             self.shutdown_request(request)
             return
+        if admitted == "evicted":
+            self.metrics.evicted()
+            log.info("at %d connections: closed the one waiting longest for its request",
+                     self.max_connections)
         super().process_request(request, client_address)
 
     def process_request_thread(self, request, client_address):
         try:
             super().process_request_thread(request, client_address)
         finally:
-            with self._lock:
-                self._connections -= 1
+            self.connections.release()
 
     def handle_error(self, request, client_address):
         log.debug("connection from %s ended by an error", client_address, exc_info=True)
 
     def stop(self, grace=30.0):
         """Stop accepting; wait (up to ``grace`` seconds) until every connection has finished
-        the request it began, idle ones having closed (``_RequestSocket``)."""
+        the request it began, idle ones having closed (``connections.ServerSocket``)."""
         self.draining = True
         self.shutdown()
         self.server_close()
         until = time.monotonic() + grace
-        while self._connections and time.monotonic() < until:
+        while self.connections.count and time.monotonic() < until:
             time.sleep(0.01)
-
-
-class _RequestSocket(DeadlineSocket):
-    """The server's end of a connection. While ``idle`` (no byte of the next request yet) it
-    waits in short slices and gives up once the server drains; from the first byte on, the
-    request is served in full. Deciding in the connection's own thread leaves no window in
-    which a request that has arrived is neither idle nor counted."""
-
-    def __init__(self, sock, server):
-        super().__init__(sock)
-        self.server, self.idle = server, False
-
-    def recv_into(self, buffer, nbytes=0):
-        while self.idle:
-            if self.server.draining:
-                raise socket.timeout("the server is shutting down")
-            self.sock.settimeout(min(IDLE_POLL, remaining(self.deadline)))
-            try:
-                received = self.sock.recv_into(buffer, nbytes)
-            except TIMEOUTS:
-                continue
-            self.idle = False
-            return received
-        return super().recv_into(buffer, nbytes)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -132,15 +109,19 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self):
         super().setup()
-        self.socket = _RequestSocket(self.connection, self.server)
+        self.socket = ServerSocket(self.connection, self.server)
         self.rfile = reader(self.socket)
+        self.server.connections.track(self.socket)
+
+    def finish(self):
+        self.server.connections.untrack(self.socket)
+        super().finish()
 
     def handle_one_request(self):
         # The whole request, from waiting for it on a kept-alive connection to its
         # last body byte, must arrive within read_timeout: a client that drips it or
-        # goes quiet frees its thread then.
-        self.socket.deadline = time.monotonic() + self.server.read_timeout
-        self.socket.idle = True
+        # goes quiet frees its thread then (or its slot earlier, to a newcomer at the cap).
+        self.socket.expect_request(self.server.read_timeout)
         self.started, self.route = None, "other"
         super().handle_one_request()        # it hangs up on a timeout while reading
         if self.started is not None:        # a request begun but not answered: say why
@@ -153,6 +134,7 @@ class _Handler(BaseHTTPRequestHandler):
         return super().parse_request()
 
     def do_GET(self):
+        self.socket.settled = True          # read whole: no body
         self._answer(self._get)
 
     def do_POST(self):
@@ -195,6 +177,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _post(self, path):
         body = read_body(self.rfile, self.headers, self.server.max_body)
+        self.socket.settled = True
         if self._model_route(path) != "/infer":
             return self._not_found(path)
         self.route = "infer"
