@@ -345,6 +345,28 @@ def test_a_crowd_dripping_requests_cannot_keep_a_client_out(models):
         process.stop()
 
 
+def test_requests_past_the_memory_budget_get_503_until_it_frees(models):
+    """Decoding JSON takes about 10x its bytes: with a budget of 12 MiB, one 1 MiB JSON
+    request being read holds 10 MiB of it, and a second one is refused, not queued."""
+    process = serve(models / "big.h5", "--memory-budget", "12")
+    body = infer_body().encode()
+    padded = body[:-1] + b" " * ((1 << 20) - len(body)) + body[-1:]      # 1 MiB, still valid
+    slow = socket.create_connection(("127.0.0.1", process.port), timeout=10)
+    try:
+        slow.sendall(b"POST /v2/models/big/infer HTTP/1.1\r\nContent-Length: %d\r\n\r\n"
+                     % len(padded) + padded[:1000])
+        time.sleep(0.3)
+        status, reply = raw_bytes(process.port, b"POST /v2/models/big/infer HTTP/1.1\r\n"
+                                  b"Content-Length: %d\r\n\r\n" % len(padded) + padded)
+        assert status == 503 and "memory budget" in reply["error"]
+        slow.sendall(padded[1000:])
+        assert slow.recv(65536).startswith(b"HTTP/1.1 200")
+        assert raw(process.port, "POST", "/v2/models/big/infer", padded.decode())[0] == 200
+    finally:
+        slow.close()
+        process.stop()
+
+
 class FakeSocket:
     """What ``Connections`` reads of a connection, and whether it was evicted."""
 

@@ -1,4 +1,5 @@
-"""The embedded server's connections: their deadlines, their cap, and who makes room.
+"""The embedded server's connections: their deadlines, their cap, who makes room, and the
+memory their requests may hold together.
 
 A connection waits for its next request (idle), then reads it, then has it
 answered. Reading a request, from its wait to its last body byte, is bounded
@@ -9,6 +10,11 @@ milliseconds, so the one waiting longest is a kept-alive idle client, or one
 that drips its request byte by byte to hold a slot). A connection whose
 request is being answered is never closed; when all are, the newcomer gets
 the 503.
+
+Decoding a request costs memory well beyond its size: a JSON body becomes
+Python lists of numbers, about 9x its bytes (a 15 MiB request took 130 MiB).
+``ByteBudget`` holds the server-wide sum of what the requests being read and
+decoded may cost; a request that would pass it waits for none and gets a 503.
 """
 import socket
 import threading
@@ -100,3 +106,37 @@ class Connections:
     def untrack(self, sock):
         with self._lock:
             self._open.discard(sock)
+
+
+JSON_EXPANSION = 10     # bytes of memory per byte of a JSON body while it is decoded
+BINARY_EXPANSION = 2    # a binary tensor body: the bytes, then the array made from them
+
+
+class ByteBudget:
+    """Bytes that the requests being read and decoded may hold at once, server-wide."""
+
+    def __init__(self, total):
+        self.total, self.used = total, 0
+        self._lock = threading.Lock()
+
+    def take(self, cost):
+        """Reserve ``cost`` bytes (at most the whole budget, so a lone request always fits);
+        the bytes taken, or None when the budget cannot hold them now."""
+        cost = min(cost, self.total)
+        with self._lock:
+            if self.used + cost > self.total:
+                return None
+            self.used += cost
+        return cost
+
+    def give(self, taken):
+        with self._lock:
+            self.used -= taken
+
+
+def request_cost(headers, limit, binary):
+    """What reading and decoding a request may cost: its declared size (``limit`` when it is
+    chunked) times the expansion of its encoding."""
+    declared = headers.get("Content-Length", "")         # read_body refuses a bad one
+    size = int(declared) if declared.isascii() and declared.isdigit() else limit
+    return min(size, limit) * (BINARY_EXPANSION if binary else JSON_EXPANSION)

@@ -35,10 +35,11 @@ from ..commands import NON_NEGATIVE, PORT, POSITIVE, POSITIVE_INT, command_parse
 from .endpoints import VERSION, Batcher, load_endpoint
 from ..errors import EdgeError, InputError
 from .metrics import Metrics
-from .connections import Connections, ServerSocket
+from .connections import ByteBudget, Connections, ServerSocket, request_cost
 from .wire import TIMEOUTS, BadRequest, length, read_body, reader, refuse
 
 MAX_BODY_BYTES = 16 << 20
+MEMORY_BUDGET_BYTES = 512 << 20     # for the requests being read and decoded, all together
 log = logging.getLogger("edgebnn.net.serve")
 
 
@@ -49,8 +50,10 @@ class ModelServer(ThreadingHTTPServer):
     request_queue_size = 128    # the default 5 drops connections when many clients start at once
 
     def __init__(self, address, endpoint, max_body=MAX_BODY_BYTES, read_timeout=10.0,
-                 max_connections=256, batch_delay=0.0, max_batch=32, batch_workers=1):
+                 max_connections=256, batch_delay=0.0, max_batch=32, batch_workers=1,
+                 memory_budget=MEMORY_BUDGET_BYTES):
         super().__init__(address, _Handler)
+        self.budget = ByteBudget(memory_budget)
         self.endpoint, self.max_body, self.read_timeout = endpoint, max_body, read_timeout
         self.max_connections = max_connections
         self.metrics = Metrics()
@@ -176,7 +179,19 @@ class _Handler(BaseHTTPRequestHandler):
         self._not_found(path)
 
     def _post(self, path):
-        body = read_body(self.rfile, self.headers, self.server.max_body)
+        """An inference request, its cost held against the server's memory budget from
+        before its body is read until its reply is made."""
+        binary = protocol.HEADER_LENGTH in self.headers
+        taken = self.server.budget.take(request_cost(self.headers, self.server.max_body, binary))
+        if taken is None:
+            raise BadRequest(f"the server is decoding {self.server.budget.used >> 20} MiB of "
+                             "requests, its memory budget; retry", 503, close=True)  # body unread
+        try:
+            self._infer(path, read_body(self.rfile, self.headers, self.server.max_body))
+        finally:
+            self.server.budget.give(taken)
+
+    def _infer(self, path, body):
         self.socket.settled = True
         if self._model_route(path) != "/infer":
             return self._not_found(path)
@@ -270,6 +285,9 @@ def main(argv=None):
                              "for several")
     parser.add_argument("--max-body", type=POSITIVE_INT, default=MAX_BODY_BYTES,
                         help="bytes per request")
+    parser.add_argument("--memory-budget", type=POSITIVE, default=MEMORY_BUDGET_BYTES >> 20,
+                        metavar="MIB", help="memory the requests being decoded may take "
+                        "together; a request past it gets 503 (512)")
     parser.add_argument("--read-timeout", type=POSITIVE, default=10.0,
                         help="seconds to receive a whole request, idle keep-alive included")
     parser.add_argument("--max-connections", type=POSITIVE_INT, default=256)
@@ -290,7 +308,7 @@ def main(argv=None):
         endpoint = load_endpoint(args.model, name, args.section, args.backend, args.trusted_key)
         server = ModelServer((args.host, args.port), endpoint, args.max_body, args.read_timeout,
                              args.max_connections, args.batch_delay / 1e3, args.max_batch,
-                             args.batch_workers)
+                             args.batch_workers, int(args.memory_budget * 2**20))
     except (EdgeError, ImportError, OSError, ValueError) as error:
         parser.exit(2, f"error: {error}\n")
     stopping = threading.Event()
