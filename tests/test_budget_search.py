@@ -95,17 +95,33 @@ def test_an_answer_names_its_net_its_own_time_and_the_next_one_tried():
     assert small["bound"] == "memory" and small["weights"] * 4 < 1 << 20
 
 
+def assert_honest(answer, ms):
+    """An answer is a net whose own interval fits ``ms``, a measured "nothing fits", or
+    (cut short by --max-seconds) no answer; every candidate's verdict is its interval's."""
+    for row in answer["candidates"]:
+        low, high = row["interval_ms"]
+        if row["fits"] is not None:                 # None: too close to call
+            assert row["fits"] == (high <= ms) and row["fits"] != (low > ms)
+    if answer["sizes"] is not None:
+        assert answer["sizes"][0] == 784 and answer["sizes"][-1] == 10
+        assert answer["interval_ms"][1] <= ms
+    elif answer["bound"] == "narrowest":         # an emulated board: even width 1 is too slow
+        assert answer["next"]["sizes"][1] == 1 and answer["next"]["interval_ms"][0] > ms
+    else:
+        assert answer["bound"] == "time"
+
+
 def test_budget_times_candidates_here_and_answers(capsys):
     code, out, _ = run_cli(["budget", "--ms", "1", "--link-ms", "0.25", "--quiet", "--json",
                             "--max-seconds", "30"], capsys)
     result = json.loads(out)
-    assert code == 0 and result["method"] == "measured"
+    assert result["method"] == "measured"
     for side, ms in (("local", 1.0), ("remote", 0.5)):
-        for name, answer in result[side].items():
-            assert answer["sizes"][0] == 784 and answer["sizes"][-1] == 10, (side, name)
-            assert answer["interval_ms"][1] <= ms, (side, name, answer)
-            assert all(row["fits"] is (row["interval_ms"][1] <= ms) or row["fits"] is None
-                       or row["interval_ms"][0] > ms for row in answer["candidates"])
+        for answer in result[side].values():
+            assert_honest(answer, ms)
+    cut_short = any(answer["sizes"] is None and answer["bound"] == "time"
+                    for side in ("local", "remote") for answer in result[side].values())
+    assert code == (1 if cut_short else 0)
     assert set(result["little"]) == set(result["local"])
     assert "standing in" in result["big"]["source"] and result["big"]["ms"] > 0
 
@@ -131,7 +147,7 @@ def test_budget_times_the_big_net_on_a_live_server(tmp_path, capsys):
     finally:
         assert server.stop() == 0
     big = json.loads(out)["big"]
-    assert code == 0 and big["source"] == f"big at {server.url}, timed from here"
+    assert code in (0, 1) and big["source"] == f"big at {server.url}, timed from here"
     assert 0 < big["interval_ms"][0] <= big["ms"] <= big["interval_ms"][1]
 
 
