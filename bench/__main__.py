@@ -38,7 +38,13 @@ def build_parser():
     parser = command_parser("edgebnn.bench", __doc__.split("\n\n")[0],
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_latency_command, _sweep_command, _budget_command, _compare_command,
+                _report_command):
+        add(commands)
+    return parser
 
+
+def _latency_command(commands):
     latency = commands.add_parser("latency", help="per-sample latency of one model file")
     latency.add_argument("model", nargs="?", metavar="MODEL.h5", type=model_path)
     latency.add_argument("--shape", type=_shape, metavar="784-1000-500-10",
@@ -56,6 +62,8 @@ def build_parser():
     latency.add_argument("--json", action="store_true", help="machine-readable output")
     latency.set_defaults(run=run_latency)
 
+
+def _sweep_command(commands):
     sweep = commands.add_parser("sweep", help="time float and binary MLPs of growing size")
     _sweep_options(sweep)
     sweep.add_argument("--csv", default="sweep.csv", metavar="FILE", help="points (sweep.csv)")
@@ -66,13 +74,15 @@ def build_parser():
     sweep.add_argument("--json", action="store_true", help="print the profile instead of text")
     sweep.set_defaults(run=run_sweep)
 
+
+def _budget_command(commands):
     plan = commands.add_parser("budget", help="the largest networks that fit a latency budget")
     plan.add_argument("--ms", type=POSITIVE, required=True, help="the latency budget")
     plan.add_argument("--link-ms", type=NON_NEGATIVE, default=0.0,
                       help="link delay to the remote side, each way (0)")
     plan.add_argument("--remote-ms", type=NON_NEGATIVE,
-                      help="the big net's time on the remote side, if known "
-                           "(default: predicted from the remote line)")
+                      help="the big net's time on the remote side, if known (default: timed "
+                           "here or at --remote-url; with --profile, the remote line's)")
     plan.add_argument("--profile", metavar="FILE", action="append",
                       help="this board's saved profile, or several (a later one's lines "
                            "replace an earlier one's), for a board you cannot run this on; "
@@ -91,16 +101,18 @@ def build_parser():
     plan.add_argument("--shape", type=_shape, nargs="+", action="extend", default=[],
                       metavar="784-1000-500-2", help="shapes to answer fit / does not fit for")
     plan.add_argument("--depth", type=POSITIVE_INT,
-                      help="hidden layers of the shapes proposed (default: the sweep's)")
+                      help="hidden layers of the shapes proposed (default: 2, or the profile's)")
     plan.add_argument("--memory-mb", type=POSITIVE,
-                      help="memory for the model on the board (default: what the profiled "
-                           "machine had available, /proc/meminfo)")
+                      help="memory for the model on the board (default: what this machine, or "
+                           "the profiled one, had available: /proc/meminfo)")
     plan.add_argument("--backend", choices=("c", "numpy", "both"), default="both",
-                      help="binary backends of the quick sweep (both)")
+                      help="binary backends to time (both)")
     plan.add_argument("--quiet", action="store_true", help="no progress bar")
     plan.add_argument("--json", action="store_true", help="machine-readable output")
     plan.set_defaults(run=run_budget)
 
+
+def _compare_command(commands):
     compare = commands.add_parser("compare", help="this runtime vs onnxruntime and PyTorch")
     compare.add_argument("model", nargs="?", metavar="MODEL.h5", type=model_path)
     compare.add_argument("--shape", type=_shape, action="append", metavar="784-1000-500-10",
@@ -112,12 +124,13 @@ def build_parser():
     compare.add_argument("--json", action="store_true", help="machine-readable output")
     compare.set_defaults(run=run_compare)
 
+
+def _report_command(commands):
     report = commands.add_parser("report", help="write reports/bench.md (a few minutes)")
     report.add_argument("--out", default="reports", metavar="DIR", help="folder (reports)")
     report.add_argument("--quick", action="store_true", help="a small sweep, for trying it out")
     report.add_argument("--quiet", action="store_true", help="no progress bar")
     report.set_defaults(run=run_report)
-    return parser
 
 
 def _sweep_options(parser):
