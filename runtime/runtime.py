@@ -45,12 +45,13 @@ class Runtime:
         else:
             self.model = load_model(models.resolve(model), kernels=kernels, limits=limits,
                                     trusted_keys=trusted_keys)
-        self._names = self.model.classes
+        self.local = Local(self.model)
         self.cascade = None
         if remote is not None:
             from .tiers.cascade import Cascade, Policy
             policy = policy if isinstance(policy, Policy) else Policy(policy)
-            self.cascade = Cascade(self, remote, policy)
+            self.cascade = Cascade(self.local, remote, policy)
+        self._tier = self.cascade or self.local     # what answers classify
 
     @property
     def counters(self):
@@ -64,50 +65,61 @@ class Runtime:
 
     @property
     def classes(self):
-        return list(self._names)
+        return list(self.local.classes)
 
     def classify(self, x):
         """Classify one sample; raises InputError on a sample that does not fit."""
-        if self.cascade is not None:
-            return self.cascade.classify(x)
-        return self.classify_local(x)
-
-    def classify_local(self, x):
-        """Classify one sample with the model on this device only."""
-        model = self.model
-        logits = model.forward(model.check_input(x))      # this thread's reused buffer
-        return self._result(logits.copy(), model.kernels.summarize(logits))
+        return self._tier.classify(x)
 
     def classify_batch(self, x):
         """Classify many samples (first axis); the same answers as a loop."""
-        if self.cascade is not None:
-            return self.cascade.classify_batch(x)
-        return self.classify_batch_local(x)
+        return self._tier.classify_batch(x)
+
+    def classify_local(self, x):
+        """Classify one sample with the model on this device only."""
+        return self.local.classify(x)
 
     def classify_batch_local(self, x):
-        """Classify many samples with the model on this device only.
-
-        The kernel layers take the batch in one call, several samples per
-        weight read: several times the samples per second of a loop, with the
-        same logits bit for bit. Float layers multiply the whole batch at once
-        (BLAS), whose sums may round in the last bits unlike one sample's."""
-        logits = self.model.forward_batch(self.model.check_batch(x))
-        summaries = self.model.kernels.summarize_rows(logits)
-        if any(entropy != entropy for _, _, entropy in summaries):
-            raise InputError(_NOT_FINITE)
-        return [Result(row, self._names, Exit.LOCAL, summary=summary)
-                for row, summary in zip(logits, summaries)]
+        """Classify many samples with the model on this device only."""
+        return self.local.classify_batch(x)
 
     def close(self):
         """Release the remote tier's connections and threads (cascades)."""
         if self.cascade is not None:
             self.cascade.close()
 
-    def _result(self, logits, summary):
-        result = Result(logits, self._names, Exit.LOCAL, summary=summary)
+
+class Local:
+    """The tier on this device: a model's answers as ``Result``s, exit "local". A cascade
+    asks it first; a runtime without a remote model has only it."""
+
+    def __init__(self, model):
+        self.model, self.classes = model, model.classes
+
+    def classify(self, x):
+        model = self.model
+        logits = model.forward(model.check_input(x))      # this thread's reused buffer
+        result = Result(logits.copy(), self.classes, Exit.LOCAL,
+                        summary=model.kernels.summarize(logits))
         if not result.finite:
             raise InputError(_NOT_FINITE)
         return result
+
+    def check_batch(self, x):
+        """``x`` as the model takes a batch, or InputError."""
+        return self.model.check_batch(x)
+
+    def classify_batch(self, x):
+        """The kernel layers take the batch in one call, several samples per weight read:
+        several times the samples per second of a loop, with the same logits bit for bit.
+        Float layers multiply the whole batch at once (BLAS), whose sums may round in the
+        last bits unlike one sample's."""
+        logits = self.model.forward_batch(self.check_batch(x))
+        summaries = self.model.kernels.summarize_rows(logits)
+        if any(entropy != entropy for _, _, entropy in summaries):
+            raise InputError(_NOT_FINITE)
+        return [Result(row, self.classes, Exit.LOCAL, summary=summary)
+                for row, summary in zip(logits, summaries)]
 
 
 _NOT_FINITE = ("the model's outputs are not finite for this input "

@@ -59,11 +59,12 @@ class Policy:
 
 
 class Cascade:
-    """Runs one sample through the little model and, per the policy, the remote one."""
+    """Runs one sample through the little model (``local``, a ``runtime.Local``) and, per the
+    policy, the remote one."""
 
-    def __init__(self, runtime, remote, policy):
-        self.runtime, self.remote, self.policy = runtime, remote, policy
-        classes = runtime.classes
+    def __init__(self, local, remote, policy):
+        self.local, self.remote, self.policy = local, remote, policy
+        classes = local.classes
         self.priority = set(policy.priority if policy.priority is not None
                             else [c for c in classes if c != policy.other])
         unknown = self.priority - set(classes)
@@ -101,7 +102,7 @@ class Cascade:
 
     def _local(self, x):
         started = time.perf_counter()
-        result = self.runtime.classify_local(x)
+        result = self.local.classify(x)
         result.timings = {"local": time.perf_counter() - started}
         return result
 
@@ -109,7 +110,7 @@ class Cascade:
         """The answers ``classify`` would give each sample of ``x``, the remote ones from
         one request; each result's timings are its batch's."""
         started = time.perf_counter()
-        self.runtime.model.check_batch(x)       # the same refusals whatever the policy
+        self.local.check_batch(x)       # the same refusals whatever the policy
         kind = self.policy.kind
         pending = self._submit(x, self._ask_batch) if kind == "parallel" else None
         local = None if kind == "remote" else self._local_batch(x)
@@ -139,7 +140,7 @@ class Cascade:
 
     def _local_batch(self, x):
         started = time.perf_counter()
-        results = self.runtime.classify_batch_local(x)
+        results = self.local.classify_batch(x)
         seconds = time.perf_counter() - started
         for result in results:
             result.timings = {"local": seconds}
