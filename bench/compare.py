@@ -1,4 +1,4 @@
-"""The same float network on this runtime and on onnxruntime and PyTorch, in one run.
+"""The same float network on this runtime and on onnxruntime, PyTorch and LiteRT, in one run.
 
 The runtime is timed with the model's float weights and, for a float
 Dense chain, with them rounded to int8 too (``--weights int8`` of the
@@ -11,7 +11,9 @@ against this runtime's logits before anything is timed, so all candidates do
 the same arithmetic. Everything is single-threaded (BLAS, torch and
 onnxruntime pools pinned to one thread; the caller pins BLAS before NumPy
 loads) and timed in interleaved rounds; the other frameworks are optional
-and reported as skipped when not installed.
+and reported as skipped when not installed. LiteRT runs the chain as
+TensorFlow's converter writes it, float32 and with dynamic-range int8
+weights (``Optimize.DEFAULT``, as LiteRT's docs make an int8 model).
 """
 import numpy as np
 
@@ -113,8 +115,58 @@ def torch_module(model, chain):
     return run
 
 
+def litert_interpreters(model, chain):
+    """``{name: function(x)}`` of LiteRT (TensorFlow Lite) on the chain, float32 and with
+    TensorFlow's dynamic-range int8 weights, one thread; None when TensorFlow, whose
+    converter writes the .tflite files, is not installed (it is, in a virtual
+    environment of its own, where CI tests Keras). The interpreter is ai-edge-litert's
+    when installed, else TensorFlow's own."""
+    try:
+        import tensorflow as tf
+    except ImportError:
+        return None
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        Interpreter = tf.lite.Interpreter
+    n_in = int(np.prod(model.input_shape))
+    raw = tf.keras.Input((n_in,), dtype="uint8" if model.input_dtype == np.uint8 else "float32")
+    h = tf.keras.layers.Rescaling(model.input_scale, model.input_offset)(raw)
+    for weight, bias, activation in chain:
+        dense = tf.keras.layers.Dense(len(bias), activation=None if activation == "none"
+                                      else activation)
+        h = dense(h)
+        dense.set_weights([np.ascontiguousarray(weight.T), bias])
+    converter = tf.lite.TFLiteConverter.from_keras_model(tf.keras.Model(raw, h))
+    runs = {}
+    for name, optimizations in (("LiteRT float32", []), ("LiteRT int8", [tf.lite.Optimize.DEFAULT])):
+        converter.optimizations = optimizations
+        interpreter = Interpreter(model_content=converter.convert(), num_threads=1)
+        interpreter.allocate_tensors()
+        runs[name] = _invoker(interpreter)
+    return runs
+
+
+def _invoker(interpreter):
+    """``run(x)``: one sample through a LiteRT interpreter, its output row."""
+    source = interpreter.get_input_details()[0]["index"]
+    target = interpreter.get_output_details()[0]["index"]
+    set_tensor, invoke, get_tensor = interpreter.set_tensor, interpreter.invoke, interpreter.get_tensor
+
+    def run(x):
+        set_tensor(source, x.reshape(1, -1))
+        invoke()
+        return get_tensor(target)[0]
+    return run
+
+
 def _check_same(name, outputs, expected):
     scale = float(np.abs(expected).max()) or 1.0
+    if "int8" in name:      # rounded weights: the same net, nearly
+        if np.abs(outputs - expected).max() > 0.05 * scale:
+            raise RuntimeError(f"{name} computes something else than this runtime "
+                               f"(largest difference {np.abs(outputs - expected).max():.3g})")
+        return
     if not np.allclose(outputs, expected, rtol=1e-3, atol=1e-4 * scale):
         raise RuntimeError(f"{name} computes something else than this runtime "
                            f"(largest difference {np.abs(outputs - expected).max():.3g})")
@@ -134,16 +186,19 @@ def candidates(model, sample, backends):
     # a "softmax" last layer gives logits here (classify applies the softmax); elsewhere, scores
     softmax = getattr(model.layers[-1], "activation", "none") == "softmax"
     expected = result.scores if softmax else result.logits
-    for name, build in (("onnxruntime", onnx_session), ("torch", torch_module)):
+    for name, build in (("onnxruntime", onnx_session), ("torch", torch_module),
+                        ("LiteRT", litert_interpreters)):
         if chain is None:
             skipped[name] = "skipped (only float Dense chains are rebuilt for other frameworks)"
             continue
-        function = build(model, chain)
-        if function is None:
-            skipped[name] = "skipped (not installed)"
+        built = build(model, chain)
+        if built is None:
+            skipped[name] = ("skipped (needs TensorFlow to write the .tflite files)"
+                             if name == "LiteRT" else "skipped (not installed)")
             continue
-        _check_same(name, function(sample), expected)
-        runs[name] = (lambda f: lambda: f(sample))(function)
+        for label, function in (built if isinstance(built, dict) else {name: built}).items():
+            _check_same(label, function(sample), expected)
+            runs[label] = (lambda f: lambda: f(sample))(function)
     return runs, skipped
 
 
@@ -170,11 +225,13 @@ def weight_count(model):
 
 def versions():
     found = {}
-    for name in ("onnxruntime", "torch"):
+    for name in ("onnxruntime", "torch", "tensorflow"):
         try:
             found[name] = __import__(name).__version__
         except ImportError:
             pass
+    if "tensorflow" in found:
+        found["LiteRT float32"] = found["LiteRT int8"] = f"(TensorFlow {found['tensorflow']})"
     return found
 
 
