@@ -773,6 +773,17 @@ int32_t bnn_dense_int8(const float *x, int32_t n_in, const int8_t *weight, int32
     return 0;
 }
 
+void bnn_preprocess(const void *in, int32_t n, int32_t value_bytes, float scale, float offset,
+                    float *out)
+{
+    const uint8_t *bytes = in;
+    const float *floats = in;
+    for (int32_t j = 0; j < n; j++) {
+        volatile float product = (value_bytes == 1 ? (float)bytes[j] : floats[j]) * scale;
+        out[j] = product + offset;      /* rounded as bnn_scale_shift rounds */
+    }
+}
+
 void bnn_scale_shift(const float *in, int32_t n, const float *scale, const float *shift,
                      float *out)
 {
@@ -855,6 +866,10 @@ int32_t bnn_run(const bnn_step *steps, int32_t n_steps, const void *input, int32
             case BNN_SCALE_SHIFT:
                 bnn_scale_shift((const float *)(const void *)in, s->n_out, s->scale, s->shift,
                                 (float *)(void *)out);
+                break;
+            case BNN_PREPROCESS:
+                bnn_preprocess(in, s->n_in, s->row_bytes, s->scale[0], s->shift[0],
+                               (float *)(void *)out);
                 break;
             case BNN_DENSE_INT8:
                 bad |= bnn_dense_int8((const float *)(const void *)in, s->n_in,

@@ -96,6 +96,12 @@ int32_t bnn_pack_signs(const float *x, int32_t n, uint8_t *out);
 void bnn_scale_shift(const float *in, int32_t n, const float *scale, const float *shift,
                      float *out);
 
+/* A model's input preprocessing: out[j] = (float)in[j] * scale + offset for
+ * n values of value_bytes each (1: uint8, 4: float), the product rounded to
+ * float, then the sum (as NumPy computes it in float32).                   */
+void bnn_preprocess(const void *in, int32_t n, int32_t value_bytes, float scale, float offset,
+                    float *out);
+
 /* Dense layer with int8 weights on float values, the activations quantized
  * per sample (dynamic range): s = max|x| / 127, q_i = rint(x_i / s) (0 when
  * s is 0), acc_j = sum_i q_i * w_ji in int32, then
@@ -132,7 +138,7 @@ void bnn_summarize_rows(const float *logits, int32_t n, int32_t rows, int32_t *l
 /* A chain of the calls above run by one bnn_run call: the kernel layers of a
  * model back to back, with nothing between them on the Python side. */
 enum bnn_op { BNN_PACK_SIGNS, BNN_DENSE_BITS, BNN_DENSE_PLANES, BNN_CONV_POOL, BNN_SCALE_SHIFT,
-              BNN_DENSE_INT8 };
+              BNN_DENSE_INT8, BNN_PREPROCESS };
 
 /* One call of a chain. Its input `in` is the previous step's `out`, except
  * in the first step, which reads bnn_run's `input`. Over a batch, sample n's
@@ -148,7 +154,9 @@ enum bnn_op { BNN_PACK_SIGNS, BNN_DENSE_BITS, BNN_DENSE_PLANES, BNN_CONV_POOL, B
  *   CONV_POOL     bnn_conv_pool(in, conv, weight, threshold, flip, out)
  *   SCALE_SHIFT   bnn_scale_shift(in, n_out, scale, shift, out)
  *   DENSE_INT8    bnn_dense_int8(in, n_in, weight, n_out, row_bytes, scale, shift (the
- *                 bias), relu, work, out)                                       */
+ *                 bias), relu, work, out)
+ *   PREPROCESS    bnn_preprocess(in, n_in, row_bytes (bytes a value), scale[0],
+ *                 shift[0], out)                                                */
 typedef struct {
     int32_t op;                       /* an enum bnn_op */
     int32_t n_in, n_out, row_bytes;

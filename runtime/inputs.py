@@ -11,36 +11,25 @@ import numpy as np
 
 from .bitpack import packed_bytes, padding_mask, word_padded
 from .errors import NON_FINITE, InputError, InputTypeError, ModelFormatError
-from .layers.base import Signal
+from .layers.base import KernelLayer, Signal
 from .limits import Cost
 
 INPUT_DTYPES = ("uint8", "float32", "bits")
 MAX_INPUT_VALUES = 1 << 24
 
 
-class Preprocess:
-    """Raw input -> float32 ``x * scale + offset`` (a step, not stored)."""
+class Preprocess(KernelLayer):
+    """Raw input -> float32 ``x * scale + offset`` (a step, not stored), in the kernel: it
+    joins the C call of the kernel layers after it."""
     kind = "preprocess"
 
-    def __init__(self, size, scale, offset):
+    def __init__(self, size, dtype, scale, offset, kernels):
         self.size = size
-        self.scale = np.float32(scale)
-        self.offset = np.float32(offset)
+        self.plan = kernels.Preprocess(size, np.dtype(dtype), scale, offset)
+        self.output = np.float32, size
 
     def cost(self, source):
         return Cost(memory_c=4 * self.size, memory_numpy=4 * self.size)
-
-    def runner(self):
-        out = np.empty(self.size, np.float32)
-        scale, offset, multiply, add = self.scale, self.offset, np.multiply, np.add
-
-        def run(x):
-            multiply(x, scale, out=out, casting="unsafe")
-            return add(out, offset, out=out)
-        return run
-
-    def forward_batch(self, x):
-        return x.astype(np.float32) * self.scale + self.offset
 
 
 class PadWords:
@@ -103,7 +92,6 @@ class InputSpec:
             self.sample_shape = (packed_bytes(self.shape),)
             stray = ~padding_mask(self.shape)
             self._stray_bits = stray if stray.any() else None
-        self._flat_shape = self.sample_shape if len(self.sample_shape) == 1 else None
 
     def _check(self):
         if not 1 <= len(self.shape) <= 3 or min(self.shape) < 1:
@@ -122,7 +110,7 @@ class InputSpec:
             raise ModelFormatError("bits input takes no preprocessing: input_scale must be 1 "
                                    "and input_offset 0")
 
-    def entry(self, first):
+    def entry(self, first, kernels):
         """``(steps, signal)``: the steps from a checked sample to the layer ``first``, and the
         signal that reaches it. Only binary layers read packed signs."""
         signal = Signal(self.kind, self.shape)
@@ -139,7 +127,7 @@ class InputSpec:
             return [], signal
         identity = self.scale == 1.0 and self.offset == 0.0
         steps = [] if self.dtype == np.float32 and identity else \
-            [Preprocess(signal.size, self.scale, self.offset)]
+            [Preprocess(signal.size, self.dtype, self.scale, self.offset, kernels)]
         return steps, Signal("float", self.shape)
 
     def magnitude(self):
@@ -152,11 +140,13 @@ class InputSpec:
         """``x`` as the flat vector a model's ``forward`` takes, or InputError.
 
         The kernels read C-contiguous memory: a strided or reversed view is copied.
-        A plain array of the model's own dtype and flat shape, the common sensor
-        sample, goes through a shorter path with the same checks."""
-        if type(x) is np.ndarray and x.dtype is self.dtype and x.shape == self._flat_shape \
+        A plain contiguous array of the model's own dtype and shape, the common
+        sensor sample, goes through a shorter path with the same checks."""
+        if type(x) is np.ndarray and x.dtype is self.dtype and x.shape == self.sample_shape \
                 and x.flags.c_contiguous:
-            return x if self.kind == "float32" and not self.scans_values else self._checked_values(x)
+            if self.kind != "float32" or self.scans_values:
+                x = self._checked_values(x)
+            return x if x.ndim == 1 else x.reshape(-1)
         _check_type(x, "input")
         if x.shape != self.sample_shape:
             raise InputError(f"input shape {x.shape}, expected {self.sample_shape}")

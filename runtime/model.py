@@ -57,7 +57,7 @@ class Model:
 
     def _bind(self, kernels):
         """Each layer's cost checked against the limits, then the layer bound to its input."""
-        steps, signal = self.input.entry(self.layers[0])
+        steps, signal = self.input.entry(self.layers[0], kernels)
         self.signals = []       # the signal after each layer, for models cut in sections
         total = sum((step.cost(signal) for step in steps), Cost())
         magnitude = self.input.magnitude()

@@ -239,6 +239,21 @@ def test_scale_shift_rounds_the_product_then_the_sum_as_numpy(kernels):
     np.testing.assert_array_equal(out, x * scale.astype(np.float32) + shift.astype(np.float32))
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_preprocess_rounds_in_float32_as_numpy(kernels, dtype):
+    """The input's x * scale + offset: float32 product, then float32 sum, one row or a batch."""
+    rng = np.random.default_rng(8)
+    n, scale, offset = 785, np.float32(1 / 255), np.float32(-0.4242)
+    x = (rng.integers(0, 256, (3, n)) if dtype == np.uint8 else
+         rng.standard_normal((3, n)) * 100).astype(dtype)
+    want = x.astype(np.float32) * scale + offset
+    plan = kernels.Preprocess(n, np.dtype(dtype), scale, offset)
+    out = np.zeros(n, np.float32)
+    np.testing.assert_array_equal(plan.runner(work=None, out=out)(x[0]), want[0])
+    rows = np.zeros((3, n), np.float32)
+    np.testing.assert_array_equal(plan.runner(work=None, out=rows)(x), want)
+
+
 def test_chained_links_give_what_the_links_give_one_by_one(kernels):
     """Sign -> binary dense (bits) -> binary dense (dots) -> scale/shift as one chain."""
     rng = np.random.default_rng(6)

@@ -270,6 +270,23 @@ class DenseInt8(_Plan):
                 "work": _pointer(work, np.uint8, self.row, "quantized input")}
 
 
+class Preprocess(_Plan):
+    """The input's ``x * scale + offset`` into float32, uint8 or float32 values in."""
+
+    def __init__(self, n, dtype, scale, offset):
+        self.n, dtype = n, np.dtype(dtype)
+        self._keep = (np.array([scale], np.float32), np.array([offset], np.float32))
+        self.scale = _pointer(self._keep[0], np.float32, 1, "scale")
+        self.shift = _pointer(self._keep[1], np.float32, 1, "offset")
+        self.value_bytes = dtype.itemsize
+        self.reads = _Sample(dtype, n, "input")
+        self.writes = _Sample(np.float32, n, "out")
+
+    def fields(self, work):
+        return {"op": lib.BNN_PREPROCESS, "n_in": self.n, "row_bytes": self.value_bytes,
+                "scale": self.scale, "shift": self.shift}
+
+
 class PackSigns(_Plan):
     def __init__(self, n):
         self.n = n

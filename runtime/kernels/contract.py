@@ -67,6 +67,10 @@ class Backend(Protocol):
     def PackSigns(self, n: int) -> Plan:
         """float32 values -> packed signs, sign(0) = +1; NaN or infinity raise InputError."""
 
+    def Preprocess(self, n: int, dtype: np.dtype, scale: float, offset: float) -> Plan:
+        """uint8 or float32 values -> float32 ``x * scale + offset``, rounded as NumPy rounds
+        in float32 (no fused multiply-add)."""
+
     def ScaleShift(self, scale: np.ndarray, shift: np.ndarray) -> Plan:
         """float32 ``x * scale + shift``, rounded as NumPy rounds (no fused multiply-add)."""
 

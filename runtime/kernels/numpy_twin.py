@@ -146,6 +146,18 @@ class PackSigns(_Plan):
         out[:, :sign_bytes(self.n)] = np.packbits(x >= 0, axis=-1)
 
 
+class Preprocess(_Plan):
+    """The input's ``x * scale + offset``, computed in float32 whatever the NumPy version
+    (an explicit loop dtype: NumPy 1's value-based casting could pick float16)."""
+
+    def __init__(self, n, dtype, scale, offset):
+        self.n, self.scale, self.offset = n, np.float32(scale), np.float32(offset)
+
+    def __call__(self, x, work, out):
+        np.multiply(x[:, :self.n], self.scale, out=out, dtype=np.float32, casting="unsafe")
+        np.add(out, self.offset, out=out)
+
+
 class ScaleShift(_Plan):
     """Float ``x * scale + shift`` (a batch norm before the scores)."""
 
