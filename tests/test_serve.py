@@ -161,7 +161,7 @@ def raw_bytes(port, data, timeout=5):
         while True:
             try:
                 part = sock.recv(65536)
-            except TimeoutError:
+            except socket.timeout:          # TimeoutError from Python 3.10 on
                 break
             if not part:
                 break
@@ -304,7 +304,7 @@ def test_at_the_cap_the_connection_waiting_longest_makes_room(models):
         idle[0].settimeout(2)
         assert idle[0].recv(100) == b""     # the oldest was closed for it
         idle[1].settimeout(0.2)
-        with pytest.raises(TimeoutError):   # the others are still open
+        with pytest.raises(socket.timeout):     # the others are still open (3.9: not TimeoutError)
             idle[1].recv(100)
         metrics = raw(process.port, "GET", "/metrics")[1]
         assert b"edgebnn_connections_evicted_total 1" in metrics   # the newcomer closed: room
