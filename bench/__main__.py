@@ -240,7 +240,10 @@ def run_measured_budget(args):
     memory = (int(args.memory_mb * 2**20) if args.memory_mb is not None
               else meminfo().get("available"))
     n_in, hidden, n_out = budget.FAMILY
-    result = measured.plan(args.ms, args.link_ms, line_names("both", args.backend),
+    from edgebnn.kernels import c_available
+    names = line_names("both", args.backend)        # and int8 weights, on the C kernel
+    names[1:1] = ["int8"] if c_available() and args.backend != "numpy" else []
+    result = measured.plan(args.ms, args.link_ms, names,
                            (n_in, args.depth or hidden, n_out), memory, args.max_seconds, big,
                            args.shape, progress=not args.quiet)
     status = 0 if measured.answered(result) else 1

@@ -19,7 +19,7 @@ from .progress import Progress
 from .search import ROUNDS, judge, largest, median_interval, net_measure
 from .shapes import mlp_weights, shape_name
 
-START = {"float": 256, "binary": 1024}      # the first width tried, per kind
+START = {"float": 256, "int8": 256, "binary": 1024}      # the first width tried, per kind
 PASSES = 3                                  # passes of ROUNDS for a net timed once
 
 

@@ -6,6 +6,9 @@ Counted from the layer sizes the way the runtime lays a loaded model out
 - float, NumPy: each weight as float32, transposed (4 bytes a weight), a
   bias and an output buffer per layer. Loading reads a layer's (out, in)
   array and then transposes it, so while a layer loads it is held twice.
+- int8 (``--weights int8``), C kernel: each weight as an int8 twice (as
+  stored, and padded to rows of 32 bytes), a scale, a bias and an output per
+  output; while a layer loads, its weights' magnitudes once more.
 - binary, C kernel: the signs packed 8 a byte, held twice (the layer's
   copy as the file has it, and the kernel's with rows padded to whole
   64-bit words), an int32 threshold and a flip byte per output. On a CPU
@@ -27,7 +30,7 @@ import os
 
 from edgebnn.bitpack import sign_bytes, word_padded
 from edgebnn.packed.format import MAX_MODEL_BYTES
-from edgebnn.layers import BatchNorm, BinaryDense, Dense, Sign
+from edgebnn.layers import BatchNorm, BinaryDense, Dense, DenseInt8, Sign
 from edgebnn.limits import Cost, Limits
 
 
@@ -38,9 +41,15 @@ def _dense_layers(sizes, line):
     if kind == "float":
         return [(4 * n_in * n_out + 8 * n_out, 4 * n_in * n_out, 4 * (n_in * n_out + n_out))
                 for n_in, n_out in pairs]
+    if kind == "int8":
+        # DenseInt8 on the C kernel: the weights as stored and padded, scale, bias, output
+        # and the quantized input (DenseInt8.shape_cost); while it loads, |weights| once more
+        # and NumPy's buffer (64 KiB) for summing them as int64
+        return [(DenseInt8.shape_cost(n_out, n_in).memory_c, n_in * n_out + (1 << 16),
+                 n_in * n_out + 8 * n_out) for n_in, n_out in pairs]
     if kind != "binary" or backend not in ("c", "numpy"):
-        raise ValueError(f"line {line!r}: the memory of float, binary/c and binary/numpy "
-                         f"nets is known")
+        raise ValueError(f"line {line!r}: the memory of float, int8 (on the C kernel), "
+                         f"binary/c and binary/numpy nets is known")
     layers = [(word_padded(sign_bytes(sizes[0])), 0, 0)]                  # the sign's bits
     for i, (n_in, n_out) in enumerate(pairs):
         row = sign_bytes(n_in)
@@ -103,6 +112,8 @@ def refusal(sizes, line):
     pairs = list(zip(sizes, sizes[1:]))
     if kind == "float":
         costs = [Dense.shape_cost(n_in, n_out) for n_in, n_out in pairs]
+    elif kind == "int8":
+        costs = [DenseInt8.shape_cost(n_out, n_in) for n_in, n_out in pairs]
     else:
         costs = [Sign.shape_cost(sizes[0])]
         costs += [BinaryDense.shape_cost(n_out, sign_bytes(n_in), n_in, planes=False)

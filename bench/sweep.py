@@ -76,9 +76,12 @@ def round_samples(runtimes, x, rounds):
 
 def shape_runtimes(sizes, names, seed=0):
     """``({line name: Runtime}, x)``: random nets of a shape on the lines ``names``
-    ("float", "binary/c", "binary/numpy"), and a sample for them."""
+    ("float", "int8", "binary/c", "binary/numpy"), and a sample for them."""
     rng = np.random.default_rng(seed)
     runtimes = {"float": Runtime(float_mlp(rng, sizes))} if "float" in names else {}
+    if "int8" in names:             # the float net's weights rounded, on the C kernel
+        from edgebnn.converters.common import with_int8_weights
+        runtimes["int8"] = Runtime(with_int8_weights(float_mlp(rng, sizes)), backend="c")
     binary = [name.partition("/")[2] for name in names if name.startswith("binary/")]
     if binary:
         model = binary_mlp(rng, sizes)

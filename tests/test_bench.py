@@ -647,22 +647,41 @@ def test_report_budget_section_says_what_was_not_measured():
 
 # --- memory ------------------------------------------------------------------------------------
 
+def int8_mlp(rng, sizes):
+    from edgebnn.bench.binary import float_mlp
+    from edgebnn.converters.common import with_int8_weights
+    return with_int8_weights(float_mlp(rng, sizes))
+
+
 @pytest.mark.parametrize("sizes", [(784, 1024, 1024, 10), (100, 3000, 77, 5)])
 @pytest.mark.parametrize("kind", ["float", "binary"])
 def test_memory_counts_match_what_a_load_allocates(kind, sizes, backend, tmp_path):
-    import tracemalloc
     from edgebnn.bench.binary import binary_mlp, float_mlp
+    assert_counted(float_mlp if kind == "float" else binary_mlp, sizes,
+                   "float" if kind == "float" else f"binary/{backend}", tmp_path)
+
+
+@pytest.mark.parametrize("sizes", [(784, 1024, 1024, 10), (100, 3000, 77, 5)])
+def test_memory_count_of_int8_weights_matches_what_a_load_allocates(sizes, tmp_path):
+    from edgebnn.kernels import c_available
+    if not c_available():
+        pytest.skip("the int8 line is the C kernel's, not built here")
+    assert_counted(int8_mlp, sizes, "int8", tmp_path)
+
+
+def assert_counted(make, sizes, line, tmp_path):
+    """``needs(sizes, line)`` against what loading such a net allocates (tracemalloc)."""
+    import tracemalloc
     from edgebnn.bench.memory import needs
-    make = float_mlp if kind == "float" else binary_mlp
     path = tmp_path / "net.h5"
     save_model(make(np.random.default_rng(0), sizes), path)
     tracemalloc.start()
     try:
-        rt = Runtime(path)
+        rt = Runtime(path, backend=line.partition("/")[2] or None)
         resident, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    counted = needs(sizes, "float" if kind == "float" else f"binary/{backend}")
+    counted = needs(sizes, line)
     slack = 64_000                                 # Python's own objects, 20-50 KB a model
     assert abs(resident - counted["resident"]) <= slack
     assert abs(peak - counted["peak"]) <= slack
