@@ -186,3 +186,66 @@ def test_processes_example_on_the_shipped_edge_model(mnist_dir):
                                    "--threshold", "0.1", "--edge-threshold", "0.3"])
     assert summary["identical"] == 40 and summary["device0_missed"] == 20
     assert set(summary["exits"]) == {"local", "edge", "cloud"}
+
+
+class Lying:
+    """A device tier that answers what a broken or hostile peer might send in place of
+    some of its honest outputs."""
+
+    def __init__(self, honest, lie):
+        self.honest, self.lie = honest, lie
+
+    def outputs(self, x, names):
+        return self.lie(dict(self.honest.outputs(x, names)))
+
+    def close(self):
+        pass
+
+
+def with_scores(value):
+    return lambda found: dict(found, scores=value) if "scores" in found else found
+
+
+def with_features(value):
+    return lambda found: dict(found, features=value(found["features"])) if "features" in found \
+        else found
+
+
+SCORE_LIES = {"NaN scores": with_scores(np.full(3, np.nan, np.float32)),
+              "infinite scores": with_scores(np.array([np.inf, 0, 0], np.float32)),
+              "scores as a list": with_scores([1.0, 2.0, 3.0]),
+              "scores as text": with_scores(np.array(["a", "b", "c"])),
+              "two classes": with_scores(np.zeros(2, np.float32)),
+              "no scores": lambda found: {}}
+
+
+@pytest.mark.parametrize("lie", sorted(SCORE_LIES))
+def test_a_device_sending_bad_scores_is_missing_not_an_error(lie):
+    from edgebnn.tiers.placement import LocalTier
+    ddnn = random_ddnn(devices=3)
+    tiers = [LocalTier(device) for device in ddnn.devices]
+    coordinator = Coordinator(ddnn, [Lying(tiers[0], SCORE_LIES[lie])] + tiers[1:], deadline=5.0)
+    try:
+        for seed in range(4):
+            sample = views(3, seed)
+            assert_same(coordinator.classify(sample), ddnn.classify([None] + sample[1:]))
+        assert coordinator.missing == [4, 0, 0]
+    finally:
+        coordinator.close()
+
+
+@pytest.mark.parametrize("lie", ["stray padding bits", "wrong size", "floats"])
+def test_a_device_sending_a_bad_feature_map_is_missing_from_the_cloud(lie):
+    from edgebnn.tiers.placement import LocalTier
+    change = {"stray padding bits": lambda m: m | 0xFF, "wrong size": lambda m: m[:-1],
+              "floats": lambda m: m.astype(np.float32)}[lie]
+    ddnn = random_ddnn(devices=3)
+    tiers = [LocalTier(device) for device in ddnn.devices]
+    coordinator = Coordinator(ddnn, [Lying(tiers[0], with_features(change))] + tiers[1:],
+                              deadline=5.0)
+    try:
+        for seed in range(3):
+            assert coordinator.classify(views(3, seed), threshold=0.0).exit == "cloud"   # up
+        assert coordinator.missing == [3, 0, 0]         # its map, each time
+    finally:
+        coordinator.close()

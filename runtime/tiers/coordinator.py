@@ -4,7 +4,8 @@ It is the local aggregator: it gathers the devices' scores within a
 deadline, takes the local exit through ``DDNN.decide``, and asks for the
 devices' feature maps (and the edge's and the cloud's answers) only when the
 sample goes up. A device that has not answered within the deadline, fails or
-answers garbage is missing for that phase of that sample; a failing edge or
+answers garbage (another shape or dtype, scores that are not finite, a map
+with bits set in its padding) is missing for that phase of that sample; a failing edge or
 cloud leaves the answer of the tier below ("local-fallback", "edge-fallback").
 """
 import threading
@@ -12,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 
+from ..bitpack import padding_mask
 from ..errors import InputError, RemoteError
 from .placement import RemoteTier
 
@@ -48,22 +50,26 @@ class Coordinator:
         if len(views) != len(self.devices):
             raise InputError(f"{len(views)} views for {len(self.devices)} devices "
                              f"(give None for a missing device)")
-        scores = self._gather("scores", views, (len(self.ddnn.classes),), np.float32)
+        scores = self._gather("scores", views, (len(self.ddnn.classes),), np.float32,
+                              lambda value: np.isfinite(value).all())
         asked = [None if s is None else v for s, v in zip(scores, views)]
-        feature_bytes = self.ddnn.devices[0].feature_bytes
+        device = self.ddnn.devices[0]
+        stray = ~padding_mask(device.feature_shape).reshape(-1)     # bits that must be 0
         return self.ddnn.decide(
             scores, threshold,
-            features=lambda: self._gather("features", asked, (feature_bytes,), np.uint8),
+            features=lambda: self._gather("features", asked, (device.feature_bytes,), np.uint8,
+                                          lambda value: not (value & stray).any()),
             cloud=self.cloud, edge=self.edge, edge_threshold=edge_threshold)
 
-    def _gather(self, output, views, shape, dtype):
-        """Each device's ``output`` of the ``shape`` and ``dtype``, None when late or failed."""
+    def _gather(self, output, views, shape, dtype, valid):
+        """Each device's ``output`` of the ``shape`` and ``dtype`` that passes ``valid``;
+        None when late, failed, or not that."""
         futures = [None if v is None else self._pool.submit(tier.outputs, v, (output,))
                    for tier, v in zip(self.devices, views)]
         wait([f for f in futures if f is not None], timeout=self.deadline)
         replies = []
         for i, future in enumerate(futures):
-            reply = None if future is None else _reply(future, output, shape, dtype)
+            reply = None if future is None else _reply(future, output, shape, dtype, valid)
             if reply is None and future is not None:
                 with self._lock:
                     self.missing[i] += 1
@@ -81,15 +87,19 @@ def _tier(tier, name, deadline):
     return RemoteTier(tier, name, deadline) if isinstance(tier, str) else tier
 
 
-def _reply(future, output, shape, dtype):
+def _reply(future, output, shape, dtype, valid):
+    """A device's reply as ``dtype``, or None: a peer may send anything, and what it sends
+    must never make ``classify`` raise (NaN scores would, or a map with stray bits)."""
     if not future.done():
         future.cancel()
         return None
     try:
         value = future.result()[output]
-    except RemoteError:
+    except (RemoteError, LookupError, TypeError):        # failed, or a reply of another form
         return None
-    if value.shape != shape or value.dtype.kind != np.dtype(dtype).kind:
+    if not isinstance(value, np.ndarray) or value.shape != shape \
+            or value.dtype.kind != np.dtype(dtype).kind:
         return None
-    return value.astype(dtype)
+    value = value.astype(dtype)
+    return value if valid(value) else None
 
