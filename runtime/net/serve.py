@@ -180,28 +180,30 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _post(self, path):
         """An inference request, its cost held against the server's memory budget from
-        before its body is read until its reply is made."""
+        before its body is read until its outputs are computed (given back before the
+        reply goes out, so a client that has its answer finds the budget freed)."""
         binary = protocol.HEADER_LENGTH in self.headers
         taken = self.server.budget.take(request_cost(self.headers, self.server.max_body, binary))
         if taken is None:
             raise BadRequest(f"the server is decoding {self.server.budget.used >> 20} MiB of "
                              "requests, its memory budget; retry", 503, close=True)  # body unread
         try:
-            self._infer(path, read_body(self.rfile, self.headers, self.server.max_body))
+            body = read_body(self.rfile, self.headers, self.server.max_body)
+            self.socket.settled = True
+            if self._model_route(path) != "/infer":
+                return self._not_found(path)
+            self.route = "infer"
+            header_length = self.headers.get(protocol.HEADER_LENGTH)
+            request, inputs = protocol.decode(
+                body, None if header_length is None else length(header_length), "inputs")
+            wanted = protocol.requested_outputs(request, self.server.endpoint.outputs)
+            outputs = self.server.infer(inputs)
         finally:
             self.server.budget.give(taken)
+        self._reply_outputs(request, outputs, wanted)
 
-    def _infer(self, path, body):
-        self.socket.settled = True
-        if self._model_route(path) != "/infer":
-            return self._not_found(path)
-        self.route = "infer"
-        header_length = self.headers.get(protocol.HEADER_LENGTH)
-        request, inputs = protocol.decode(
-            body, None if header_length is None else length(header_length), "inputs")
+    def _reply_outputs(self, request, outputs, wanted):
         endpoint = self.server.endpoint
-        wanted = protocol.requested_outputs(request, endpoint.outputs)
-        outputs = self.server.infer(inputs)
         reply = {"model_name": endpoint.name, "model_version": VERSION}
         if "id" in request:
             reply["id"] = request["id"]
