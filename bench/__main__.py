@@ -121,6 +121,8 @@ def _compare_command(commands):
                          help="this runtime's backends to time (both)")
     compare.add_argument("--rounds", type=POSITIVE_INT, default=200,
                          help="interleaved rounds (200)")
+    compare.add_argument("--hot", action="store_true",
+                         help="time each turn after an untimed call of its own (data cached)")
     compare.add_argument("--json", action="store_true", help="machine-readable output")
     compare.set_defaults(run=run_compare)
 
@@ -292,8 +294,8 @@ def run_compare(args):
         raise ValueError("compare takes either MODEL.h5 or --shape (one or more), not both or neither")
     targets = [(args.model, args.model)] if args.model else \
         [(sizes, "-".join(map(str, sizes))) for sizes in args.shape]
-    results = [compare.run_compare(compare.load(target), label, args.backend, args.rounds)
-               for target, label in targets]
+    results = [compare.run_compare(compare.load(target), label, args.backend, args.rounds,
+                                   hot=args.hot) for target, label in targets]
     if args.json:
         return json.dumps(results, indent=2)
     return "\n\n".join(compare.format_result(result) for result in results)

@@ -202,8 +202,9 @@ def candidates(model, sample, backends):
     return runs, skipped
 
 
-def run_compare(model, label, backend="both", rounds=200, seed=0):
-    """Median seconds per sample of every candidate on ``model``, with skips and versions."""
+def run_compare(model, label, backend="both", rounds=200, seed=0, hot=False):
+    """Median seconds per sample of every candidate on ``model``, with skips and versions;
+    ``hot``: each turn after an untimed call of its own (``timing.interleaved``)."""
     rng = np.random.default_rng(seed)
     if model.input_dtype == np.uint8:
         sample = rng.integers(0, 256, model.input_shape, dtype=np.uint8)
@@ -213,9 +214,11 @@ def run_compare(model, label, backend="both", rounds=200, seed=0):
     base = next(iter(runs))
     once = interleaved({base: runs[base]}, calls=3, rounds=1, warmup=3)[base]
     calls = max(1, min(200, int(ROUND_SECONDS / max(once, 1e-7))))
-    times = interleaved(runs, calls=calls, rounds=rounds, warmup=max(3, calls), rotate=True)
+    times = interleaved(runs, calls=calls, rounds=rounds, warmup=max(3, calls), rotate=True,
+                        hot=hot)
     return {"model": label, "weights": weight_count(model), "base": base, "seconds": times,
-            "skipped": skipped, "versions": versions(), "rounds": rounds, "calls": calls}
+            "skipped": skipped, "versions": versions(), "rounds": rounds, "calls": calls,
+            "hot": hot}
 
 
 def weight_count(model):
@@ -247,7 +250,8 @@ def format_result(result):
     base = result["seconds"][result["base"]]
     out = [f"{result['model']}{weights}: per sample, single-threaded, median of "
            f"{result['rounds']} interleaved rounds of {result['calls']} "
-           f"call{'s' if result['calls'] != 1 else ''}"]
+           f"call{'s' if result['calls'] != 1 else ''}"
+           + (", each after an untimed one" if result.get("hot") else "")]
     for name, seconds in result["seconds"].items():
         version = result["versions"].get(name)
         label = f"{name} {version}" if version else name
