@@ -200,6 +200,16 @@ static int32_t pack_signs_scalar(const float *x, int32_t n, uint8_t *out)
     return bad;
 }
 
+/* A float variable whose every value is rounded to float: where float
+ * arithmetic runs wider (x87, FLT_EVAL_METHOD 2), a product kept wide and
+ * then added would round once, like a fused multiply-add, and differ from
+ * the vector paths; a volatile store rounds it. */
+#if defined(FLT_EVAL_METHOD) && FLT_EVAL_METHOD == 0
+#define BNN_ROUNDED float
+#else
+#define BNN_ROUNDED volatile float
+#endif
+
 #if defined(__GNUC__) || defined(__clang__)
 #define BNN_ALWAYS_INLINE inline __attribute__((always_inline))
 #else
@@ -429,6 +439,54 @@ BNN_AVX_TARGET static void int8_dot4_avx2(const int8_t *q, const int8_t *w, size
     acc[3] = avx2_sum32(s3);
 }
 
+/* dense_float_portable 8 outputs a vector, 4 rows of w at a time: each
+ * vector of sums is loaded once, gets the 4 rows' products one after the
+ * other (the order of the portable loop, multiply then add, so the same
+ * bits) and is stored once; the rows stream from memory in order. */
+BNN_AVX_TARGET static void dense_float_avx2(const float *x, const int32_t *nonzero, int32_t m,
+                                            const float *w, int32_t n_out, float *out)
+{
+    for (int32_t j = 0; j < n_out; j++)
+        out[j] = 0.0f;
+    int32_t k = 0;
+    for (; k + 4 <= m; k += 4) {
+        const float *r0 = w + (size_t)nonzero[k] * n_out, *r1 = w + (size_t)nonzero[k + 1] * n_out;
+        const float *r2 = w + (size_t)nonzero[k + 2] * n_out, *r3 = w + (size_t)nonzero[k + 3] * n_out;
+        const __m256 v0 = _mm256_set1_ps(x[nonzero[k]]), v1 = _mm256_set1_ps(x[nonzero[k + 1]]);
+        const __m256 v2 = _mm256_set1_ps(x[nonzero[k + 2]]), v3 = _mm256_set1_ps(x[nonzero[k + 3]]);
+        int32_t j = 0;
+        for (; j + 8 <= n_out; j += 8) {
+            __m256 a = _mm256_loadu_ps(out + j);
+            a = _mm256_add_ps(a, _mm256_mul_ps(v0, _mm256_loadu_ps(r0 + j)));
+            a = _mm256_add_ps(a, _mm256_mul_ps(v1, _mm256_loadu_ps(r1 + j)));
+            a = _mm256_add_ps(a, _mm256_mul_ps(v2, _mm256_loadu_ps(r2 + j)));
+            a = _mm256_add_ps(a, _mm256_mul_ps(v3, _mm256_loadu_ps(r3 + j)));
+            _mm256_storeu_ps(out + j, a);
+        }
+        for (; j < n_out; j++) {
+            const float *rows[4] = {r0, r1, r2, r3};
+            BNN_ROUNDED a = out[j];
+            for (int r = 0; r < 4; r++) {
+                BNN_ROUNDED product = x[nonzero[k + r]] * rows[r][j];
+                a = a + product;
+            }
+            out[j] = a;
+        }
+    }
+    for (; k < m; k++) {
+        const float *row = w + (size_t)nonzero[k] * n_out;
+        const __m256 v = _mm256_set1_ps(x[nonzero[k]]);
+        int32_t j = 0;
+        for (; j + 8 <= n_out; j += 8)
+            _mm256_storeu_ps(out + j, _mm256_add_ps(_mm256_loadu_ps(out + j),
+                                                    _mm256_mul_ps(v, _mm256_loadu_ps(row + j))));
+        for (; j < n_out; j++) {
+            BNN_ROUNDED product = x[nonzero[k]] * row[j];
+            out[j] = out[j] + product;
+        }
+    }
+}
+
 #if (defined(__clang__) && __clang_major__ >= 7) || (!defined(__clang__) && __GNUC__ >= 8)
 #define BNN_X86_AVX512 1      /* the compiler knows AVX-512 VPOPCNTDQ */
 #endif
@@ -530,6 +588,23 @@ static void int8_dot4_portable(const int8_t *q, const int8_t *w, size_t row, int
 #endif
 }
 
+/* The sums of a float dense layer over the m nonzero inputs x[nonzero[k]]:
+ * out[j] = sum_k x[nonzero[k]] * w[nonzero[k]][j], k in increasing order,
+ * one row of w added to all of out at a time (compilers vectorize it). */
+static void dense_float_portable(const float *x, const int32_t *nonzero, int32_t m,
+                                 const float *w, int32_t n_out, float *out)
+{
+    for (int32_t j = 0; j < n_out; j++)
+        out[j] = 0.0f;
+    for (int32_t k = 0; k < m; k++) {
+        const float v = x[nonzero[k]], *row = w + (size_t)nonzero[k] * n_out;
+        for (int32_t j = 0; j < n_out; j++) {
+            BNN_ROUNDED product = v * row[j];
+            out[j] = out[j] + product;
+        }
+    }
+}
+
 /* The popcount paths this build has, each its instances of the kernels;
  * on x86 in order of speed, so the best one the CPU supports is the last. */
 struct path {
@@ -550,10 +625,12 @@ struct path {
                        const uint8_t *flip, void *out, size_t out_stride);
     int32_t (*int8_quantize)(const float *x, int32_t n, int8_t *q, float *scale);
     void (*int8_dot4)(const int8_t *q, const int8_t *w, size_t row, int32_t n, int32_t acc[4]);
+    void (*dense_float)(const float *x, const int32_t *nonzero, int32_t m, const float *w,
+                        int32_t n_out, float *out);
 };
 #define BNN_PATH(name, suffix, conv, wide, int8) \
     {name, dense_bits_##suffix, dense_planes_##suffix, conv_pool_##conv, pack_signs_##suffix, wide, \
-     int8_quantize_##int8, int8_dot4_##int8}
+     int8_quantize_##int8, int8_dot4_##int8, dense_float_##int8}
 
 #ifdef BNN_HAS_NEON
 #define BNN_PORTABLE_NAME "neon"
@@ -773,6 +850,20 @@ int32_t bnn_dense_int8(const float *x, int32_t n_in, const int8_t *weight, int32
     return 0;
 }
 
+void bnn_dense_float(const float *x, int32_t n_in, const float *weight_t, int32_t n_out,
+                     const float *bias, int32_t relu, int32_t *work, float *out)
+{
+    int32_t m = 0;
+    for (int32_t i = 0; i < n_in; i++)
+        if (x[i] != 0.0f)
+            work[m++] = i;
+    path_in_use()->dense_float(x, work, m, weight_t, n_out, out);
+    for (int32_t j = 0; j < n_out; j++) {
+        volatile float value = out[j] + bias[j];     /* rounded to float, as in bnn_dense_int8 */
+        out[j] = relu && value < 0.0f ? 0.0f : value;
+    }
+}
+
 void bnn_preprocess(const void *in, int32_t n, int32_t value_bytes, float scale, float offset,
                     float *out)
 {
@@ -876,6 +967,11 @@ int32_t bnn_run(const bnn_step *steps, int32_t n_steps, const void *input, int32
                                       (const int8_t *)(const void *)s->weight, s->n_out,
                                       s->row_bytes, s->scale, s->shift, s->relu,
                                       (int8_t *)(void *)s->work, (float *)(void *)out);
+                break;
+            case BNN_DENSE_FLOAT:
+                bnn_dense_float((const float *)(const void *)in, s->n_in,
+                                (const float *)(const void *)s->weight, s->n_out, s->shift,
+                                s->relu, (int32_t *)(void *)s->work, (float *)(void *)out);
                 break;
             }
         }

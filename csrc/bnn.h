@@ -118,6 +118,18 @@ int32_t bnn_dense_int8(const float *x, int32_t n_in, const int8_t *weight, int32
                        int32_t row_bytes, const float *scale, const float *bias, int32_t relu,
                        int8_t *work, float *out);
 
+/* Float dense layer: out_j = sum_i x_i * w_ji + bias_j (negatives set to 0
+ * when relu). Each sum runs over i in increasing order from 0, each product
+ * and sum rounded to float (no fused multiply-add), and the zeros of x are
+ * skipped, as they add nothing: every path of one build gives the same bits.
+ * BLAS sums in another order, so the NumPy twin agrees to rounding only.
+ *   x         [n_in] floats
+ *   weight_t  [n_in][n_out] floats: the weights transposed, one row an input
+ *   bias      [n_out]
+ *   work      [n_in] int32 scratch (the places of x's nonzero values)     */
+void bnn_dense_float(const float *x, int32_t n_in, const float *weight_t, int32_t n_out,
+                     const float *bias, int32_t relu, int32_t *work, float *out);
+
 /* What a tier needs from its n class scores: the top class, its softmax
  * probability and the normalized entropy -sum(p log p) / log(n) of the
  * softmax, in double, from the shifted scores z = x - max(x) (see
@@ -138,7 +150,7 @@ void bnn_summarize_rows(const float *logits, int32_t n, int32_t rows, int32_t *l
 /* A chain of the calls above run by one bnn_run call: the kernel layers of a
  * model back to back, with nothing between them on the Python side. */
 enum bnn_op { BNN_PACK_SIGNS, BNN_DENSE_BITS, BNN_DENSE_PLANES, BNN_CONV_POOL, BNN_SCALE_SHIFT,
-              BNN_DENSE_INT8, BNN_PREPROCESS };
+              BNN_DENSE_INT8, BNN_PREPROCESS, BNN_DENSE_FLOAT };
 
 /* One call of a chain. Its input `in` is the previous step's `out`, except
  * in the first step, which reads bnn_run's `input`. Over a batch, sample n's
@@ -156,7 +168,9 @@ enum bnn_op { BNN_PACK_SIGNS, BNN_DENSE_BITS, BNN_DENSE_PLANES, BNN_CONV_POOL, B
  *   DENSE_INT8    bnn_dense_int8(in, n_in, weight, n_out, row_bytes, scale, shift (the
  *                 bias), relu, work, out)
  *   PREPROCESS    bnn_preprocess(in, n_in, row_bytes (bytes a value), scale[0],
- *                 shift[0], out)                                                */
+ *                 shift[0], out)
+ *   DENSE_FLOAT   bnn_dense_float(in, n_in, weight (as floats), n_out, shift (the bias),
+ *                 relu, work, out)                                                */
 typedef struct {
     int32_t op;                       /* an enum bnn_op */
     int32_t n_in, n_out, row_bytes;
@@ -172,7 +186,7 @@ typedef struct {
     const float *shift;
     const bnn_conv_shape *conv;
     const int8_t *wide;
-    int32_t relu;                     /* DENSE_INT8: negatives to 0 */
+    int32_t relu;                     /* DENSE_INT8, DENSE_FLOAT: negatives to 0 */
 } bnn_step;
 
 /* Runs n_samples samples through the chain, one step after the other; a

@@ -272,6 +272,42 @@ static void test_int8(int n_in, int n_out, int relu)
     free(w); free(work); free(x); free(out); free(scale); free(bias);
 }
 
+/* The float dense layer against its formula in bnn.h, summed here over
+ * every input, zeros too (adding a zero product changes no sum: the kernel
+ * skips them), in a bnn_run chain over a batch; about a third of the
+ * inputs are zero, as after a ReLU. */
+static void test_float(int n_in, int n_out, int relu)
+{
+    const int samples = 3;
+    float *w = malloc(sizeof(float) * n_in * n_out), *bias = malloc(sizeof(float) * n_out);
+    float *x = malloc(sizeof(float) * n_in * samples), *out = malloc(sizeof(float) * n_out * samples);
+    int32_t *work = malloc(sizeof(int32_t) * n_in);
+    for (int i = 0; i < n_in * n_out; i++)
+        w[i] = (float)((int)(next_random() % 20001) - 10000) / 8192.0f;
+    for (int j = 0; j < n_out; j++)
+        bias[j] = (float)((int)(next_random() % 200) - 100) / 16.0f;
+    for (int i = 0; i < n_in * samples; i++)
+        x[i] = next_random() % 3 ? (float)((int)(next_random() % 20001) - 10000) / 1024.0f : 0.0f;
+    bnn_step step = {.op = BNN_DENSE_FLOAT, .n_in = n_in, .n_out = n_out,
+                     .in_stride = 4 * n_in, .out_stride = 4 * n_out, .out = out,
+                     .work = (uint8_t *)work, .weight = (const uint8_t *)w, .shift = bias,
+                     .relu = relu};
+    expect(bnn_run(&step, 1, x, samples) == 0, "float: ran", n_in, n_out);
+    for (int s = 0; s < samples; s++)
+        for (int j = 0; j < n_out; j++) {
+            volatile float sum = 0.0f;
+            for (int i = 0; i < n_in; i++) {
+                volatile float product = x[s * n_in + i] * w[(size_t)i * n_out + j];
+                sum = sum + product;
+            }
+            volatile float want = sum + bias[j];
+            const float expected = relu && want < 0.0f ? 0.0f : want;
+            expect(memcmp(&out[s * n_out + j], &expected, sizeof(float)) == 0, "float value", s, j);
+        }
+    mix(out, sizeof(float) * n_out * samples);
+    free(w); free(bias); free(x); free(out); free(work);
+}
+
 static void test_conv(bnn_conv_shape s)
 {
     int cb = bnn_sign_bytes(s.channels), ob = bnn_sign_bytes(s.out_channels);
@@ -382,6 +418,11 @@ static void test_all(void)
     for (size_t i = 0; i < sizeof int8_sizes / sizeof int8_sizes[0]; i++)
         for (int relu = 0; relu < 2; relu++)
             test_int8(int8_sizes[i][0], int8_sizes[i][1], relu);
+    static const int float_sizes[][2] = {{1, 1}, {3, 7}, {9, 8}, {100, 9}, {77, 64}, {130, 65},
+                                         {784, 130}, {20, 200}};
+    for (size_t i = 0; i < sizeof float_sizes / sizeof float_sizes[0]; i++)
+        for (int relu = 0; relu < 2; relu++)
+            test_float(float_sizes[i][0], float_sizes[i][1], relu);
     static const bnn_conv_shape convs[] = {
         /* h, w, c, uint8, out, kh, kw, sh, sw, ph, pw, pool_h, pool_w */
         {5, 5, 1, 0, 1, 3, 3, 1, 1, 0, 0, 1, 1},

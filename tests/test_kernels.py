@@ -440,3 +440,37 @@ def test_int8_dense_refuses_a_value_that_is_not_finite(kernels):
     for bad in (np.nan, np.inf):
         with pytest.raises(InputError, match="NaN or infinite"):
             run(np.array([1.0, bad, 2.0], np.float32))
+
+
+@pytest.mark.parametrize("n_in, n_out", [(1, 1), (3, 7), (9, 8), (100, 9), (77, 64), (130, 65),
+                                         (784, 130)])
+@pytest.mark.parametrize("relu", [False, True])
+def test_float_dense_is_the_product_to_rounding_and_c_sums_in_order(kernels, n_in, n_out, relu):
+    """Both backends give the product within float32 rounding of each sum; the C kernel
+    gives, bit for bit, the sum over the inputs in order, zeros skipped, a batch as its
+    samples one by one (every path: tests/test_popcount_paths.py)."""
+    rng = np.random.default_rng(n_in * 1000 + n_out)
+    weight_t = rng.standard_normal((n_in, n_out)).astype(np.float32)
+    bias = rng.standard_normal(n_out).astype(np.float32)
+    x = rng.standard_normal((5, n_in)).astype(np.float32)
+    x[rng.random(x.shape) < 0.4] = 0                 # as after a ReLU
+    x[1] = 0                                         # only the bias
+    plan = kernels.DenseFloat(weight_t, bias, relu)
+    work = np.zeros(4 * n_in, np.uint8)
+    if kernels.name == "c":
+        got = batch_equals_one_by_one(kernels, plan, x, np.float32, n_out, work)
+        in_order = np.zeros((5, n_out), np.float32)
+        for i in range(n_in):
+            in_order += x[:, i:i + 1] * weight_t[i]
+        in_order += bias
+        np.testing.assert_array_equal(got, np.maximum(in_order, 0) if relu else in_order)
+    else:
+        got = np.zeros((5, n_out), np.float32)
+        kernels.chain([Link(plan, work, got)])(x)
+    products = x.astype(np.float64) @ weight_t.astype(np.float64)
+    want = products + bias
+    error = n_in * 2.0 ** -23 * (np.abs(x) @ np.abs(weight_t) + np.abs(bias)) + 1e-30
+    if relu:
+        want = np.maximum(want, 0)
+    assert (np.abs(got - want) <= error).all()
+    np.testing.assert_array_equal(got[1], np.maximum(bias, 0) if relu else bias)

@@ -108,6 +108,25 @@ def test_every_path_the_cpu_has_computes_what_the_twin_computes(each_path):
             np.testing.assert_array_equal(got, want, err_msg=path)
 
 
+def test_every_path_sums_a_float_dense_layer_to_the_same_bits(each_path):
+    """The twin's BLAS sums in another order; the paths must agree with each other exactly
+    (odd widths: the vector loops, 4 rows at a time, and their leftovers)."""
+    from edgebnn.kernels import c_library
+    rng = np.random.default_rng(2)
+    weight_t = rng.standard_normal((1003, 77)).astype(np.float32)
+    bias = rng.standard_normal(77).astype(np.float32)
+    x = np.maximum(rng.standard_normal((6, 1003)), 0).astype(np.float32)
+    outputs = {}
+    for path in each_path:
+        c_library.use_popcount_path(path)
+        out = np.zeros((6, 77), np.float32)
+        plan = c_library.DenseFloat(weight_t, bias, True)
+        outputs[path] = c_library.chain([Link(plan, np.zeros(4 * 1003, np.uint8), out)])(x)
+    for path, got in outputs.items():
+        np.testing.assert_array_equal(got, outputs[each_path[0]], err_msg=path)
+    np.testing.assert_allclose(got, np.maximum(x @ weight_t + bias, 0), rtol=1e-4, atol=1e-4)
+
+
 def test_an_unknown_path_is_refused():
     from edgebnn.kernels import c_library
     with pytest.raises(ValueError, match="popcount path 'sse9' unknown here"):

@@ -1,6 +1,7 @@
-"""Kernel backends for the binary layers: the C library or its NumPy twin.
+"""Kernel backends: the C library or its NumPy twin.
 
-Both expose the same functions with the same results, bit for bit. The C
+Both expose the same functions with the same results, bit for bit (float
+dense layers excepted: their sums agree to rounding, see contract.py). The C
 backend is used when it was built at install time; the environment variable
 ``EDGEBNN_BACKEND=numpy`` (or ``Runtime(..., backend="numpy")``) forces the
 twin. Falling back to the twin without being asked is never silent: the

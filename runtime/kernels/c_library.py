@@ -270,6 +270,25 @@ class DenseInt8(_Plan):
                 "work": _pointer(work, np.uint8, self.row, "quantized input")}
 
 
+class DenseFloat(_Plan):
+    """Float weights, kept as the layer holds them: transposed, one row an input."""
+
+    def __init__(self, weight_t, bias, relu):
+        self.n_in, self.n_out = weight_t.shape
+        self.relu = int(relu)
+        self._keep = (weight_t, bias)
+        self.weight = _pointer(weight_t.reshape(-1).view(np.uint8), np.uint8, 4 * weight_t.size,
+                               "weight")
+        self.bias = _pointer(bias, np.float32, self.n_out, "bias")
+        self.reads = _Sample(np.float32, self.n_in, "input")
+        self.writes = _Sample(np.float32, self.n_out, "out")
+
+    def fields(self, work):
+        return {"op": lib.BNN_DENSE_FLOAT, "n_in": self.n_in, "n_out": self.n_out,
+                "weight": self.weight, "shift": self.bias, "relu": self.relu,
+                "work": _pointer(work, np.uint8, 4 * self.n_in, "nonzero places")}
+
+
 class Preprocess(_Plan):
     """The input's ``x * scale + offset`` into float32, uint8 or float32 values in."""
 

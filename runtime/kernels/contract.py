@@ -1,12 +1,12 @@
 """What a kernel backend provides: the contract ``c_library`` and ``numpy_twin`` both keep.
 
 A backend is a module with the members of :class:`Backend`, giving the same
-results bit for bit (tests/test_kernels.py checks both modules against this
-class, names and signatures). Its plans turn one layer's constant arrays
-into the backend's form once, at model load; a :class:`Link` then pairs a
-plan with the buffers it writes, and ``chain`` runs a list of links as one
-call: the kernel layers of a model that follow each other, for one sample
-or for a batch.
+results bit for bit, float dense layers' to rounding (tests/test_kernels.py
+checks both modules against this class, names and signatures). Its plans
+turn one layer's constant arrays into the backend's form once, at model
+load; a :class:`Link` then pairs a plan with the buffers it writes, and
+``chain`` runs a list of links as one call: the kernel layers of a model
+that follow each other, for one sample or for a batch.
 
 Buffers: ``out`` holds one sample's output (1-D), or one row per sample of
 a batch (2-D); bits outputs are packed signs, otherwise float32 values.
@@ -63,6 +63,12 @@ class Backend(Protocol):
         """Dense layer with int8 weights (out, in) in [-127, 127] on float32 values, each
         sample's values quantized to int8 by their own largest magnitude (bnn.h's formula);
         NaN or infinity raise InputError."""
+
+    def DenseFloat(self, weight_t: np.ndarray, bias: np.ndarray, relu: bool) -> Plan:
+        """Float dense layer, ``weight_t`` (in, out) float32: ``x @ weight_t + bias``. The one
+        plan whose results agree between backends to rounding only (summation order):
+        the C kernel's are the same bits on every path, one sample or a batch; the
+        twin's (BLAS) may differ in the last bits between a batch and one by one."""
 
     def PackSigns(self, n: int) -> Plan:
         """float32 values -> packed signs, sign(0) = +1; NaN or infinity raise InputError."""
