@@ -121,6 +121,9 @@ def _compare_command(commands):
                          help="this runtime's backends to time (both)")
     compare.add_argument("--rounds", type=POSITIVE_INT, default=200,
                          help="interleaved rounds (200)")
+    compare.add_argument("--input", default="random", metavar="random|FILE",
+                         help="the sample: random values, or a file's first, read as "
+                              "edgebnn-classify reads it (e.g. models/mnist-samples.npz)")
     compare.add_argument("--hot", action="store_true",
                          help="time each turn after an untimed call of its own (data cached)")
     compare.add_argument("--json", action="store_true", help="machine-readable output")
@@ -295,7 +298,7 @@ def run_compare(args):
     targets = [(args.model, args.model)] if args.model else \
         [(sizes, "-".join(map(str, sizes))) for sizes in args.shape]
     results = [compare.run_compare(compare.load(target), label, args.backend, args.rounds,
-                                   hot=args.hot) for target, label in targets]
+                                   hot=args.hot, source=args.input) for target, label in targets]
     if args.json:
         return json.dumps(results, indent=2)
     return "\n\n".join(compare.format_result(result) for result in results)

@@ -615,6 +615,14 @@ def test_compare_rebuilds_only_float_dense_chains():
     assert [w.shape for w, _, _ in compare.dense_chain(model)] == [(5, 6), (3, 5)]
 
 
+def test_compare_takes_its_sample_from_a_file(capsys):
+    code, out, _ = run_cli(["compare", "mnist-mlp.h5", "--input", models.path("mnist-samples.npz"),
+                            "--backend", "c", "--rounds", "2", "--json"], capsys)
+    result = json.loads(out)[0]
+    assert code == 0 and result["input"].endswith("mnist-samples.npz")
+    assert {"edgebnn/c", "edgebnn int8/c"} <= set(result["seconds"])
+
+
 def test_compare_times_a_float_chain_with_int8_weights_too():
     from edgebnn.bench import compare
     sample = np.ones(6, np.float32)
