@@ -39,19 +39,22 @@ def server_ms(url, model, deadline=10.0):
     measured from here: the link between is in it."""
     from edgebnn import RemoteModel
     remote = RemoteModel(url, model, deadline=deadline)
-    spec = remote.spec()
-    rng = np.random.default_rng(0)
-    shape = [1 if n == -1 else n for n in spec["shape"][1:]]
-    x = (rng.integers(0, 256, shape) if spec["dtype"].kind in "iu" else rng.standard_normal(shape))
-    x = x.astype(spec["dtype"])
-    for _ in range(3):
-        remote.infer(x)
-    samples = []
-    for _ in range(PASSES * ROUNDS):
-        started = time.perf_counter()
-        remote.infer(x)
-        samples.append(time.perf_counter() - started)
-    remote.close()
+    try:
+        spec = remote.spec()
+        rng = np.random.default_rng(0)
+        shape = [1 if n == -1 else n for n in spec["shape"][1:]]
+        x = (rng.integers(0, 256, shape) if spec["dtype"].kind in "iu"
+             else rng.standard_normal(shape))
+        x = x.astype(spec["dtype"])
+        for _ in range(3):
+            remote.infer(x)
+        samples = []
+        for _ in range(PASSES * ROUNDS):
+            started = time.perf_counter()
+            remote.infer(x)
+            samples.append(time.perf_counter() - started)
+    finally:
+        remote.close()
     return _timed(samples)
 
 
