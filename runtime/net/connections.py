@@ -20,7 +20,7 @@ import socket
 import threading
 import time
 
-from .wire import TIMEOUTS, DeadlineSocket, remaining
+from .wire import TIMEOUTS, DeadlineSocket, parse_length, remaining
 
 IDLE_POLL = 0.1    # seconds: how soon a connection waiting for a request notices a shutdown
 
@@ -137,6 +137,5 @@ class ByteBudget:
 def request_cost(headers, limit, binary):
     """What reading and decoding a request may cost: its declared size (``limit`` when it is
     chunked) times the expansion of its encoding."""
-    declared = headers.get("Content-Length", "")         # read_body refuses a bad one
-    size = int(declared) if declared.isascii() and declared.isdigit() else limit
-    return min(size, limit) * (BINARY_EXPANSION if binary else JSON_EXPANSION)
+    size = parse_length(headers.get("Content-Length", ""))     # read_body refuses a bad one
+    return min(limit if size is None else size, limit) * (BINARY_EXPANSION if binary else JSON_EXPANSION)

@@ -123,9 +123,15 @@ class BadRequest(ValueError):
 
 def length(text):
     """A Content-Length (or similar) header's value; BadRequest unless plain digits."""
-    if not re.fullmatch(r"[0-9]{1,12}", text.strip()):
+    size = parse_length(text)
+    if size is None:
         raise BadRequest(f"header value {text!r} is not a length in bytes", 400, close=True)
-    return int(text)
+    return size
+
+
+def parse_length(text):
+    """``length`` for callers that only estimate: None instead of an error."""
+    return int(text) if re.fullmatch(r"[0-9]{1,12}", text.strip()) else None
 
 
 def read_body(rfile, headers, limit):
