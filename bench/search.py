@@ -25,7 +25,7 @@ import time
 
 from .memory import needs, refusal
 from .shapes import mlp_weights
-from .sizing import _widest, family_shape
+from .sizing import widest_width, family_shape
 
 RESOLUTION = 0.05       # stop when the widths that fit and do not fit are 5 % apart
 ROUNDS = 11             # rounds per pass of a candidate
@@ -78,7 +78,7 @@ def next_width(width, seconds, budget, family, low, high, widest):
     if low and high is not None:
         return min(max(round(math.sqrt(low * high)), low + 1), high - 1)
     target = mlp_weights(family_shape(family, width)) * budget / seconds
-    guess = _widest(lambda w: mlp_weights(family_shape(family, w)) <= target)
+    guess = widest_width(lambda w: mlp_weights(family_shape(family, w)) <= target)
     short, far = STEP
     if seconds <= budget:
         guess = min(max(guess, math.ceil(width * short)), math.floor(width * far), widest)
@@ -140,7 +140,7 @@ def widest_loadable(family, name, memory):
         return None
     if stop(1):
         return 0, stop(1)
-    width = _widest(lambda w: stop(w) is None)
+    width = widest_width(lambda w: stop(w) is None)
     return width, stop(width + 1)
 
 
@@ -149,10 +149,10 @@ def net_measure(name, sizes_of, seed=0):
     on line ``name``, one per round; the last key's net is kept for its next pass,
     and only one is in memory at a time."""
     from .sweep import round_samples, shape_runtimes
-    kept = {}
+    kept = {}                               # empty, or the last key's net: key, runtimes, x
 
     def measure(key, rounds):
-        if kept.get("key", measure) != key:
+        if not kept or kept["key"] != key:
             kept.clear()                    # the previous net goes before the next is built
             runtimes, x = shape_runtimes(sizes_of(key), [name], seed)
             kept.update(key=key, runtimes=runtimes, x=x)

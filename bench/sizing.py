@@ -49,7 +49,7 @@ def family_shape(family, width):
     return (n_in,) + (width,) * depth + (n_out,)
 
 
-def _widest(test, low=1):
+def widest_width(test, low=1):
     """The largest width from ``low`` on for which ``test`` holds (it holds at ``low``,
     and once it fails it fails for every wider shape)."""
     high = low + 1
@@ -67,7 +67,7 @@ def largest_loadable(family, name, memory=None):
     def loads(width):
         sizes = family_shape(family, width)
         return not refusal(sizes, name) and (memory is None or needs(sizes, name)["peak"] <= memory)
-    return mlp_weights(family_shape(family, _widest(loads))) if loads(1) else 0
+    return mlp_weights(family_shape(family, widest_width(loads))) if loads(1) else 0
 
 
 def propose(family, line, name, ms, memory=None):
@@ -85,11 +85,11 @@ def propose(family, line, name, ms, memory=None):
     if mlp_weights(family_shape(family, 1)) >= line.low:
         first = 1
     else:                                   # the narrowest shape the sweep measured
-        first = _widest(lambda w: mlp_weights(family_shape(family, w)) < line.low) + 1
+        first = widest_width(lambda w: mlp_weights(family_shape(family, w)) < line.low) + 1
     narrowest = verdict(family_shape(family, first), line, name, ms, memory)
     if not narrowest["fits"]:
         return {"sizes": None, "narrowest": narrowest}
-    width = _widest(lambda w: verdict(family_shape(family, w), line, name, ms, memory)["fits"],
+    width = widest_width(lambda w: verdict(family_shape(family, w), line, name, ms, memory)["fits"],
                     first)
     wider = verdict(family_shape(family, width + 1), line, name, ms, memory)
     return dict(verdict(family_shape(family, width), line, name, ms, memory), stop=wider["limit"])

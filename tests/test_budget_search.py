@@ -30,7 +30,7 @@ def per_weight(width):
 
 
 def widest_within(seconds_of_width, budget):
-    return search._widest(lambda w: seconds_of_width(w) <= budget)
+    return search.widest_width(lambda w: seconds_of_width(w) <= budget)
 
 
 def test_the_median_interval_is_the_binomial_order_statistics():
