@@ -80,12 +80,22 @@ static inline uint32_t popcount_portable(uint64_t v)
 }
 #endif
 
+/* A float variable whose every value is rounded to float: where float
+ * arithmetic runs wider (x87, FLT_EVAL_METHOD 2), a product kept wide and
+ * then added would round once, like a fused multiply-add, and differ from
+ * the vector paths; a volatile store rounds it. */
+#if defined(FLT_EVAL_METHOD) && FLT_EVAL_METHOD == 0
+#define BNN_ROUNDED float
+#else
+#define BNN_ROUNDED volatile float
+#endif
+
 /* One value's int8 code for the quantization step s > 0: rint(x / s) within
  * [-127, 127]; the ratio rounded to float first, even where the FPU keeps
  * more precision (x87). */
 static inline int8_t int8_code(float x, float s)
 {
-    volatile float ratio = x / s;
+    BNN_ROUNDED ratio = x / s;
     const long q = lrintf(ratio);          /* to nearest, ties to even */
     return (int8_t)(q > 127 ? 127 : q < -127 ? -127 : q);
 }
@@ -199,16 +209,6 @@ static int32_t pack_signs_scalar(const float *x, int32_t n, uint8_t *out)
         bad |= probe[k] != probe[k];
     return bad;
 }
-
-/* A float variable whose every value is rounded to float: where float
- * arithmetic runs wider (x87, FLT_EVAL_METHOD 2), a product kept wide and
- * then added would round once, like a fused multiply-add, and differ from
- * the vector paths; a volatile store rounds it. */
-#if defined(FLT_EVAL_METHOD) && FLT_EVAL_METHOD == 0
-#define BNN_ROUNDED float
-#else
-#define BNN_ROUNDED volatile float
-#endif
 
 #if defined(__GNUC__) || defined(__clang__)
 #define BNN_ALWAYS_INLINE inline __attribute__((always_inline))
@@ -392,7 +392,7 @@ BNN_AVX_TARGET static int32_t int8_quantize_avx2(const float *x, int32_t n, int8
         bad |= !(m <= FLT_MAX);
         top = m > top ? m : top;
     }
-    volatile float s = top / 127.0f;
+    BNN_ROUNDED s = top / 127.0f;
     *scale = s;
     if (bad || !(s > 0.0f))
         return bad;
@@ -547,7 +547,7 @@ static int32_t int8_quantize_portable(const float *x, int32_t n, int8_t *q, floa
         bad |= !(magnitude <= FLT_MAX);
         top = magnitude > top ? magnitude : top;
     }
-    volatile float s = top / 127.0f;
+    BNN_ROUNDED s = top / 127.0f;
     *scale = s;
     for (int32_t i = 0; !bad && s > 0.0f && i < n; i++)
         q[i] = int8_code(x[i], s);
@@ -836,14 +836,13 @@ int32_t bnn_dense_int8(const float *x, int32_t n_in, const int8_t *weight, int32
     memset(work, 0, (size_t)row_bytes);
     if (path->int8_quantize(x, n_in, work, &s))
         return 1;
-    /* volatile: every value rounded to float, even where the FPU keeps more (x87) */
     for (int32_t j = 0; j < n_out; j += 4) {
         int32_t acc[4];
         path->int8_dot4(work, weight + (size_t)j * row_bytes, (size_t)row_bytes, row_bytes, acc);
         for (int32_t r = 0; r < 4 && j + r < n_out; r++) {
-            volatile float multiplier = s * scale[j + r];
-            volatile float product = (float)acc[r] * multiplier;
-            volatile float value = product + bias[j + r];
+            BNN_ROUNDED multiplier = s * scale[j + r];
+            BNN_ROUNDED product = (float)acc[r] * multiplier;
+            BNN_ROUNDED value = product + bias[j + r];
             out[j + r] = relu && value < 0.0f ? 0.0f : value;
         }
     }
@@ -854,12 +853,13 @@ void bnn_dense_float(const float *x, int32_t n_in, const float *weight_t, int32_
                      const float *bias, int32_t relu, int32_t *work, float *out)
 {
     int32_t m = 0;
-    for (int32_t i = 0; i < n_in; i++)
-        if (x[i] != 0.0f)
-            work[m++] = i;
+    for (int32_t i = 0; i < n_in; i++) {       /* no branch: zeros come and go at random */
+        work[m] = i;
+        m += x[i] != 0.0f;
+    }
     path_in_use()->dense_float(x, work, m, weight_t, n_out, out);
     for (int32_t j = 0; j < n_out; j++) {
-        volatile float value = out[j] + bias[j];     /* rounded to float, as in bnn_dense_int8 */
+        BNN_ROUNDED value = out[j] + bias[j];
         out[j] = relu && value < 0.0f ? 0.0f : value;
     }
 }
@@ -869,19 +869,23 @@ void bnn_preprocess(const void *in, int32_t n, int32_t value_bytes, float scale,
 {
     const uint8_t *bytes = in;
     const float *floats = in;
-    for (int32_t j = 0; j < n; j++) {
-        volatile float product = (value_bytes == 1 ? (float)bytes[j] : floats[j]) * scale;
-        out[j] = product + offset;      /* rounded as bnn_scale_shift rounds */
-    }
+    if (value_bytes == 1)           /* two loops, so that compilers vectorize each */
+        for (int32_t j = 0; j < n; j++) {
+            BNN_ROUNDED product = (float)bytes[j] * scale;
+            out[j] = product + offset;
+        }
+    else
+        for (int32_t j = 0; j < n; j++) {
+            BNN_ROUNDED product = floats[j] * scale;
+            out[j] = product + offset;
+        }
 }
 
 void bnn_scale_shift(const float *in, int32_t n, const float *scale, const float *shift,
                      float *out)
 {
     for (int32_t j = 0; j < n; j++) {
-        /* a volatile store rounds the product to float even where the FPU
-         * keeps more precision (x87 on 32-bit x86) */
-        volatile float product = in[j] * scale[j];
+        BNN_ROUNDED product = in[j] * scale[j];
         out[j] = product + shift[j];
     }
 }
