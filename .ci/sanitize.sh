@@ -30,4 +30,5 @@ preload="$(cc -print-file-name=libasan.so):$(cc -print-file-name=libubsan.so)"
     "$work/site/")
 (cd "$work" && PYTHONPATH="$work/site" LD_PRELOAD="$preload" ASAN_OPTIONS=detect_leaks=0 \
     python3 -m pytest -q -p no:cacheprovider tests/test_kernels.py tests/test_binary_layers.py \
+        tests/test_float_conv.py tests/test_dense_int8.py \
         tests/test_popcount_paths.py)

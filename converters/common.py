@@ -31,6 +31,7 @@ import numpy as np
 import edgebnn as rt
 from edgebnn.bitpack import pack_signs
 from edgebnn.fold import fold_sign
+from edgebnn.kernels import numpy_twin
 from edgebnn.kernels.geometry import conv_size
 from edgebnn.layers import Signal
 
@@ -347,7 +348,8 @@ class _Chain:
         shape = self.signal.shape
         height, width, channels = (shape[1], shape[2], shape[0]) if self.channels_first else shape
         try:
-            out = layer.bind(Signal("float", (height, width, channels)), None).shape
+            # bound to the twin, whose plans only keep the arrays, for the output's shape
+            out = layer.bind(Signal("float", (height, width, channels)), numpy_twin).shape
         except rt.ModelFormatError as error:
             self.fail(i, f"does not fit its {shape} input: {error}")
         return (out[2], out[0], out[1]) if self.channels_first else out

@@ -9,6 +9,7 @@
  * bytes (vpmaddubsw) with its signs widened to int8 at load instead of
  * counting 8 bit planes: fewer instructions, for 8x the weight memory. */
 #include <float.h>
+#include <stddef.h>
 #include <math.h>
 #include <string.h>
 
@@ -439,23 +440,41 @@ BNN_AVX_TARGET static void int8_dot4_avx2(const int8_t *q, const int8_t *w, size
     acc[3] = avx2_sum32(s3);
 }
 
+/* out[j] = out[j] + v * w[j] for j from `from` to n - 1 (fewer than 8): 4
+ * at a time in SSE, then one by one. Masked AVX stores would do it in one
+ * step, but are microcoded and slow on AMD's Zen. */
+BNN_AVX_TARGET static BNN_ALWAYS_INLINE void float_tail(float *out, float v, const float *w,
+                                                        int32_t from, int32_t n)
+{
+    int32_t j = from;
+    if (j + 4 <= n) {
+        _mm_storeu_ps(out + j, _mm_add_ps(_mm_loadu_ps(out + j),
+                                          _mm_mul_ps(_mm_set1_ps(v), _mm_loadu_ps(w + j))));
+        j += 4;
+    }
+    for (; j < n; j++) {
+        BNN_ROUNDED product = v * w[j];
+        out[j] = out[j] + product;
+    }
+}
+
 /* dense_float_portable 8 outputs a vector, 4 rows of w at a time: each
  * vector of sums is loaded once, gets the 4 rows' products one after the
  * other (the order of the portable loop, multiply then add, so the same
  * bits) and is stored once; the rows stream from memory in order. */
-BNN_AVX_TARGET static void dense_float_avx2(const float *x, const int32_t *nonzero, int32_t m,
+BNN_AVX_TARGET static void dense_float_avx2(const float *value, const int32_t *place, int32_t m,
                                             const float *w, int32_t n_out, float *out)
 {
+    const int32_t whole = n_out - n_out % 8;
     for (int32_t j = 0; j < n_out; j++)
         out[j] = 0.0f;
     int32_t k = 0;
     for (; k + 4 <= m; k += 4) {
-        const float *r0 = w + (size_t)nonzero[k] * n_out, *r1 = w + (size_t)nonzero[k + 1] * n_out;
-        const float *r2 = w + (size_t)nonzero[k + 2] * n_out, *r3 = w + (size_t)nonzero[k + 3] * n_out;
-        const __m256 v0 = _mm256_set1_ps(x[nonzero[k]]), v1 = _mm256_set1_ps(x[nonzero[k + 1]]);
-        const __m256 v2 = _mm256_set1_ps(x[nonzero[k + 2]]), v3 = _mm256_set1_ps(x[nonzero[k + 3]]);
-        int32_t j = 0;
-        for (; j + 8 <= n_out; j += 8) {
+        const float *r0 = w + (size_t)place[k] * n_out, *r1 = w + (size_t)place[k + 1] * n_out;
+        const float *r2 = w + (size_t)place[k + 2] * n_out, *r3 = w + (size_t)place[k + 3] * n_out;
+        const __m256 v0 = _mm256_set1_ps(value[k]), v1 = _mm256_set1_ps(value[k + 1]);
+        const __m256 v2 = _mm256_set1_ps(value[k + 2]), v3 = _mm256_set1_ps(value[k + 3]);
+        for (int32_t j = 0; j < whole; j += 8) {
             __m256 a = _mm256_loadu_ps(out + j);
             a = _mm256_add_ps(a, _mm256_mul_ps(v0, _mm256_loadu_ps(r0 + j)));
             a = _mm256_add_ps(a, _mm256_mul_ps(v1, _mm256_loadu_ps(r1 + j)));
@@ -463,27 +482,34 @@ BNN_AVX_TARGET static void dense_float_avx2(const float *x, const int32_t *nonze
             a = _mm256_add_ps(a, _mm256_mul_ps(v3, _mm256_loadu_ps(r3 + j)));
             _mm256_storeu_ps(out + j, a);
         }
-        for (; j < n_out; j++) {
-            const float *rows[4] = {r0, r1, r2, r3};
-            BNN_ROUNDED a = out[j];
-            for (int r = 0; r < 4; r++) {
-                BNN_ROUNDED product = x[nonzero[k + r]] * rows[r][j];
-                a = a + product;
-            }
-            out[j] = a;
-        }
+        float_tail(out, value[k], r0, whole, n_out);
+        float_tail(out, value[k + 1], r1, whole, n_out);
+        float_tail(out, value[k + 2], r2, whole, n_out);
+        float_tail(out, value[k + 3], r3, whole, n_out);
     }
     for (; k < m; k++) {
-        const float *row = w + (size_t)nonzero[k] * n_out;
-        const __m256 v = _mm256_set1_ps(x[nonzero[k]]);
-        int32_t j = 0;
-        for (; j + 8 <= n_out; j += 8)
+        const float *row = w + (size_t)place[k] * n_out;
+        const __m256 v = _mm256_set1_ps(value[k]);
+        for (int32_t j = 0; j < whole; j += 8)
             _mm256_storeu_ps(out + j, _mm256_add_ps(_mm256_loadu_ps(out + j),
                                                     _mm256_mul_ps(v, _mm256_loadu_ps(row + j))));
-        for (; j < n_out; j++) {
-            BNN_ROUNDED product = x[nonzero[k]] * row[j];
-            out[j] = out[j] + product;
-        }
+        float_tail(out, value[k], row, whole, n_out);
+    }
+}
+
+/* float_scatter_portable 8 outputs a vector: multiply, then add, so the
+ * same bits. */
+BNN_AVX_TARGET static void float_scatter_avx2(float *out, ptrdiff_t out_step, float v,
+                                              const float *w, ptrdiff_t w_step, int32_t count,
+                                              int32_t n)
+{
+    const __m256 value = _mm256_set1_ps(v);
+    const int32_t whole = n - n % 8;
+    for (int32_t t = 0; t < count; t++, out += out_step, w += w_step) {
+        for (int32_t j = 0; j < whole; j += 8)
+            _mm256_storeu_ps(out + j, _mm256_add_ps(_mm256_loadu_ps(out + j),
+                                                    _mm256_mul_ps(value, _mm256_loadu_ps(w + j))));
+        float_tail(out, v, w, whole, n);
     }
 }
 
@@ -588,21 +614,34 @@ static void int8_dot4_portable(const int8_t *q, const int8_t *w, size_t row, int
 #endif
 }
 
-/* The sums of a float dense layer over the m nonzero inputs x[nonzero[k]]:
- * out[j] = sum_k x[nonzero[k]] * w[nonzero[k]][j], k in increasing order,
- * one row of w added to all of out at a time (compilers vectorize it). */
-static void dense_float_portable(const float *x, const int32_t *nonzero, int32_t m,
+/* The sums of a float dense layer over its m nonzero inputs, value[k] at
+ * place[k]: out[j] = sum_k value[k] * w[place[k]][j], k in increasing
+ * order, one row of w added to all of out at a time (compilers vectorize it). */
+static void dense_float_portable(const float *value, const int32_t *place, int32_t m,
                                  const float *w, int32_t n_out, float *out)
 {
     for (int32_t j = 0; j < n_out; j++)
         out[j] = 0.0f;
     for (int32_t k = 0; k < m; k++) {
-        const float v = x[nonzero[k]], *row = w + (size_t)nonzero[k] * n_out;
+        const float v = value[k], *row = w + (size_t)place[k] * n_out;
         for (int32_t j = 0; j < n_out; j++) {
             BNN_ROUNDED product = v * row[j];
             out[j] = out[j] + product;
         }
     }
+}
+
+/* A convolution's updates from one input value v: for t < count, the n
+ * sums at out + t * out_step get v times the weights at w + t * w_step,
+ * out[j] = out[j] + v * w[j], each product and sum rounded to float. */
+static void float_scatter_portable(float *out, ptrdiff_t out_step, float v, const float *w,
+                                   ptrdiff_t w_step, int32_t count, int32_t n)
+{
+    for (int32_t t = 0; t < count; t++, out += out_step, w += w_step)
+        for (int32_t j = 0; j < n; j++) {
+            BNN_ROUNDED product = v * w[j];
+            out[j] = out[j] + product;
+        }
 }
 
 /* The popcount paths this build has, each its instances of the kernels;
@@ -625,12 +664,14 @@ struct path {
                        const uint8_t *flip, void *out, size_t out_stride);
     int32_t (*int8_quantize)(const float *x, int32_t n, int8_t *q, float *scale);
     void (*int8_dot4)(const int8_t *q, const int8_t *w, size_t row, int32_t n, int32_t acc[4]);
-    void (*dense_float)(const float *x, const int32_t *nonzero, int32_t m, const float *w,
+    void (*dense_float)(const float *value, const int32_t *place, int32_t m, const float *w,
                         int32_t n_out, float *out);
+    void (*float_scatter)(float *out, ptrdiff_t out_step, float v, const float *w,
+                          ptrdiff_t w_step, int32_t count, int32_t n);
 };
 #define BNN_PATH(name, suffix, conv, wide, int8) \
     {name, dense_bits_##suffix, dense_planes_##suffix, conv_pool_##conv, pack_signs_##suffix, wide, \
-     int8_quantize_##int8, int8_dot4_##int8, dense_float_##int8}
+     int8_quantize_##int8, int8_dot4_##int8, dense_float_##int8, float_scatter_##int8}
 
 #ifdef BNN_HAS_NEON
 #define BNN_PORTABLE_NAME "neon"
@@ -849,19 +890,137 @@ int32_t bnn_dense_int8(const float *x, int32_t n_in, const int8_t *weight, int32
     return 0;
 }
 
-void bnn_dense_float(const float *x, int32_t n_in, const float *weight_t, int32_t n_out,
-                     const float *bias, int32_t relu, int32_t *work, float *out)
+/* 1 unless v is +0 or -0 (NaN counts), from its bits: cheaper than a float
+ * compare, whose NaN case compilers handle with extra flag tests. */
+static inline int32_t nonzero_float(float v)
 {
-    int32_t m = 0;
-    for (int32_t i = 0; i < n_in; i++) {       /* no branch: zeros come and go at random */
-        work[m] = i;
-        m += x[i] != 0.0f;
-    }
-    path_in_use()->dense_float(x, work, m, weight_t, n_out, out);
+    uint32_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    return (bits << 1) != 0;
+}
+
+/* out = bias + the sums of the m nonzero inputs (value, place), ReLU'd. */
+static void dense_float_sums(const float *value, const int32_t *place, int32_t m,
+                             const float *weight_t, int32_t n_out, const float *bias,
+                             int32_t relu, float *out)
+{
+    path_in_use()->dense_float(value, place, m, weight_t, n_out, out);
     for (int32_t j = 0; j < n_out; j++) {
-        BNN_ROUNDED value = out[j] + bias[j];
-        out[j] = relu && value < 0.0f ? 0.0f : value;
+        BNN_ROUNDED sum = out[j] + bias[j];
+        out[j] = relu && sum < 0.0f ? 0.0f : sum;
     }
+}
+
+void bnn_dense_float(const float *x, int32_t n_in, const float *weight_t, int32_t n_out,
+                     const float *bias, int32_t relu, float *work, float *out)
+{
+    int32_t *place = (int32_t *)(void *)(work + n_in), m = 0;
+    for (int32_t i = 0; i < n_in; i++) {       /* no branch: zeros come and go at random */
+        work[m] = x[i];
+        place[m] = i;
+        m += nonzero_float(x[i]);
+    }
+    dense_float_sums(work, place, m, weight_t, n_out, bias, relu, out);
+}
+
+/* The kernel offsets k (k = first, first + stride, ... below kernel) that
+ * place input i at an output o = (i + pad - k) / stride in [0, n_out): the
+ * first such k in *first, the output it gives in *o, and their count. */
+static int32_t conv_taps(int32_t i, int32_t pad, int32_t kernel, int32_t stride, int32_t n_out,
+                         int32_t *first, int32_t *o)
+{
+    const int32_t t = i + pad;                  /* k = t - o * stride */
+    int32_t top = t / stride < n_out - 1 ? t / stride : n_out - 1;  /* the largest o, k >= 0 */
+    const int32_t low = t - top * stride;
+    if (low >= kernel)
+        return 0;
+    *first = low;
+    *o = top;
+    const int32_t count = (kernel - 1 - low) / stride + 1;
+    return count < top + 1 ? count : top + 1;   /* o stays >= 0 */
+}
+
+void bnn_conv_float(const float *x, const bnn_conv_shape *shape, const float *columns,
+                    const float *bias, int32_t relu, float *out)
+{
+    const struct path *path = path_in_use();
+    const int32_t height = shape->height, width = shape->width, channels = shape->channels;
+    const int32_t kernel_w = shape->kernel_w, n_out = shape->out_channels;
+    const int32_t stride_h = shape->stride_h, stride_w = shape->stride_w;
+    const int32_t out_h = bnn_conv_size(height, shape->kernel_h, stride_h, shape->pad_h);
+    const int32_t out_w = bnn_conv_size(width, kernel_w, stride_w, shape->pad_w);
+    const size_t outputs = (size_t)out_h * out_w * n_out;
+    const ptrdiff_t w_step = (ptrdiff_t)stride_w * channels * n_out;
+    memset(out, 0, sizeof(float) * outputs);
+    /* Each nonzero input value adds its products to the outputs whose windows
+     * hold it. Inputs come in raster order, so each output's sum still runs
+     * over its window's (ky, kx, c) in order: bnn_dense_float's order. Along
+     * a window row, kx + stride_w meets the output one to the left, whose
+     * weights the flipped columns hold stride_w * channels rows earlier:
+     * with one channel and stride 1, one run of outputs and one of weights. */
+    for (int32_t iy = 0; iy < height; iy++) {
+        int32_t ky = 0, oy = 0;
+        const int32_t rows = conv_taps(iy, shape->pad_h, shape->kernel_h, stride_h, out_h, &ky, &oy);
+        for (int32_t ix = 0; ix < width; ix++) {
+            int32_t kx = 0, ox = 0;
+            const int32_t count = conv_taps(ix, shape->pad_w, kernel_w, stride_w, out_w, &kx, &ox);
+            if (!rows || !count)
+                continue;
+            for (int32_t c = 0; c < channels; c++) {
+                const float v = x[((size_t)iy * width + ix) * channels + c];
+                if (!nonzero_float(v))
+                    continue;
+                for (int32_t r = 0; r < rows; r++) {
+                    const int32_t y = oy - r, k = ky + r * stride_h;
+                    const int32_t last = kx + (count - 1) * stride_w;     /* at ox - count + 1 */
+                    float *to = out + ((size_t)y * out_w + ox - count + 1) * n_out;
+                    const float *w = columns
+                        + ((size_t)(k * kernel_w + kernel_w - 1 - last) * channels + c) * n_out;
+                    if (w_step == n_out)
+                        path->float_scatter(to, 0, v, w, 0, 1, count * n_out);
+                    else
+                        path->float_scatter(to, n_out, v, w, w_step, count, n_out);
+                }
+            }
+        }
+    }
+    for (float *at = out; at < out + outputs; at += n_out)
+        for (int32_t j = 0; j < n_out; j++) {
+            BNN_ROUNDED sum = at[j] + bias[j];
+            at[j] = relu && sum < 0.0f ? 0.0f : sum;
+        }
+}
+
+void bnn_pool_float(const float *x, const bnn_conv_shape *shape, int32_t average, float *out)
+{
+    const int32_t width = shape->width, channels = shape->channels;
+    const int32_t out_h = bnn_conv_size(shape->height, shape->kernel_h, shape->stride_h, 0);
+    const int32_t out_w = bnn_conv_size(width, shape->kernel_w, shape->stride_w, 0);
+    const float count = (float)(shape->kernel_h * shape->kernel_w);
+    /* the channels of a pixel are contiguous: each window pixel updates them all */
+    for (int32_t oy = 0; oy < out_h; oy++)
+        for (int32_t ox = 0; ox < out_w; ox++, out += channels) {
+            const float *corner = x + ((size_t)oy * shape->stride_h * width
+                                       + (size_t)ox * shape->stride_w) * channels;
+            for (int32_t c = 0; c < channels; c++)
+                out[c] = average ? 0.0f : corner[c];
+            for (int32_t ky = 0; ky < shape->kernel_h; ky++)
+                for (int32_t kx = 0; kx < shape->kernel_w; kx++) {
+                    const float *v = corner + ((size_t)ky * width + kx) * channels;
+                    if (average)
+                        for (int32_t c = 0; c < channels; c++) {
+                            BNN_ROUNDED sum = out[c] + v[c];
+                            out[c] = sum;
+                        }
+                    else
+                        for (int32_t c = 0; c < channels; c++)
+                            out[c] = v[c] > out[c] ? v[c] : out[c];
+                }
+            for (int32_t c = 0; average && c < channels; c++) {
+                BNN_ROUNDED mean = out[c] / count;
+                out[c] = mean;
+            }
+        }
 }
 
 void bnn_preprocess(const void *in, int32_t n, int32_t value_bytes, float scale, float offset,
@@ -972,10 +1131,20 @@ int32_t bnn_run(const bnn_step *steps, int32_t n_steps, const void *input, int32
                                       s->row_bytes, s->scale, s->shift, s->relu,
                                       (int8_t *)(void *)s->work, (float *)(void *)out);
                 break;
+            case BNN_CONV_FLOAT:
+                bnn_conv_float((const float *)(const void *)in, s->conv,
+                               (const float *)(const void *)s->weight, s->shift, s->relu,
+                               (float *)(void *)out);
+                break;
+            case BNN_MAX_POOL:
+            case BNN_AVERAGE_POOL:
+                bnn_pool_float((const float *)(const void *)in, s->conv, s->op == BNN_AVERAGE_POOL,
+                               (float *)(void *)out);
+                break;
             case BNN_DENSE_FLOAT:
                 bnn_dense_float((const float *)(const void *)in, s->n_in,
                                 (const float *)(const void *)s->weight, s->n_out, s->shift,
-                                s->relu, (int32_t *)(void *)s->work, (float *)(void *)out);
+                                s->relu, (float *)(void *)s->work, (float *)(void *)out);
                 break;
             }
         }

@@ -126,9 +126,34 @@ int32_t bnn_dense_int8(const float *x, int32_t n_in, const int8_t *weight, int32
  *   x         [n_in] floats
  *   weight_t  [n_in][n_out] floats: the weights transposed, one row an input
  *   bias      [n_out]
- *   work      [n_in] int32 scratch (the places of x's nonzero values)     */
+ *   work      scratch: [n_in] floats, then [n_in] int32 (x's nonzero
+ *             values and their places)                                     */
 void bnn_dense_float(const float *x, int32_t n_in, const float *weight_t, int32_t n_out,
-                     const float *bias, int32_t relu, int32_t *work, float *out);
+                     const float *bias, int32_t relu, float *work, float *out);
+
+/* Float convolution, channels last: each output is bnn_dense_float of its
+ * window (the part over the padded edge adds nothing), the same sum in the
+ * same order, computed by scattering each nonzero input's products.
+ *   x        [height][width][channels] floats
+ *   shape    its sizes, out_channels, kernel, stride and padding (pool 1x1,
+ *            uint8_input 0: unused)
+ *   columns  [kernel_h][kernel_w][channels][out_channels] floats: the
+ *            weights (out, kh, kw, C) transposed, one row a window value,
+ *            kw flipped (column kx holds the weights of kernel_w - 1 - kx)
+ *   bias     [out_channels]
+ *   out      [out_h][out_w][out_channels], out_h = bnn_conv_size(height,
+ *            kernel_h, stride_h, pad_h), likewise out_w                   */
+void bnn_conv_float(const float *x, const bnn_conv_shape *shape, const float *columns,
+                    const float *bias, int32_t relu, float *out);
+
+/* Float pooling, channels last, no padding: windows of kernel_h x kernel_w
+ * values stride_h, stride_w apart (other fields of shape unused); each
+ * output is the window's largest value or, when average, its sum in row
+ * order divided by the window's size.
+ *   x    [height][width][channels]
+ *   out  [out_h][out_w][channels], out_h = bnn_conv_size(height, kernel_h,
+ *        stride_h, 0), likewise out_w                                     */
+void bnn_pool_float(const float *x, const bnn_conv_shape *shape, int32_t average, float *out);
 
 /* What a tier needs from its n class scores: the top class, its softmax
  * probability and the normalized entropy -sum(p log p) / log(n) of the
@@ -150,7 +175,8 @@ void bnn_summarize_rows(const float *logits, int32_t n, int32_t rows, int32_t *l
 /* A chain of the calls above run by one bnn_run call: the kernel layers of a
  * model back to back, with nothing between them on the Python side. */
 enum bnn_op { BNN_PACK_SIGNS, BNN_DENSE_BITS, BNN_DENSE_PLANES, BNN_CONV_POOL, BNN_SCALE_SHIFT,
-              BNN_DENSE_INT8, BNN_PREPROCESS, BNN_DENSE_FLOAT };
+              BNN_DENSE_INT8, BNN_PREPROCESS, BNN_DENSE_FLOAT, BNN_CONV_FLOAT, BNN_MAX_POOL,
+              BNN_AVERAGE_POOL };
 
 /* One call of a chain. Its input `in` is the previous step's `out`, except
  * in the first step, which reads bnn_run's `input`. Over a batch, sample n's
@@ -170,7 +196,9 @@ enum bnn_op { BNN_PACK_SIGNS, BNN_DENSE_BITS, BNN_DENSE_PLANES, BNN_CONV_POOL, B
  *   PREPROCESS    bnn_preprocess(in, n_in, row_bytes (bytes a value), scale[0],
  *                 shift[0], out)
  *   DENSE_FLOAT   bnn_dense_float(in, n_in, weight (as floats), n_out, shift (the bias),
- *                 relu, work, out)                                                */
+ *                 relu, work, out)
+ *   CONV_FLOAT    bnn_conv_float(in, conv, weight (as floats), shift (the bias), relu, out)
+ *   MAX_POOL, AVERAGE_POOL  bnn_pool_float(in, conv, op == AVERAGE_POOL, out)                                                */
 typedef struct {
     int32_t op;                       /* an enum bnn_op */
     int32_t n_in, n_out, row_bytes;
@@ -186,7 +214,7 @@ typedef struct {
     const float *shift;
     const bnn_conv_shape *conv;
     const int8_t *wide;
-    int32_t relu;                     /* DENSE_INT8, DENSE_FLOAT: negatives to 0 */
+    int32_t relu;                     /* DENSE_INT8, DENSE_FLOAT, CONV_FLOAT: negatives to 0 */
 } bnn_step;
 
 /* Runs n_samples samples through the chain, one step after the other; a

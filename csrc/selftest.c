@@ -281,7 +281,7 @@ static void test_float(int n_in, int n_out, int relu)
     const int samples = 3;
     float *w = malloc(sizeof(float) * n_in * n_out), *bias = malloc(sizeof(float) * n_out);
     float *x = malloc(sizeof(float) * n_in * samples), *out = malloc(sizeof(float) * n_out * samples);
-    int32_t *work = malloc(sizeof(int32_t) * n_in);
+    float *work = malloc(8 * (size_t)n_in);
     for (int i = 0; i < n_in * n_out; i++)
         w[i] = (float)((int)(next_random() % 20001) - 10000) / 8192.0f;
     for (int j = 0; j < n_out; j++)
@@ -306,6 +306,76 @@ static void test_float(int n_in, int n_out, int relu)
         }
     mix(out, sizeof(float) * n_out * samples);
     free(w); free(bias); free(x); free(out); free(work);
+}
+
+/* The float convolution and pooling against their formulas in bnn.h, in a
+ * bnn_run chain (conv, max pool, average pool); a third of the inputs zero. */
+static void test_conv_float(bnn_conv_shape s, int relu)
+{
+    const int taps = s.kernel_h * s.kernel_w * s.channels, n_out = s.out_channels;
+    const int out_h = bnn_conv_size(s.height, s.kernel_h, s.stride_h, s.pad_h);
+    const int out_w = bnn_conv_size(s.width, s.kernel_w, s.stride_w, s.pad_w);
+    const size_t n_in = (size_t)s.height * s.width * s.channels, n_conv = (size_t)out_h * out_w * n_out;
+    float *x = malloc(sizeof(float) * n_in), *w = malloc(sizeof(float) * taps * n_out);
+    float *bias = malloc(sizeof(float) * n_out), *conv = malloc(sizeof(float) * n_conv);
+    for (size_t i = 0; i < n_in; i++)
+        x[i] = next_random() % 3 ? (float)((int)(next_random() % 20001) - 10000) / 1024.0f : 0.0f;
+    for (int i = 0; i < taps * n_out; i++)
+        w[i] = (float)((int)(next_random() % 20001) - 10000) / 8192.0f;
+    for (int j = 0; j < n_out; j++)
+        bias[j] = (float)((int)(next_random() % 200) - 100) / 16.0f;
+    /* pools of 2x2 windows, stride 1 across: overlapping windows */
+    bnn_conv_shape pool = {out_h, out_w, n_out, 0, n_out, 2, 2, 2, 1, 0, 0, 1, 1};
+    const int pool_h = bnn_conv_size(out_h, 2, 2, 0), pool_w = bnn_conv_size(out_w, 2, 1, 0);
+    const size_t n_pool = (size_t)(pool_h > 0 ? pool_h : 0) * (pool_w > 0 ? pool_w : 0) * n_out;
+    float *top = malloc(sizeof(float) * (n_pool + 1)), *mean = malloc(sizeof(float) * (n_pool + 1));
+    bnn_step steps[3] = {
+        {.op = BNN_CONV_FLOAT, .out = conv, .weight = (const uint8_t *)w,
+         .shift = bias, .conv = &s, .relu = relu},
+        {.op = BNN_MAX_POOL, .in = conv, .out = top, .conv = &pool},
+        {.op = BNN_AVERAGE_POOL, .in = conv, .out = mean, .conv = &pool}};
+    expect(bnn_run(steps, n_pool ? 3 : 1, x, 1) == 0, "conv float: ran", taps, n_out);
+    for (int oy = 0; oy < out_h; oy++)
+        for (int ox = 0; ox < out_w; ox++)
+            for (int o = 0; o < n_out; o++) {
+                volatile float sum = 0.0f;
+                for (int ky = 0; ky < s.kernel_h; ky++)
+                    for (int kx = 0; kx < s.kernel_w; kx++)
+                        for (int c = 0; c < s.channels; c++) {
+                            int iy = oy * s.stride_h - s.pad_h + ky, ix = ox * s.stride_w - s.pad_w + kx;
+                            float v = iy < 0 || iy >= s.height || ix < 0 || ix >= s.width ? 0.0f
+                                      : x[((size_t)iy * s.width + ix) * s.channels + c];
+                            int flipped = s.kernel_w - 1 - kx;
+                            volatile float product = v * w[((ky * s.kernel_w + flipped) * s.channels + c) * n_out + o];
+                            sum = sum + product;
+                        }
+                volatile float want = sum + bias[o];
+                const float expected = relu && want < 0.0f ? 0.0f : want;
+                expect(memcmp(&conv[((size_t)oy * out_w + ox) * n_out + o], &expected, sizeof(float)) == 0,
+                       "conv float value", oy * out_w + ox, o);
+            }
+    for (int py = 0; py < pool_h; py++)
+        for (int px = 0; px < pool_w; px++)
+            for (int o = 0; o < n_out; o++) {
+                volatile float sum = 0.0f;
+                float largest = conv[((size_t)(2 * py) * out_w + px) * n_out + o];
+                for (int ky = 0; ky < 2; ky++)
+                    for (int kx = 0; kx < 2; kx++) {
+                        float v = conv[((size_t)(2 * py + ky) * out_w + px + kx) * n_out + o];
+                        sum = sum + v;
+                        largest = v > largest ? v : largest;
+                    }
+                volatile float rounded = sum / 4.0f;
+                const float average = rounded;
+                const size_t at = ((size_t)py * pool_w + px) * n_out + o;
+                expect(memcmp(&top[at], &largest, sizeof(float)) == 0, "max pool value", (int)at, o);
+                expect(memcmp(&mean[at], &average, sizeof(float)) == 0,
+                       "average pool value", (int)at, o);
+            }
+    mix(conv, sizeof(float) * n_conv);
+    mix(top, sizeof(float) * n_pool);
+    mix(mean, sizeof(float) * n_pool);
+    free(x); free(w); free(bias); free(conv); free(top); free(mean);
 }
 
 static void test_conv(bnn_conv_shape s)
@@ -423,6 +493,17 @@ static void test_all(void)
     for (size_t i = 0; i < sizeof float_sizes / sizeof float_sizes[0]; i++)
         for (int relu = 0; relu < 2; relu++)
             test_float(float_sizes[i][0], float_sizes[i][1], relu);
+    static const bnn_conv_shape float_convs[] = {
+        /* h, w, c, -, out, kh, kw, sh, sw, ph, pw, -, - */
+        {28, 28, 1, 0, 6, 5, 5, 1, 1, 2, 2, 1, 1},
+        {12, 12, 6, 0, 16, 5, 5, 1, 1, 0, 0, 1, 1},
+        {7, 9, 3, 0, 9, 3, 2, 2, 1, 1, 0, 1, 1},
+        {5, 4, 13, 0, 65, 1, 1, 1, 2, 0, 0, 1, 1},
+        {3, 3, 2, 0, 3, 3, 3, 1, 1, 1, 1, 1, 1},
+    };
+    for (size_t i = 0; i < sizeof float_convs / sizeof float_convs[0]; i++)
+        for (int relu = 0; relu < 2; relu++)
+            test_conv_float(float_convs[i], relu);
     static const bnn_conv_shape convs[] = {
         /* h, w, c, uint8, out, kh, kw, sh, sw, ph, pw, pool_h, pool_w */
         {5, 5, 1, 0, 1, 3, 3, 1, 1, 0, 0, 1, 1},

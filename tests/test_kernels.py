@@ -456,7 +456,7 @@ def test_float_dense_is_the_product_to_rounding_and_c_sums_in_order(kernels, n_i
     x[rng.random(x.shape) < 0.4] = 0                 # as after a ReLU
     x[1] = 0                                         # only the bias
     plan = kernels.DenseFloat(weight_t, bias, relu)
-    work = np.zeros(4 * n_in, np.uint8)
+    work = np.zeros(8 * n_in, np.uint8)
     if kernels.name == "c":
         got = batch_equals_one_by_one(kernels, plan, x, np.float32, n_out, work)
         in_order = np.zeros((5, n_out), np.float32)

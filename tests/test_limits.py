@@ -50,7 +50,7 @@ def test_float_work_is_summed_over_the_layers_and_the_layer_that_passes_is_named
 
 def test_memory_is_counted_for_the_backend_that_runs(backend):
     layers = [Dense(np.ones((10, 1000)), np.zeros(10))]
-    with pytest.raises(ModelFormatError, match=f"layers/0 \\(dense\\): the model reaches 44,080 "
+    with pytest.raises(ModelFormatError, match=f"layers/0 \\(dense\\): the model reaches 48,080 "
                                                f"bytes of memory on the {backend} backend"):
         Model(layers, (1000,), limits=Limits(memory=40_000))
 

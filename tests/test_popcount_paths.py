@@ -121,7 +121,7 @@ def test_every_path_sums_a_float_dense_layer_to_the_same_bits(each_path):
         c_library.use_popcount_path(path)
         out = np.zeros((6, 77), np.float32)
         plan = c_library.DenseFloat(weight_t, bias, True)
-        outputs[path] = c_library.chain([Link(plan, np.zeros(4 * 1003, np.uint8), out)])(x)
+        outputs[path] = c_library.chain([Link(plan, np.zeros(8 * 1003, np.uint8), out)])(x)
     for path, got in outputs.items():
         np.testing.assert_array_equal(got, outputs[each_path[0]], err_msg=path)
     np.testing.assert_allclose(got, np.maximum(x @ weight_t + bias, 0), rtol=1e-4, atol=1e-4)

@@ -1,11 +1,12 @@
 """Kernel backends: the C library or its NumPy twin.
 
 Both expose the same functions with the same results, bit for bit (float
-dense layers excepted: their sums agree to rounding, see contract.py). The C
-backend is used when it was built at install time; the environment variable
-``EDGEBNN_BACKEND=numpy`` (or ``Runtime(..., backend="numpy")``) forces the
-twin. Falling back to the twin without being asked is never silent: the
-first time it happens, a ``SlowBackendWarning`` says why and what it costs.
+dense and convolution layers excepted: their sums agree to rounding, see
+contract.py). The C backend is used when it was built at install time; the
+environment variable ``EDGEBNN_BACKEND=numpy`` (or ``Runtime(...,
+backend="numpy")``) forces the twin. Falling back to the twin without being
+asked is never silent: the first time it happens, a ``SlowBackendWarning``
+says why and what it costs.
 """
 import os
 import warnings

@@ -286,7 +286,40 @@ class DenseFloat(_Plan):
     def fields(self, work):
         return {"op": lib.BNN_DENSE_FLOAT, "n_in": self.n_in, "n_out": self.n_out,
                 "weight": self.weight, "shift": self.bias, "relu": self.relu,
-                "work": _pointer(work, np.uint8, 4 * self.n_in, "nonzero places")}
+                "work": _pointer(work, np.uint8, 8 * self.n_in, "nonzero inputs")}
+
+
+class ConvFloat(_Plan):
+    """Float convolution on a ``ConvShape`` (pool 1x1), its weights as (taps, out) columns,
+    kept with the kernel's columns flipped (bnn.h: the updates along a window row)."""
+
+    def __init__(self, shape, columns, bias, relu):
+        self.c_shape = ffi.new("bnn_conv_shape *", shape._asdict())
+        self.relu = int(relu)
+        flipped = np.ascontiguousarray(columns.reshape(
+            shape.kernel_h, shape.kernel_w, shape.channels, -1)[:, ::-1]).reshape(-1)
+        self._keep = (flipped, bias)
+        self.weight = _pointer(flipped.view(np.uint8), np.uint8, 4 * flipped.size, "columns")
+        self.bias = _pointer(bias, np.float32, shape.out_channels, "bias")
+        self.reads = _Sample(np.float32, shape.height * shape.width * shape.channels, "input")
+        self.writes = _Sample(np.float32, shape.conv_h * shape.conv_w * shape.out_channels, "out")
+
+    def fields(self, work):
+        return {"op": lib.BNN_CONV_FLOAT, "conv": self.c_shape, "weight": self.weight,
+                "shift": self.bias, "relu": self.relu}
+
+
+class PoolFloat(_Plan):
+    """Float max or average pooling: windows ``kernel`` in size, ``stride`` apart."""
+
+    def __init__(self, shape, average):
+        self.c_shape = ffi.new("bnn_conv_shape *", shape._asdict())
+        self.op = lib.BNN_AVERAGE_POOL if average else lib.BNN_MAX_POOL
+        self.reads = _Sample(np.float32, shape.height * shape.width * shape.channels, "input")
+        self.writes = _Sample(np.float32, shape.conv_h * shape.conv_w * shape.channels, "out")
+
+    def fields(self, work):
+        return {"op": self.op, "conv": self.c_shape}
 
 
 class Preprocess(_Plan):

@@ -1,10 +1,10 @@
 """What a kernel backend provides: the contract ``c_library`` and ``numpy_twin`` both keep.
 
 A backend is a module with the members of :class:`Backend`, giving the same
-results bit for bit, float dense layers' to rounding (tests/test_kernels.py
-checks both modules against this class, names and signatures). Its plans
-turn one layer's constant arrays into the backend's form once, at model
-load; a :class:`Link` then pairs a plan with the buffers it writes, and
+results bit for bit, float dense and convolution layers' to rounding
+(tests/test_kernels.py checks both modules against this class, names and
+signatures). Its plans turn one layer's constant arrays into the backend's
+form once, at model load; a :class:`Link` then pairs a plan with the buffers it writes, and
 ``chain`` runs a list of links as one call: the kernel layers of a model
 that follow each other, for one sample or for a batch.
 
@@ -69,6 +69,15 @@ class Backend(Protocol):
         plan whose results agree between backends to rounding only (summation order):
         the C kernel's are the same bits on every path, one sample or a batch; the
         twin's (BLAS) may differ in the last bits between a batch and one by one."""
+
+    def ConvFloat(self, shape, columns: np.ndarray, bias: np.ndarray, relu: bool) -> Plan:
+        """Float convolution, channels last, on a ``geometry.ConvShape`` (pool 1x1);
+        ``columns`` (kernel_h * kernel_w * C, out) float32. Equal to rounding, as
+        ``DenseFloat``: each output is ``DenseFloat`` of its window."""
+
+    def PoolFloat(self, shape, average: bool) -> Plan:
+        """Float max (or average) pooling, channels last, windows ``shape.kernel_*`` in size
+        and ``shape.stride_*`` apart, no padding."""
 
     def PackSigns(self, n: int) -> Plan:
         """float32 values -> packed signs, sign(0) = +1; NaN or infinity raise InputError."""

@@ -6,6 +6,7 @@ and integer matrix products), so comparing it with the C kernel tests both;
 a single sample is a batch of one.
 """
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from ..bitpack import sign_bytes, unpack_signs
 from ..errors import NON_FINITE, InputError
@@ -146,6 +147,45 @@ class DenseFloat(_Plan):
         np.add(out, self.bias, out=out)
         if self.relu:
             np.maximum(out, 0.0, out=out)
+
+
+class ConvFloat(_Plan):
+    """Float convolution by im2col: each output position's window gathered into a row
+    of one matrix, multiplied by the weight columns in one BLAS call."""
+
+    def __init__(self, shape, columns, bias, relu):
+        self.shape, self.columns, self.bias, self.relu = shape, columns, bias, relu
+
+    def __call__(self, x, work, out):
+        s, n = self.shape, len(x)
+        padded = np.zeros((n, s.height + 2 * s.pad_h, s.width + 2 * s.pad_w, s.channels),
+                          np.float32)
+        padded[:, s.pad_h:s.pad_h + s.height, s.pad_w:s.pad_w + s.width] = \
+            x[:, :s.height * s.width * s.channels].reshape(n, s.height, s.width, s.channels)
+        windows = sliding_window_view(padded, (s.kernel_h, s.kernel_w), axis=(1, 2))
+        windows = windows[:, ::s.stride_h, ::s.stride_w]           # (n, Ho, Wo, C, kh, kw)
+        rows = windows.transpose(0, 1, 2, 4, 5, 3).reshape(-1, len(self.columns))
+        values = rows @ self.columns
+        values += self.bias
+        if self.relu:
+            np.maximum(values, 0.0, out=values)
+        out[:, :values.size // n] = values.reshape(n, -1)
+
+
+class PoolFloat(_Plan):
+    """Float max or average pooling over sliding windows."""
+
+    def __init__(self, shape, average):
+        self.shape, self.average = shape, average
+
+    def __call__(self, x, work, out):
+        s, n = self.shape, len(x)
+        values = x[:, :s.height * s.width * s.channels].reshape(n, s.height, s.width, s.channels)
+        windows = sliding_window_view(values, (s.kernel_h, s.kernel_w), axis=(1, 2))
+        windows = windows[:, ::s.stride_h, ::s.stride_w]           # (n, Ho, Wo, C, kh, kw)
+        pooled = windows.mean(axis=(4, 5), dtype=np.float32) if self.average else \
+            windows.max(axis=(4, 5))
+        out[:, :pooled[0].size] = pooled.reshape(n, -1)
 
 
 class PackSigns(_Plan):

@@ -38,7 +38,7 @@ class Dense(KernelLayer):
         n_in, n_out = self.weight_t.shape
         self.expect(source, "float", n_in)
         self.plan = kernels.DenseFloat(self.weight_t, self.bias, self._relu)
-        self.work_bytes = 4 * n_in               # the places of the nonzero inputs
+        self.work_bytes = 8 * n_in               # the nonzero inputs and their places
         self.output = np.float32, n_out
         return Signal("float", (n_out,))
 
@@ -47,7 +47,7 @@ class Dense(KernelLayer):
 
     @staticmethod
     def shape_cost(n_in, n_out):
-        memory = 4 * (n_in * n_out + 2 * n_out + n_in)   # weights, bias, output, work
+        memory = 4 * (n_in * n_out + 2 * n_out + 2 * n_in)   # weights, bias, output, work
         return Cost(float_macs=n_in * n_out, memory_c=memory, memory_numpy=memory)
 
     def bound(self, magnitude):

@@ -1,4 +1,4 @@
-"""Float 2-D pooling, channels last: the max or the mean of each window, in NumPy.
+"""Float 2-D pooling, channels last: the max or the mean of each window, in the kernel.
 
 Windows ``size`` apart by ``stride`` (the size by default) over an
 ``(H, W, C)`` map, no padding: ``(H - size_h) // stride_h + 1`` positions
@@ -7,17 +7,16 @@ PyTorch's floor mode do), likewise across. A float convolution's pooling
 (the binary convolution fuses its own max pool).
 """
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import ModelFormatError
-from ..kernels.geometry import conv_size
+from ..kernels.geometry import ConvShape, conv_size
 from ..limits import Cost
-from .base import Layer, Signal, int_pair, map_shape
+from .base import KernelLayer, Signal, int_pair, map_shape
 
 MODES = ("max", "average")
 
 
-class Pool2d(Layer):
+class Pool2d(KernelLayer):
     kind = "pool2d"
     ATTRS = {"mode": str, "size": tuple, "stride": tuple}
 
@@ -40,7 +39,10 @@ class Pool2d(Layer):
         if min(out_h, out_w) < 1:
             raise ModelFormatError(f"pool window {self.size[0]}x{self.size[1]} larger than its "
                                    f"input {height}x{width}")
-        self._in = (height, width, channels)
+        shape = ConvShape(height, width, channels, 0, channels, *self.size, *self.stride,
+                          0, 0, 1, 1)
+        self.plan = kernels.PoolFloat(shape, self.mode == "average")
+        self.output = np.float32, out_h * out_w * channels
         return Signal("float", (out_h, out_w, channels))
 
     def cost(self, source):
@@ -53,15 +55,3 @@ class Pool2d(Layer):
 
     def bound(self, magnitude):
         return magnitude                        # a max or a mean of values within it
-
-    def runner(self):
-        def run(x):
-            return self.forward_batch(x[None]).reshape(-1)
-        return run
-
-    def forward_batch(self, x):
-        windows = sliding_window_view(x.reshape((len(x),) + self._in), self.size, axis=(1, 2))
-        windows = windows[:, ::self.stride[0], ::self.stride[1]]     # (n, Ho, Wo, C, sh, sw)
-        pooled = windows.max(axis=(4, 5)) if self.mode == "max" else \
-            windows.mean(axis=(4, 5), dtype=np.float32)
-        return pooled.reshape(len(x), -1)
