@@ -114,7 +114,9 @@ def _budget_command(commands):
 
 def _compare_command(commands):
     compare = commands.add_parser("compare", help="this runtime vs onnxruntime and PyTorch")
-    compare.add_argument("model", nargs="?", metavar="MODEL.h5", type=model_path)
+    compare.add_argument("model", nargs="?", metavar="MODEL.h5|MODEL.onnx", type=model_path,
+                         help="a packed model, or an ONNX file, converted here and run by "
+                              "onnxruntime as it is")
     compare.add_argument("--shape", type=_shape, action="append", metavar="784-1000-500-10",
                          help="a random float MLP of this shape instead of a file (repeatable)")
     compare.add_argument("--backend", choices=("c", "numpy", "both"), default="both",
@@ -298,7 +300,9 @@ def run_compare(args):
     targets = [(args.model, args.model)] if args.model else \
         [(sizes, "-".join(map(str, sizes))) for sizes in args.shape]
     results = [compare.run_compare(compare.load(target), label, args.backend, args.rounds,
-                                   hot=args.hot, source=args.input) for target, label in targets]
+                                   hot=args.hot, source=args.input,
+                                   onnx_file=target if str(target).endswith(".onnx") else None)
+               for target, label in targets]
     if args.json:
         return json.dumps(results, indent=2)
     return "\n\n".join(compare.format_result(result) for result in results)

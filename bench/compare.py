@@ -6,7 +6,8 @@ converters: ``edgebnn int8/BACKEND``, which computes nearly, not exactly,
 the same).
 
 Only a chain of float Dense layers is rebuilt for the other frameworks (from
-the model's own weights, input scaling included); their outputs are checked
+the model's own weights, input scaling included); an ONNX file (a CNN, say)
+is converted for this runtime and run as it is by onnxruntime. Outputs are checked
 against this runtime's logits before anything is timed, so all candidates do
 the same arithmetic. Everything is single-threaded (BLAS, torch and
 onnxruntime pools pinned to one thread; the caller pins BLAS before NumPy
@@ -83,6 +84,29 @@ def onnx_session(model, chain):
                                            providers=["CPUExecutionProvider"])
     run = session.run
     return lambda x: run(None, {"x": x.reshape(1, -1)})[0][0]
+
+
+def onnx_file_session(path):
+    """onnxruntime running the ONNX file itself, one thread, a sample fed in the file's
+    input layout (channels first when it has them); None when not installed."""
+    try:
+        import onnxruntime
+    except ImportError:
+        return None
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    given = session.get_inputs()[0]
+    shape = [size if isinstance(size, int) else 1 for size in given.shape]
+    shape[0] = 1
+    run = session.run
+
+    def infer(x):
+        x = np.asarray(x, np.float32)
+        if x.ndim == 3 and len(shape) == 4 and shape[1] == x.shape[2] != shape[3]:
+            x = x.transpose(2, 0, 1)            # (H, W, C) as the runtime takes it
+        return run(None, {given.name: x.reshape(shape)})[0][0]
+    return infer
 
 
 def torch_module(model, chain):
@@ -172,8 +196,9 @@ def _check_same(name, outputs, expected):
                            f"(largest difference {worst:.3g})")
 
 
-def candidates(model, sample, backends):
-    """``({name: function()}, {framework: reason skipped})`` for one model and sample."""
+def candidates(model, sample, backends, onnx_file=None):
+    """``({name: function()}, {framework: reason skipped})`` for one model and sample;
+    onnxruntime runs ``onnx_file`` when given (the model converted from it)."""
     runs, skipped = {}, {}
     chain = dense_chain(model)
     for backend in backends:
@@ -188,10 +213,14 @@ def candidates(model, sample, backends):
     expected = result.scores if softmax else result.logits
     for name, build in (("onnxruntime", onnx_session), ("torch", torch_module),
                         ("LiteRT", litert_interpreters)):
-        if chain is None:
-            skipped[name] = "skipped (only float Dense chains are rebuilt for other frameworks)"
+        if onnx_file and name == "onnxruntime":
+            built = onnx_file_session(onnx_file)
+        elif chain is None:
+            skipped[name] = ("skipped (only float Dense chains are rebuilt for other "
+                             "frameworks; compare an .onnx file to time onnxruntime on it)")
             continue
-        built = build(model, chain)
+        else:
+            built = build(model, chain)
         if built is None:
             skipped[name] = ("skipped (needs TensorFlow to write the .tflite files)"
                              if name == "LiteRT" else "skipped (not installed)")
@@ -202,13 +231,14 @@ def candidates(model, sample, backends):
     return runs, skipped
 
 
-def run_compare(model, label, backend="both", rounds=200, seed=0, hot=False, source="random"):
+def run_compare(model, label, backend="both", rounds=200, seed=0, hot=False, source="random",
+                onnx_file=None):
     """Median seconds per sample of every candidate on ``model``, with skips and versions;
     ``hot``: each turn after an untimed call of its own (``timing.interleaved``);
     ``source``: where the one sample comes from (``latency.load_samples``), e.g. a real
     digit, whose blank background this runtime's float kernel skips."""
     sample = load_samples(source, model, count=1, seed=seed)[0]
-    runs, skipped = candidates(model, sample, available_backends(backend))
+    runs, skipped = candidates(model, sample, available_backends(backend), onnx_file)
     base = next(iter(runs))
     once = interleaved({base: runs[base]}, calls=3, rounds=1, warmup=3)[base]
     calls = max(1, min(200, int(ROUND_SECONDS / max(once, 1e-7))))
@@ -238,9 +268,13 @@ def versions():
 
 
 def load(path_or_sizes):
-    """A model from a packed file path or a tuple of layer sizes (random weights)."""
+    """A model from a packed file path, an ONNX file (converted as the converters do) or a
+    tuple of layer sizes (random weights)."""
     if isinstance(path_or_sizes, tuple):
         return random_model(path_or_sizes)
+    if str(path_or_sizes).endswith(".onnx"):
+        from edgebnn.converters.onnx import convert
+        return convert(path_or_sizes)
     return load_model(path_or_sizes)
 
 

@@ -623,6 +623,29 @@ def test_compare_takes_its_sample_from_a_file(capsys):
     assert {"edgebnn/c", "edgebnn int8/c"} <= set(result["seconds"])
 
 
+def test_compare_runs_an_onnx_cnn_on_onnxruntime_as_it_is(tmp_path, capsys):
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from onnx import TensorProto, helper, numpy_helper
+    rng = np.random.default_rng(3)
+    weights = [numpy_helper.from_array(rng.standard_normal((2, 1, 3, 3)).astype(np.float32), "w"),
+               numpy_helper.from_array(rng.standard_normal(2).astype(np.float32), "b"),
+               numpy_helper.from_array(rng.standard_normal((32, 3)).astype(np.float32), "g"),
+               numpy_helper.from_array(rng.standard_normal(3).astype(np.float32), "c")]
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["h"]), helper.make_node("Relu", ["h"], ["r"]),
+             helper.make_node("Flatten", ["r"], ["f"]), helper.make_node("Gemm", ["f", "g", "c"], ["y"])]
+    graph = helper.make_graph(nodes, "cnn", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                           [1, 1, 6, 6])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])],
+                              initializer=weights)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "cnn.onnx"))
+    code, out, _ = run_cli(["compare", str(tmp_path / "cnn.onnx"), "--backend", "c",
+                            "--rounds", "2", "--json"], capsys)
+    assert code == 0 and "onnxruntime" in json.loads(out)[0]["seconds"]
+
+
 def test_compare_times_a_float_chain_with_int8_weights_too():
     from edgebnn.bench import compare
     sample = np.ones(6, np.float32)
