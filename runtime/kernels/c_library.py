@@ -6,6 +6,7 @@ A plan turns a layer's constant arrays into C pointers once, at model load.
 its input (an input it saw last time, a previous layer's buffer, keeps its
 pointer); links whose buffers hold a batch make one call for the batch.
 Every array is checked (dtype, contiguity, size) before its pointer is made.
+The plans of binary layers are here, those of float layers in ``c_float``.
 """
 from typing import NamedTuple
 
@@ -15,7 +16,6 @@ from ..bitpack import sign_bytes
 from ..errors import NON_FINITE, InputError
 from ._bnn import ffi, lib
 from . import Link
-from .contract import int8_shape
 
 name = "c"
 # the popcount the kernels use (the fastest this CPU supports), and all it supports
@@ -36,7 +36,7 @@ def use_popcount_path(path):
     return before
 
 
-def _pointer(array, dtype, size, what):
+def checked_pointer(array, dtype, size, what):
     """A C pointer to ``array``, after checking it can hold ``size`` items of ``dtype``."""
     if (not isinstance(array, np.ndarray) or array.dtype != dtype
             or not array.flags.c_contiguous or array.size < size):
@@ -46,7 +46,7 @@ def _pointer(array, dtype, size, what):
     return ffi.from_buffer(_C_TYPES[array.dtype], array)
 
 
-class _Sample(NamedTuple):
+class SampleBuffer(NamedTuple):
     """What a step reads or writes per sample: ``size`` items of ``dtype``."""
     dtype: np.dtype
     size: int
@@ -55,12 +55,12 @@ class _Sample(NamedTuple):
     def rows(self, array, samples=None):
         """``(pointer, stride in bytes)``: one sample's buffer, or ``samples`` rows of one each."""
         if samples is None:
-            return _pointer(array, self.dtype, self.size, self.what), 0
+            return checked_pointer(array, self.dtype, self.size, self.what), 0
         if not isinstance(array, np.ndarray) or array.ndim != 2 or array.shape[0] != samples \
                 or array.shape[1] < self.size:
             raise ValueError(f"{self.what}: expected {samples} rows of at least {self.size} "
                              f"items, got shape {getattr(array, 'shape', type(array))}")
-        return _pointer(array, self.dtype, 0, self.what), array.strides[0]
+        return checked_pointer(array, self.dtype, 0, self.what), array.strides[0]
 
     def last_pointer(self):
         """``pointer_of(x)``: the pointer of the last array seen, else check and convert.
@@ -98,7 +98,7 @@ def summarize(logits):
     return s.label, s.confidence, s.entropy
 
 
-_logits_pointer = _Sample(np.float32, 2, "logits").last_pointer()      # shared by every thread
+_logits_pointer = SampleBuffer(np.float32, 2, "logits").last_pointer()      # shared by every thread
 
 
 def summarize_rows(logits):
@@ -108,7 +108,7 @@ def summarize_rows(logits):
                          f"{getattr(logits, 'shape', type(logits))}")
     rows, n = logits.shape
     labels, confidences, entropies = np.empty(rows, np.int32), np.empty(rows), np.empty(rows)
-    lib.bnn_summarize_rows(_pointer(logits, np.float32, rows * n, "logits"), n, rows,
+    lib.bnn_summarize_rows(checked_pointer(logits, np.float32, rows * n, "logits"), n, rows,
                            ffi.from_buffer("int32_t[]", labels),
                            ffi.from_buffer("double[]", confidences),
                            ffi.from_buffer("double[]", entropies))
@@ -164,10 +164,10 @@ class _Call:
         return self.out
 
 
-class _Plan:
+class PlanBase:
     """Common to every plan: what one sample reads and writes, and its ``bnn_step`` fields."""
-    reads: _Sample
-    writes: _Sample
+    reads: SampleBuffer
+    writes: SampleBuffer
 
     def fields(self, work):
         """The plan's ``bnn_step`` fields, all but its input and output."""
@@ -177,20 +177,20 @@ class _Plan:
         return chain([Link(self, work, out)])
 
 
-class _Layer(_Plan):
+class _Layer(PlanBase):
     """Constant pointers of a layer: weights and, for sign outputs, thresholds."""
 
     def __init__(self, op, weight, threshold, flip, n_out, out_bits):
         self._keep = (weight, threshold, flip)          # the pointers' owners
         self.op, self.n_out = op, n_out
-        self.weight = _pointer(weight, np.uint8, weight.size, "weight")
+        self.weight = checked_pointer(weight, np.uint8, weight.size, "weight")
         if threshold is None:
             self.threshold = self.flip = ffi.NULL
-            self.writes = _Sample(np.float32, n_out, "out")
+            self.writes = SampleBuffer(np.float32, n_out, "out")
         else:
-            self.threshold = _pointer(threshold, np.int32, n_out, "threshold")
-            self.flip = _pointer(flip, np.uint8, n_out, "flip")
-            self.writes = _Sample(np.uint8, out_bits, "out")
+            self.threshold = checked_pointer(threshold, np.int32, n_out, "threshold")
+            self.flip = checked_pointer(flip, np.uint8, n_out, "flip")
+            self.writes = SampleBuffer(np.uint8, out_bits, "out")
 
     def fields(self, work):
         return {"op": self.op, "n_out": self.n_out, "weight": self.weight,
@@ -202,12 +202,12 @@ class DenseBits(_Layer):
         n_out, self.row_bytes = weight.shape
         super().__init__(lib.BNN_DENSE_BITS, weight, threshold, flip, n_out, sign_bytes(n_out))
         self.n_bits = n_bits
-        self.reads = _Sample(np.uint8, self.row_bytes, "input")
+        self.reads = SampleBuffer(np.uint8, self.row_bytes, "input")
         # the rows regrouped for kernels that count 8 rows at once, where the build has one
         lanes = np.empty(lib.bnn_dense_lanes_bytes(n_out, self.row_bytes), np.uint8)
         self.lanes = ffi.NULL
         if lanes.size:
-            self.lanes = _pointer(lanes, np.uint8, lanes.size, "lanes")
+            self.lanes = checked_pointer(lanes, np.uint8, lanes.size, "lanes")
             lib.bnn_dense_lanes(self.weight, n_out, self.row_bytes, self.lanes)
         self._keep += (lanes,)
 
@@ -221,19 +221,19 @@ class DensePlanes(_Layer):
         n_out, self.row_bytes = weight.shape
         super().__init__(lib.BNN_DENSE_PLANES, weight, threshold, flip, n_out, sign_bytes(n_out))
         self.n_values = n_values
-        self.reads = _Sample(np.uint8, n_values, "input")
+        self.reads = SampleBuffer(np.uint8, n_values, "input")
         # the signs as int8 +-1 for the kernel that multiplies bytes, where the CPU has one:
         # 8x the packed bits, and no bit planes to take per sample
         wide = np.empty(lib.bnn_dense_wide_bytes(n_out, n_values), np.int8)
         self.wide = ffi.NULL
         if wide.size:
-            self.wide = _pointer(wide, np.int8, wide.size, "wide")
+            self.wide = checked_pointer(wide, np.int8, wide.size, "wide")
             lib.bnn_dense_wide(self.weight, n_out, self.row_bytes, n_values, self.wide)
         self._keep += (wide,)
 
     def fields(self, work):
         return dict(super().fields(work), n_in=self.n_values, row_bytes=self.row_bytes,
-                    work=_pointer(work, np.uint8, 8 * self.row_bytes, "planes"), wide=self.wide)
+                    work=checked_pointer(work, np.uint8, 8 * self.row_bytes, "planes"), wide=self.wide)
 
 
 class ConvPool(_Layer):
@@ -241,125 +241,21 @@ class ConvPool(_Layer):
         super().__init__(lib.BNN_CONV_POOL, weight, threshold, flip, shape.out_channels,
                          shape.out_bytes)
         self.c_shape = ffi.new("bnn_conv_shape *", shape._asdict())
-        self.reads = _Sample(np.uint8, shape.in_bytes, "input")
+        self.reads = SampleBuffer(np.uint8, shape.in_bytes, "input")
 
     def fields(self, work):
         return dict(super().fields(work), conv=self.c_shape)
 
 
-class DenseInt8(_Plan):
-    """int8 weights on float values, padded as ``int8_shape`` says."""
-
-    def __init__(self, weight, scale, bias, relu):
-        n_out, self.n_in = weight.shape
-        rows, self.row = int8_shape(n_out, self.n_in)
-        self.n_out, self.relu = n_out, int(relu)
-        padded = np.zeros((rows, self.row), np.int8)
-        padded[:n_out, :self.n_in] = weight
-        self._keep = (padded, scale, bias)
-        self.weight = _pointer(padded.view(np.uint8), np.uint8, padded.size, "weight")
-        self.scale = _pointer(scale, np.float32, n_out, "scale")
-        self.bias = _pointer(bias, np.float32, n_out, "bias")
-        self.reads = _Sample(np.float32, self.n_in, "input")
-        self.writes = _Sample(np.float32, n_out, "out")
-
-    def fields(self, work):
-        return {"op": lib.BNN_DENSE_INT8, "n_in": self.n_in, "n_out": self.n_out,
-                "row_bytes": self.row, "weight": self.weight, "scale": self.scale,
-                "shift": self.bias, "relu": self.relu,
-                "work": _pointer(work, np.uint8, self.row, "quantized input")}
-
-
-class DenseFloat(_Plan):
-    """Float weights, kept as the layer holds them: transposed, one row an input."""
-
-    def __init__(self, weight_t, bias, relu):
-        self.n_in, self.n_out = weight_t.shape
-        self.relu = int(relu)
-        self._keep = (weight_t, bias)
-        self.weight = _pointer(weight_t.reshape(-1).view(np.uint8), np.uint8, 4 * weight_t.size,
-                               "weight")
-        self.bias = _pointer(bias, np.float32, self.n_out, "bias")
-        self.reads = _Sample(np.float32, self.n_in, "input")
-        self.writes = _Sample(np.float32, self.n_out, "out")
-
-    def fields(self, work):
-        return {"op": lib.BNN_DENSE_FLOAT, "n_in": self.n_in, "n_out": self.n_out,
-                "weight": self.weight, "shift": self.bias, "relu": self.relu,
-                "work": _pointer(work, np.uint8, 8 * self.n_in, "nonzero inputs")}
-
-
-class ConvFloat(_Plan):
-    """Float convolution on a ``ConvShape`` (pool 1x1), its weights as (taps, out) columns,
-    kept with the kernel's columns flipped (bnn.h: the updates along a window row)."""
-
-    def __init__(self, shape, columns, bias, relu):
-        self.c_shape = ffi.new("bnn_conv_shape *", shape._asdict())
-        self.relu = int(relu)
-        flipped = np.ascontiguousarray(columns.reshape(
-            shape.kernel_h, shape.kernel_w, shape.channels, -1)[:, ::-1]).reshape(-1)
-        self._keep = (flipped, bias)
-        self.weight = _pointer(flipped.view(np.uint8), np.uint8, 4 * flipped.size, "columns")
-        self.bias = _pointer(bias, np.float32, shape.out_channels, "bias")
-        self.reads = _Sample(np.float32, shape.height * shape.width * shape.channels, "input")
-        self.writes = _Sample(np.float32, shape.conv_h * shape.conv_w * shape.out_channels, "out")
-
-    def fields(self, work):
-        return {"op": lib.BNN_CONV_FLOAT, "conv": self.c_shape, "weight": self.weight,
-                "shift": self.bias, "relu": self.relu}
-
-
-class PoolFloat(_Plan):
-    """Float max or average pooling: windows ``kernel`` in size, ``stride`` apart."""
-
-    def __init__(self, shape, average):
-        self.c_shape = ffi.new("bnn_conv_shape *", shape._asdict())
-        self.op = lib.BNN_AVERAGE_POOL if average else lib.BNN_MAX_POOL
-        self.reads = _Sample(np.float32, shape.height * shape.width * shape.channels, "input")
-        self.writes = _Sample(np.float32, shape.conv_h * shape.conv_w * shape.channels, "out")
-
-    def fields(self, work):
-        return {"op": self.op, "conv": self.c_shape}
-
-
-class Preprocess(_Plan):
-    """The input's ``x * scale + offset`` into float32, uint8 or float32 values in."""
-
-    def __init__(self, n, dtype, scale, offset):
-        self.n, dtype = n, np.dtype(dtype)
-        self._keep = (np.array([scale], np.float32), np.array([offset], np.float32))
-        self.scale = _pointer(self._keep[0], np.float32, 1, "scale")
-        self.shift = _pointer(self._keep[1], np.float32, 1, "offset")
-        self.value_bytes = dtype.itemsize
-        self.reads = _Sample(dtype, n, "input")
-        self.writes = _Sample(np.float32, n, "out")
-
-    def fields(self, work):
-        return {"op": lib.BNN_PREPROCESS, "n_in": self.n, "row_bytes": self.value_bytes,
-                "scale": self.scale, "shift": self.shift}
-
-
-class PackSigns(_Plan):
+class PackSigns(PlanBase):
     def __init__(self, n):
         self.n = n
-        self.reads = _Sample(np.float32, n, "input")
-        self.writes = _Sample(np.uint8, sign_bytes(n), "out")
+        self.reads = SampleBuffer(np.float32, n, "input")
+        self.writes = SampleBuffer(np.uint8, sign_bytes(n), "out")
 
     def fields(self, work):
         return {"op": lib.BNN_PACK_SIGNS, "n_in": self.n}
 
 
-class ScaleShift(_Plan):
-    """Float ``x * scale + shift`` (a batch norm before the scores), in the chain."""
-
-    def __init__(self, scale, shift):
-        self.n = scale.size
-        self._keep = (scale, shift)
-        self.scale = _pointer(scale, np.float32, self.n, "scale")
-        self.shift = _pointer(shift, np.float32, self.n, "shift")
-        self.reads = _Sample(np.float32, self.n, "input")
-        self.writes = _Sample(np.float32, self.n, "out")
-
-    def fields(self, work):
-        return {"op": lib.BNN_SCALE_SHIFT, "n_out": self.n, "scale": self.scale,
-                "shift": self.shift}
+# the plans of float layers, in their own module (which builds on the classes above)
+from .c_float import ConvFloat, DenseFloat, DenseInt8, PoolFloat, Preprocess, ScaleShift  # noqa: E402,F401
