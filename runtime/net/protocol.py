@@ -34,6 +34,45 @@ def model_path(model, version=None):
     return f"/v2/models/{model}" + (f"/versions/{version}" if version is not None else "")
 
 
+def model_spec(metadata, output=None, classes=()):
+    """What requests to a model need from its metadata: the input's name, dtype and shape,
+    the outputs' names, the one to read (``output``, else the first), the widths and
+    dtypes the outputs declare. ValueError when the metadata lacks them or its scores
+    do not fit ``classes``."""
+    try:
+        first = metadata["inputs"][0]
+        outputs = metadata["outputs"]
+        names = [entry["name"] for entry in outputs]
+        output = output or names[0]
+        dtype = np.dtype(DATATYPES[first["datatype"]])
+        shape = [int(n) for n in first["shape"]]
+        widths = {o["name"]: int(o["shape"][-1]) for o in outputs
+                  if len(o.get("shape") or []) == 2 and int(o["shape"][-1]) > 0}
+        dtypes = {o["name"]: np.dtype(DATATYPES[o["datatype"]]) for o in outputs
+                  if o.get("datatype") in DATATYPES}
+        scores = next(o for o in outputs if o["name"] == output)["datatype"].startswith("FP") \
+            if output in names else False
+    except (KeyError, IndexError, TypeError, ValueError) as error:
+        raise ValueError(f"model metadata lacks its inputs or outputs "
+                         f"({type(error).__name__}: {error})") from None
+    if output not in names:
+        raise ValueError(f"the model has no output {output!r} (it lists {', '.join(names)})")
+    if classes and scores:      # class scores (not, e.g., a device's packed feature map)
+        if widths.get(output, len(classes)) != len(classes):
+            raise ValueError(f"output {output!r} gives {widths[output]} scores for "
+                             f"{len(classes)} classes")
+        widths[output] = len(classes)
+    return {"input": first["name"], "dtype": dtype, "shape": shape, "outputs": names,
+            "output": output, "widths": widths, "dtypes": dtypes}
+
+
+def metadata_classes(metadata):
+    """The class names a model's metadata gives in ``parameters.classes`` ([] when none)."""
+    parameters = metadata.get("parameters")
+    classes = parameters.get("classes") if isinstance(parameters, dict) else None
+    return [str(c) for c in classes] if isinstance(classes, list) else []
+
+
 def encode(message, key, tensors):
     """``(body, header_length)`` of ``message`` with ``tensors`` under ``key``.
 

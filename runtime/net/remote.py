@@ -162,38 +162,16 @@ class RemoteModel:
 
     def _read_spec(self):
         metadata = self.metadata()
+        if self._classes is None:
+            self._classes = protocol.metadata_classes(metadata)
         try:
-            first = metadata["inputs"][0]
-            outputs = metadata["outputs"]
-            names = [output["name"] for output in outputs]
-            output = self.output or names[0]
-            dtype = np.dtype(protocol.DATATYPES[first["datatype"]])
-            shape = [int(n) for n in first["shape"]]
-            if self._classes is None:
-                self._classes = _classes(metadata)
-            classes = self._classes
-            widths = {o["name"]: int(o["shape"][-1]) for o in outputs
-                      if len(o.get("shape") or []) == 2 and int(o["shape"][-1]) > 0}
-            dtypes = {o["name"]: np.dtype(protocol.DATATYPES[o["datatype"]]) for o in outputs
-                      if o.get("datatype") in protocol.DATATYPES}
-            scores = next(o for o in outputs if o["name"] == output)["datatype"].startswith("FP") \
-                if output in names else False
-        except (KeyError, IndexError, TypeError, ValueError) as error:
-            raise RemoteError(f"{self.url}: model metadata lacks its inputs or outputs "
-                              f"({type(error).__name__}: {error})") from None
-        if output not in names:
-            raise RemoteError(f"{self.url}: the model has no output {output!r} "
-                              f"(it lists {', '.join(names)})")
-        if classes and scores:      # class scores (not, e.g., a device's packed feature map)
-            if widths.get(output, len(classes)) != len(classes):
-                raise RemoteError(f"{self.url}: output {output!r} gives {widths[output]} "
-                                  f"scores for {len(classes)} classes")
-            widths[output] = len(classes)
+            spec = protocol.model_spec(metadata, self.output, self._classes)
+        except ValueError as error:
+            raise RemoteError(f"{self.url}: {error}") from None
         binary = self.binary
         if binary is None:
             binary = protocol.BINARY_EXTENSION in self._server_extensions()
-        return {"input": first["name"], "dtype": dtype, "shape": shape, "outputs": names,
-                "output": output, "widths": widths, "dtypes": dtypes, "binary": binary}
+        return dict(spec, binary=binary)
 
     def metadata(self):
         """The model's metadata (``GET /v2/models/NAME[/versions/V]``)."""
@@ -220,7 +198,7 @@ class RemoteModel:
     def classes(self):
         """Class names: given, or the metadata's ``parameters.classes`` ([] when it has none)."""
         if self._classes is None:
-            self._classes = _classes(self.metadata())
+            self._classes = protocol.metadata_classes(self.metadata())
         return self._classes
 
     def _json(self, data, what):
@@ -310,9 +288,3 @@ class RemoteModel:
         if connection is not None:
             connection.close()
             self._local.connection = None
-
-
-def _classes(metadata):
-    parameters = metadata.get("parameters")
-    classes = parameters.get("classes") if isinstance(parameters, dict) else None
-    return [str(c) for c in classes] if isinstance(classes, list) else []
