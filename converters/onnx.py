@@ -35,6 +35,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 import onnx
+import onnx.external_data_helper
 from onnx import numpy_helper
 from onnx.reference import ReferenceEvaluator
 from edgebnn.fold import batchnorm_affine
@@ -138,10 +139,17 @@ def load(source):
         if not os.path.exists(where):
             raise FileNotFoundError(f"{where}: no such file")
         try:
-            model = onnx.load(where)
+            model = onnx.load(where, load_external_data=False)
         except Exception as error:       # protobuf's DecodeError and friends
             raise ValueError(f"{where}: not an ONNX model ({type(error).__name__}: {error})") \
                 from None
+        folder = os.path.dirname(os.path.abspath(where))
+        _check_external_data(model, folder, where)
+        try:
+            onnx.external_data_helper.load_external_data_for_model(model, folder)
+        except (OSError, ValueError, onnx.checker.ValidationError) as error:
+            raise ValueError(f"{where}: its external data cannot be read "
+                             f"({type(error).__name__}: {error})") from None
     try:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as error:
@@ -150,6 +158,37 @@ def load(source):
     if not model.graph.node:
         raise ValueError(f"{where}: the ONNX graph has no nodes")
     return model
+
+
+def _check_external_data(model, folder, where):
+    """Refuse weights stored outside ``folder`` (the model file's own): torch's exporter
+    writes them in a file beside the model, and a hostile model could name any other
+    file instead (an absolute path, ``..``, a symbolic link), whatever the onnx
+    package's version checks."""
+    home = os.path.realpath(folder)
+    for tensor in _tensors(model.graph):
+        if tensor.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        location = next((entry.value for entry in tensor.external_data
+                         if entry.key == "location"), "")
+        inside = os.path.normpath(os.path.join(home, location))
+        if (not location or os.path.isabs(location) or not inside.startswith(home + os.sep)
+                or os.path.realpath(inside) != inside):        # a link on the way
+            raise ValueError(f"{where}: tensor {tensor.name!r} keeps its data in {location!r}, "
+                             f"outside the model's folder or through a link: refused")
+
+
+def _tensors(graph):
+    """Every tensor a graph holds: its initializers and its nodes' tensor attributes,
+    subgraphs included."""
+    yield from graph.initializer
+    for node in graph.node:
+        for attribute in node.attribute:
+            yield from ([attribute.t] if attribute.HasField("t") else [])
+            yield from attribute.tensors
+            for subgraph in ([attribute.g] if attribute.HasField("g") else []) + \
+                    list(attribute.graphs):
+                yield from _tensors(subgraph)
 
 
 def real_input(graph):

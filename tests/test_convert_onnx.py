@@ -488,3 +488,52 @@ def test_a_cast_to_an_integer_is_refused_by_name():
              helper.make_node("Gemm", ["c", "w"], ["y"], name="fc", transB=1)]
     with pytest.raises(ValueError, match="node 'to_int' \\(Cast\\) casts to INT64"):
         convert(make_model(nodes, {"w": np.ones((2, 3))}, [3]))
+
+
+@pytest.mark.parametrize("location, link", [("../secret.bin", False), ("/tmp/secret.bin", False),
+                                            ("link.bin", True)])
+def test_external_data_outside_the_model_s_folder_is_refused(location, link, tmp_path, capsys):
+    """A hostile model naming another file as its weights' storage: refused before a byte
+    of it is read, whatever the onnx package's own checks."""
+    from edgebnn.converters.__main__ import main
+    (tmp_path / "secret.bin").write_bytes(np.arange(6, dtype=np.float32).tobytes())
+    folder = tmp_path / "model"
+    folder.mkdir()
+    if link:
+        (folder / "link.bin").symlink_to(tmp_path / "secret.bin")
+    model = make_model([helper.make_node("MatMul", ["x", "w"], ["y"])], {"w": np.ones((3, 2))}, [3],
+                       batch=1)
+    weight = model.graph.initializer[0]
+    weight.ClearField("raw_data")
+    weight.data_location = TensorProto.EXTERNAL
+    entry = weight.external_data.add()
+    entry.key, entry.value = "location", location.replace("/tmp", str(tmp_path))
+    (folder / "m.onnx").write_bytes(model.SerializeToString())
+    assert main([str(folder / "m.onnx"), str(tmp_path / "m.h5")]) == 2
+    assert "outside the model's folder or through a link" in capsys.readouterr().err
+    assert not (tmp_path / "m.h5").exists()
+
+
+def test_a_cnn_from_torchs_default_exporter_converts_with_its_data_file(tmp_path):
+    """torch.onnx.export at its defaults writes the weights to NAME.onnx.data beside the
+    model; converted with no flags, the net answers real digits as PyTorch does."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnxscript")
+    nn = torch.nn
+    torch.manual_seed(1)
+    net = nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+                        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(),
+                        nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 10)).eval()
+    from edgebnn import models
+    x = np.load(models.path("mnist-samples.npz"))["images"].astype(np.float32) / 255
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, (torch.from_numpy(x[:1, None]),), str(tmp_path / "lenet.onnx"))
+    assert (tmp_path / "lenet.onnx.data").exists()
+    from edgebnn.converters.__main__ import main
+    assert main([str(tmp_path / "lenet.onnx"), str(tmp_path / "lenet.h5")]) == 0
+    results = Runtime(str(tmp_path / "lenet.h5")).classify_batch(x)
+    with torch.no_grad():
+        want = torch.softmax(net(torch.from_numpy(x[:, None])), dim=1).numpy()
+    assert [r.label for r in results] == list(want.argmax(axis=1))
+    np.testing.assert_allclose([r.scores for r in results], want, atol=1e-3)
