@@ -182,3 +182,43 @@ def test_a_relu_after_an_average_pool_is_refused():
                               torch.nn.Flatten(), torch.nn.Linear(2 * 3 * 3, 4))
     with pytest.raises(ValueError, match=r"\(ReLU\) follows no float dense layer"):
         convert(net, (1, 8, 8))
+
+
+def test_the_c_kernel_and_the_twin_agree_on_random_shapes():
+    """Windows past a padding wider than the kernel, strides longer than the kernel, one
+    channel or several: the C scatter and the twin's im2col agree to rounding; max pools
+    exactly, average pools to rounding."""
+    from edgebnn.kernels import c_available, c_library, numpy_twin
+    from edgebnn.kernels.contract import Link
+    from edgebnn.kernels.geometry import ConvShape
+    if not c_available():
+        pytest.skip("the C kernel is not built")
+    rng = np.random.default_rng(11)
+    tried = 0
+    while tried < 60:
+        (height, width, channels), (kh, kw), (sh, sw), (ph, pw) = (
+            rng.integers(1, 9, 3), rng.integers(1, 5, 2), rng.integers(1, 4, 2),
+            rng.integers(0, 4, 2))
+        n_out = int(rng.integers(1, 20))
+        conv = ConvShape(*map(int, (height, width, channels, 0, n_out, kh, kw, sh, sw, ph, pw)),
+                         1, 1)
+        if min(conv.conv_h, conv.conv_w) < 1 or height < kh or width < kw:
+            continue
+        tried += 1
+        pool = conv._replace(out_channels=int(channels), pad_h=0, pad_w=0)
+        columns = rng.standard_normal((kh * kw * channels, n_out)).astype(np.float32)
+        bias = rng.standard_normal(n_out).astype(np.float32)
+        x = rng.standard_normal((3, height * width * channels)).astype(np.float32)
+        x[rng.random(x.shape) < 0.5] = 0
+
+        def run(kernels, plan, size):
+            out = np.zeros((3, size), np.float32)
+            return kernels.chain([Link(plan, None, out)])(x)
+        convs = [run(k, k.ConvFloat(conv, columns, bias, tried % 2 == 0),
+                     conv.conv_h * conv.conv_w * n_out) for k in (c_library, numpy_twin)]
+        np.testing.assert_allclose(*convs, rtol=1e-4, atol=1e-4, err_msg=str(conv))
+        for average in (False, True):
+            pools = [run(k, k.PoolFloat(pool, average), pool.conv_h * pool.conv_w * channels)
+                     for k in (c_library, numpy_twin)]
+            np.testing.assert_allclose(*pools, rtol=0 if not average else 1e-6,
+                                       atol=0 if not average else 1e-6, err_msg=str(pool))
