@@ -458,6 +458,18 @@ BNN_AVX_TARGET static BNN_ALWAYS_INLINE void float_tail(float *out, float v, con
     }
 }
 
+/* add_row_portable 8 outputs a vector, the last n % 8 by float_tail. */
+BNN_AVX_TARGET static BNN_ALWAYS_INLINE void add_row_avx2(float *out, float v, const float *row,
+                                                          int32_t n)
+{
+    const __m256 value = _mm256_set1_ps(v);
+    const int32_t whole = n - n % 8;
+    for (int32_t j = 0; j < whole; j += 8)
+        _mm256_storeu_ps(out + j, _mm256_add_ps(_mm256_loadu_ps(out + j),
+                                                _mm256_mul_ps(value, _mm256_loadu_ps(row + j))));
+    float_tail(out, v, row, whole, n);
+}
+
 /* dense_float_portable 8 outputs a vector, 4 rows of w at a time: each
  * vector of sums is loaded once, gets the 4 rows' products one after the
  * other (the order of the portable loop, multiply then add, so the same
@@ -487,30 +499,17 @@ BNN_AVX_TARGET static void dense_float_avx2(const float *value, const int32_t *p
         float_tail(out, value[k + 2], r2, whole, n_out);
         float_tail(out, value[k + 3], r3, whole, n_out);
     }
-    for (; k < m; k++) {
-        const float *row = w + (size_t)place[k] * n_out;
-        const __m256 v = _mm256_set1_ps(value[k]);
-        for (int32_t j = 0; j < whole; j += 8)
-            _mm256_storeu_ps(out + j, _mm256_add_ps(_mm256_loadu_ps(out + j),
-                                                    _mm256_mul_ps(v, _mm256_loadu_ps(row + j))));
-        float_tail(out, value[k], row, whole, n_out);
-    }
+    for (; k < m; k++)
+        add_row_avx2(out, value[k], w + (size_t)place[k] * n_out, n_out);
 }
 
-/* float_scatter_portable 8 outputs a vector: multiply, then add, so the
- * same bits. */
+/* float_scatter_portable with add_row_avx2. */
 BNN_AVX_TARGET static void float_scatter_avx2(float *out, ptrdiff_t out_step, float v,
                                               const float *w, ptrdiff_t w_step, int32_t count,
                                               int32_t n)
 {
-    const __m256 value = _mm256_set1_ps(v);
-    const int32_t whole = n - n % 8;
-    for (int32_t t = 0; t < count; t++, out += out_step, w += w_step) {
-        for (int32_t j = 0; j < whole; j += 8)
-            _mm256_storeu_ps(out + j, _mm256_add_ps(_mm256_loadu_ps(out + j),
-                                                    _mm256_mul_ps(value, _mm256_loadu_ps(w + j))));
-        float_tail(out, v, w, whole, n);
-    }
+    for (int32_t t = 0; t < count; t++, out += out_step, w += w_step)
+        add_row_avx2(out, v, w, n);
 }
 
 #if (defined(__clang__) && __clang_major__ >= 7) || (!defined(__clang__) && __GNUC__ >= 8)
@@ -614,34 +613,36 @@ static void int8_dot4_portable(const int8_t *q, const int8_t *w, size_t row, int
 #endif
 }
 
+/* out[j] = out[j] + v * row[j] for j < n, each product and sum rounded to
+ * float: the one step of the float dense and convolution kernels (compilers
+ * vectorize it). */
+static inline void add_row_portable(float *out, float v, const float *row, int32_t n)
+{
+    for (int32_t j = 0; j < n; j++) {
+        BNN_ROUNDED product = v * row[j];
+        out[j] = out[j] + product;
+    }
+}
+
 /* The sums of a float dense layer over its m nonzero inputs, value[k] at
  * place[k]: out[j] = sum_k value[k] * w[place[k]][j], k in increasing
- * order, one row of w added to all of out at a time (compilers vectorize it). */
+ * order, one row of w added to all of out at a time. */
 static void dense_float_portable(const float *value, const int32_t *place, int32_t m,
                                  const float *w, int32_t n_out, float *out)
 {
     for (int32_t j = 0; j < n_out; j++)
         out[j] = 0.0f;
-    for (int32_t k = 0; k < m; k++) {
-        const float v = value[k], *row = w + (size_t)place[k] * n_out;
-        for (int32_t j = 0; j < n_out; j++) {
-            BNN_ROUNDED product = v * row[j];
-            out[j] = out[j] + product;
-        }
-    }
+    for (int32_t k = 0; k < m; k++)
+        add_row_portable(out, value[k], w + (size_t)place[k] * n_out, n_out);
 }
 
 /* A convolution's updates from one input value v: for t < count, the n
- * sums at out + t * out_step get v times the weights at w + t * w_step,
- * out[j] = out[j] + v * w[j], each product and sum rounded to float. */
+ * sums at out + t * out_step get v times the weights at w + t * w_step. */
 static void float_scatter_portable(float *out, ptrdiff_t out_step, float v, const float *w,
                                    ptrdiff_t w_step, int32_t count, int32_t n)
 {
     for (int32_t t = 0; t < count; t++, out += out_step, w += w_step)
-        for (int32_t j = 0; j < n; j++) {
-            BNN_ROUNDED product = v * w[j];
-            out[j] = out[j] + product;
-        }
+        add_row_portable(out, v, w, n);
 }
 
 /* The popcount paths this build has, each its instances of the kernels;
@@ -899,13 +900,10 @@ static inline int32_t nonzero_float(float v)
     return (bits << 1) != 0;
 }
 
-/* out = bias + the sums of the m nonzero inputs (value, place), ReLU'd. */
-static void dense_float_sums(const float *value, const int32_t *place, int32_t m,
-                             const float *weight_t, int32_t n_out, const float *bias,
-                             int32_t relu, float *out)
+/* The float layers' last step on n sums: out[j] + bias[j], ReLU'd. */
+static void add_bias(float *out, int32_t n, const float *bias, int32_t relu)
 {
-    path_in_use()->dense_float(value, place, m, weight_t, n_out, out);
-    for (int32_t j = 0; j < n_out; j++) {
+    for (int32_t j = 0; j < n; j++) {
         BNN_ROUNDED sum = out[j] + bias[j];
         out[j] = relu && sum < 0.0f ? 0.0f : sum;
     }
@@ -920,7 +918,8 @@ void bnn_dense_float(const float *x, int32_t n_in, const float *weight_t, int32_
         place[m] = i;
         m += nonzero_float(x[i]);
     }
-    dense_float_sums(work, place, m, weight_t, n_out, bias, relu, out);
+    path_in_use()->dense_float(work, place, m, weight_t, n_out, out);
+    add_bias(out, n_out, bias, relu);
 }
 
 /* The kernel offsets k (k = first, first + stride, ... below kernel) that
@@ -985,10 +984,7 @@ void bnn_conv_float(const float *x, const bnn_conv_shape *shape, const float *co
         }
     }
     for (float *at = out; at < out + outputs; at += n_out)
-        for (int32_t j = 0; j < n_out; j++) {
-            BNN_ROUNDED sum = at[j] + bias[j];
-            at[j] = relu && sum < 0.0f ? 0.0f : sum;
-        }
+        add_bias(at, n_out, bias, relu);
 }
 
 void bnn_pool_float(const float *x, const bnn_conv_shape *shape, int32_t average, float *out)
